@@ -1,0 +1,63 @@
+// Only what Swift cannot import directly: libbpf's option macros, the perf_event_open syscall and
+// libbpf's variadic print callback.
+#ifndef CLIBBPF_SHIM_H
+#define CLIBBPF_SHIM_H
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <linux/perf_event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "hearth_sampler_types.h"
+
+_Static_assert(sizeof(struct hearth_sample_key) == 48, "hearth_sample_key layout changed");
+_Static_assert(sizeof(struct hearth_config) == 16, "hearth_config layout changed");
+
+static inline struct bpf_object *CLibbpf_open_mem(const void *bytes, size_t size, const char *name) {
+    LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name);
+    return bpf_object__open_mem(bytes, size, &opts);
+}
+
+/// Opens a cpu-clock software event in frequency mode on one CPU, for every process.
+/// Returns the file descriptor or -errno.
+static inline int CLibbpf_open_cpu_clock(int cpu, unsigned long long frequency) {
+    struct perf_event_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.size = sizeof(attr);
+    attr.type = PERF_TYPE_SOFTWARE;
+    attr.config = PERF_COUNT_SW_CPU_CLOCK;
+    attr.freq = 1;
+    attr.sample_freq = frequency;
+    int fd = (int)syscall(__NR_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+/// Batch lookup-and-delete with default options. Returns 0 or -errno; `*count` is updated in place.
+static inline int CLibbpf_lookup_and_delete_batch(int fd, void *in_batch, void *out_batch, void *keys,
+                                                  void *values, __u32 *count) {
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    int err = bpf_map_lookup_and_delete_batch(fd, in_batch, out_batch, keys, values, count, &opts);
+    return err < 0 ? -errno : 0;
+}
+
+/// Enables libbpf's messages into `sink` (one formatted line at a time), or silences it when NULL.
+typedef void (*CLibbpf_line_sink)(int level, const char *line);
+static CLibbpf_line_sink CLibbpf_current_sink;
+static inline int CLibbpf_print_trampoline(enum libbpf_print_level level, const char *format, va_list args) {
+    char line[1024];
+    vsnprintf(line, sizeof(line), format, args);
+    CLibbpf_line_sink sink = CLibbpf_current_sink;
+    if (sink) sink((int)level, line);
+    return 0;
+}
+static inline void CLibbpf_set_print(CLibbpf_line_sink sink) {
+    CLibbpf_current_sink = sink;
+    libbpf_set_print(CLibbpf_print_trampoline);
+}
+
+#endif

@@ -1,0 +1,146 @@
+// Hearth's CPU sampler. Attached to one PERF_COUNT_SW_CPU_CLOCK event per online CPU (frequency mode),
+// it aggregates in the kernel: one counter per (process, cgroup, user stack, kernel stack).
+//
+// Two sets of count and stack maps alternate: the program writes into the set named by
+// config.active_set while user space drains and clears the other, so a drain never races the program
+// and the stack map is emptied every interval.
+//
+// Every path that drops a sample increments a counter in `counters`: there is no silent loss.
+
+#include <linux/bpf.h>
+#include <linux/bpf_perf_event.h>
+#include <linux/errno.h>
+#include <bpf/bpf_helpers.h>
+
+#include "hearth_sampler_types.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct hearth_config);
+} config SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, HEARTH_COUNTER_COUNT);
+    __type(key, __u32);
+    __type(value, __u64);
+} counters SEC(".maps");
+
+// cgroup id -> probability (out of HEARTH_PROBABILITY_ONE) that a sample from it is kept.
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, HEARTH_TARGET_CGROUPS_ENTRIES);
+    __type(key, __u64);
+    __type(value, __u32);
+} target_cgroups SEC(".maps");
+
+#define HEARTH_COUNTS_MAP(name)                                  \
+    struct {                                                     \
+        __uint(type, BPF_MAP_TYPE_HASH);                         \
+        __uint(max_entries, HEARTH_COUNTS_MAP_ENTRIES);          \
+        __type(key, struct hearth_sample_key);                   \
+        __type(value, __u64);                                    \
+    } name SEC(".maps")
+
+#define HEARTH_STACKS_MAP(name)                                                  \
+    struct {                                                                     \
+        __uint(type, BPF_MAP_TYPE_STACK_TRACE);                                  \
+        __uint(max_entries, HEARTH_STACK_MAP_ENTRIES);                           \
+        __uint(key_size, sizeof(__u32));                                         \
+        __uint(value_size, HEARTH_MAX_STACK_DEPTH * sizeof(__u64));              \
+    } name SEC(".maps")
+
+HEARTH_COUNTS_MAP(counts_0);
+HEARTH_COUNTS_MAP(counts_1);
+HEARTH_STACKS_MAP(stacks_0);
+HEARTH_STACKS_MAP(stacks_1);
+
+static __always_inline void count(__u32 counter) {
+    __u64 *value = bpf_map_lookup_elem(&counters, &counter);
+    if (value) *value += 1;  // per-CPU slot: no atomic needed
+}
+
+// Records a stack id error, telling "there is no such stack" (not an error) from a real loss.
+static __always_inline void count_stack_error(long id, __u32 counter) {
+    if (id >= 0 || id == -EFAULT) return;
+    if (id == -EEXIST) count(HEARTH_COUNTER_STACK_COLLISION);
+    else if (id == -ENOMEM) count(HEARTH_COUNTER_STACK_MAP_FULL);
+    else count(counter);
+}
+
+static __always_inline int record(void *counts, void *stacks, struct bpf_perf_event_data *ctx, __u64 pid_tgid,
+                                  __u64 cgroup_id) {
+    struct hearth_sample_key key = {};
+    key.pid = pid_tgid >> 32;
+    key.tid = (__u32)pid_tgid;
+    key.cgroup_id = cgroup_id;
+    bpf_get_current_comm(&key.comm, sizeof(key.comm));
+
+    long user = bpf_get_stackid(ctx, stacks, BPF_F_USER_STACK | BPF_F_FAST_STACK_CMP);
+    long kernel = bpf_get_stackid(ctx, stacks, BPF_F_FAST_STACK_CMP);
+    count_stack_error(user, HEARTH_COUNTER_USER_STACK_ERROR);
+    count_stack_error(kernel, HEARTH_COUNTER_KERNEL_STACK_ERROR);
+    key.user_stack_id = (__s32)user;
+    key.kernel_stack_id = (__s32)kernel;
+
+    __u64 *value = bpf_map_lookup_elem(counts, &key);
+    if (value) {
+        __sync_fetch_and_add(value, 1);
+    } else {
+        __u64 one = 1;
+        if (bpf_map_update_elem(counts, &key, &one, BPF_NOEXIST) != 0) {
+            // Another CPU may have inserted the same key in between: add to it instead.
+            value = bpf_map_lookup_elem(counts, &key);
+            if (!value) {
+                count(HEARTH_COUNTER_COUNTS_MAP_FULL);
+                return 0;
+            }
+            __sync_fetch_and_add(value, 1);
+        }
+    }
+    count(HEARTH_COUNTER_RECORDED);
+    return 0;
+}
+
+SEC("perf_event")
+int hearth_sample(struct bpf_perf_event_data *ctx) {
+    count(HEARTH_COUNTER_SAMPLES);
+
+    __u32 zero = 0;
+    struct hearth_config *cfg = bpf_map_lookup_elem(&config, &zero);
+    if (!cfg) {
+        count(HEARTH_COUNTER_CONFIG_MISSING);
+        return 0;
+    }
+
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    __u32 pid = pid_tgid >> 32;
+    if (pid == 0) {
+        count(HEARTH_COUNTER_IDLE);
+        return 0;
+    }
+    if (cfg->filter_pid != 0 && cfg->filter_pid != pid) {
+        count(HEARTH_COUNTER_FILTERED_PID);
+        return 0;
+    }
+
+    __u64 cgroup_id = bpf_get_current_cgroup_id();
+    if (cfg->filter_cgroups) {
+        __u32 *probability = bpf_map_lookup_elem(&target_cgroups, &cgroup_id);
+        if (!probability) {
+            count(HEARTH_COUNTER_FILTERED_CGROUP);
+            return 0;
+        }
+        if (*probability != HEARTH_PROBABILITY_ONE && bpf_get_prandom_u32() > *probability) {
+            count(HEARTH_COUNTER_SUBSAMPLED);
+            return 0;
+        }
+    }
+
+    if (cfg->active_set == 0) return record(&counts_0, &stacks_0, ctx, pid_tgid, cgroup_id);
+    return record(&counts_1, &stacks_1, ctx, pid_tgid, cgroup_id);
+}

