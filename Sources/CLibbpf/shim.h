@@ -15,7 +15,7 @@
 
 #include "hearth_sampler_types.h"
 
-_Static_assert(sizeof(struct hearth_sample_key) == 48, "hearth_sample_key layout changed");
+_Static_assert(sizeof(struct hearth_sample_key) == 40, "hearth_sample_key layout changed");
 _Static_assert(sizeof(struct hearth_config) == 16, "hearth_config layout changed");
 
 static inline struct bpf_object *CLibbpf_open_mem(const void *bytes, size_t size, const char *name) {
@@ -37,6 +37,12 @@ static inline int CLibbpf_open_cpu_clock(int cpu, unsigned long long frequency) 
     return fd < 0 ? -errno : fd;
 }
 
+/// 1 when the kernel has the bpf() system call: an invalid command answers EINVAL or EPERM, not ENOSYS.
+static inline int CLibbpf_has_bpf_syscall(void) {
+    long result = syscall(__NR_bpf, -1, NULL, 0);
+    return !(result == -1 && errno == ENOSYS);
+}
+
 /// Batch lookup-and-delete with default options. Returns 0 or -errno; `*count` is updated in place.
 static inline int CLibbpf_lookup_and_delete_batch(int fd, void *in_batch, void *out_batch, void *keys,
                                                   void *values, __u32 *count) {
@@ -45,19 +51,15 @@ static inline int CLibbpf_lookup_and_delete_batch(int fd, void *in_batch, void *
     return err < 0 ? -errno : 0;
 }
 
-/// Enables libbpf's messages into `sink` (one formatted line at a time), or silences it when NULL.
-typedef void (*CLibbpf_line_sink)(int level, const char *line);
-static CLibbpf_line_sink CLibbpf_current_sink;
+/// Receives every libbpf message as one formatted line; defined in Swift (HearthSampler, with @_cdecl).
+extern void HearthSampler_libbpf_line(int level, const char *line);
+
 static inline int CLibbpf_print_trampoline(enum libbpf_print_level level, const char *format, va_list args) {
     char line[1024];
     vsnprintf(line, sizeof(line), format, args);
-    CLibbpf_line_sink sink = CLibbpf_current_sink;
-    if (sink) sink((int)level, line);
+    HearthSampler_libbpf_line((int)level, line);
     return 0;
 }
-static inline void CLibbpf_set_print(CLibbpf_line_sink sink) {
-    CLibbpf_current_sink = sink;
-    libbpf_set_print(CLibbpf_print_trampoline);
-}
+static inline void CLibbpf_route_print(void) { libbpf_set_print(CLibbpf_print_trampoline); }
 
 #endif

@@ -1,0 +1,337 @@
+internal import CLibbpf
+import Foundation
+import HearthBPF
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Samples the stacks of every CPU with the embedded BPF program and aggregates them in the kernel.
+///
+/// Two sets of count and stack maps alternate. ``drain()`` points the program at the other set, then reads and
+/// empties the set it just left, so user space never races the program and the stack map never fills up
+/// across intervals. Sampling stops when the sampler is released.
+public final class CPUSampler: Sendable {
+    private let state: Mutex<State>
+    private let logger: Logger
+    public let configuration: SamplerConfiguration
+    /// The CPUs a perf event was attached to.
+    public let cpus: [Int]
+
+    /// Loads the program, fills its filter maps and attaches it to a cpu-clock event on every CPU.
+    public init(configuration: SamplerConfiguration, logger: Logger) throws(BPFError) {
+        guard (1...10_000).contains(configuration.frequency) else {
+            throw BPFError(
+                code: .unsupported,
+                message: "frequency \(configuration.frequency) Hz is out of range: use 1 to 10000 (99 is typical)"
+            )
+        }
+        LibbpfLog.install(logger)
+        let object = try BPFObject(bytes: EmbeddedBPFObject.sampler.bytes, name: EmbeddedBPFObject.sampler.name)
+        let maps = try Maps(object: object)
+
+        try Self.writeTargetCgroups(configuration.targetCgroups ?? [:], into: maps.targetCgroups)
+        var config = hearth_config()
+        config.active_set = 0
+        config.filter_pid = UInt32(bitPattern: configuration.pid ?? 0)
+        config.filter_cgroups = configuration.targetCgroups == nil ? 0 : 1
+        try Self.writeConfig(config, into: maps.config)
+
+        let program = try object.program(named: "hearth_sample")
+        let cpus = configuration.cpus ?? OnlineCPUs.read()
+        var links = BPFLinkGroup()
+        for cpu in cpus {
+            let event = try PerfEventDescriptor(cpuClockOn: cpu, frequency: configuration.frequency)
+            links.append(try event.attach(program: program))
+        }
+        logger.debug(
+            "sampler attached",
+            metadata: ["bpf.cpus": "\(cpus.count)", "bpf.frequency": "\(configuration.frequency)"]
+        )
+
+        self.configuration = configuration
+        self.cpus = cpus
+        self.logger = logger
+        self.state = Mutex(State(object: object, links: links, maps: maps, config: config))
+    }
+
+    /// Reads and empties everything recorded since the previous drain. Blocking: call it off the cooperative pool.
+    public func drain() throws(BPFError) -> SamplerDrain {
+        try self.state.withLock { state throws(BPFError) in try state.drain() }
+    }
+
+    /// The program's counters so far, without draining.
+    public func counters() throws(BPFError) -> SamplerCounters {
+        try self.state.withLock { state throws(BPFError) in try state.readCounters() }
+    }
+
+    private static func writeConfig(_ config: hearth_config, into fd: Int32) throws(BPFError) {
+        var key: UInt32 = 0
+        var value = config
+        let result = bpf_map_update_elem(fd, &key, &value, UInt64(BPF_ANY))
+        if result != 0 { throw BPFError(code: .mapOperation, message: "write the sampler config", errno: -result) }
+    }
+
+    private static func writeTargetCgroups(_ targets: [UInt64: Double], into fd: Int32) throws(BPFError) {
+        for (cgroup, probability) in targets {
+            var key = cgroup
+            var value = Self.threshold(probability: probability)
+            let result = bpf_map_update_elem(fd, &key, &value, UInt64(BPF_ANY))
+            if result != 0 {
+                throw BPFError(code: .mapOperation, message: "add target cgroup \(cgroup)", errno: -result)
+            }
+        }
+    }
+
+    /// The program keeps a sample when a random 32-bit number is at most this threshold.
+    static func threshold(probability: Double) -> UInt32 {
+        if probability >= 1 { return HEARTH_PROBABILITY_ONE }
+        if probability <= 0 { return 0 }
+        return UInt32((probability * Double(HEARTH_PROBABILITY_ONE)).rounded(.down))
+    }
+}
+
+/// The map descriptors the sampler uses; valid while the object lives.
+private struct Maps {
+    let config: Int32
+    let counters: Int32
+    let targetCgroups: Int32
+    let counts: [Int32]
+    let stacks: [Int32]
+
+    init(object: borrowing BPFObject) throws(BPFError) {
+        self.config = try object.mapDescriptor(named: "config")
+        self.counters = try object.mapDescriptor(named: "counters")
+        self.targetCgroups = try object.mapDescriptor(named: "target_cgroups")
+        self.counts = [try object.mapDescriptor(named: "counts_0"), try object.mapDescriptor(named: "counts_1")]
+        self.stacks = [try object.mapDescriptor(named: "stacks_0"), try object.mapDescriptor(named: "stacks_1")]
+    }
+}
+
+extension CPUSampler {
+    fileprivate struct State: ~Copyable {
+        let object: BPFObject
+        let links: BPFLinkGroup
+        let maps: Maps
+        var config: hearth_config
+        var batchSupported = true
+        var stacksMissingAtDrain: UInt64 = 0
+
+        init(object: consuming BPFObject, links: consuming BPFLinkGroup, maps: Maps, config: hearth_config) {
+            self.object = object
+            self.links = links
+            self.maps = maps
+            self.config = config
+        }
+
+        mutating func drain() throws(BPFError) -> SamplerDrain {
+            let drained = Int(self.config.active_set)
+            var next = self.config
+            next.active_set = drained == 0 ? 1 : 0
+            try CPUSampler.writeConfig(next, into: self.maps.config)
+            self.config = next
+            // A program that read the old config just before the switch finishes within microseconds.
+            usleep(2_000)
+
+            let buckets = try self.readAndDeleteCounts(fd: self.maps.counts[drained])
+            var stacks = StackReader(fd: self.maps.stacks[drained])
+            var samples: [RawStackSample] = []
+            samples.reserveCapacity(buckets.count)
+            for (key, count) in buckets {
+                var key = key
+                let comm = withUnsafeBytes(of: &key.comm) { raw in
+                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+                }
+                let user = stacks.stack(id: key.user_stack_id)
+                let kernel = stacks.stack(id: key.kernel_stack_id)
+                samples.append(
+                    RawStackSample(
+                        pid: Int32(bitPattern: key.pid),
+                        tid: Int32(bitPattern: key.tid),
+                        cgroupID: key.cgroup_id,
+                        comm: comm,
+                        userStack: user,
+                        kernelStack: kernel,
+                        count: count
+                    )
+                )
+            }
+            self.stacksMissingAtDrain += stacks.missing
+            try stacks.clear()
+            return SamplerDrain(
+                samples: samples,
+                counters: try self.readCounters(),
+                usedBatchOperations: self.batchSupported
+            )
+        }
+
+        private mutating func readAndDeleteCounts(fd: Int32) throws(BPFError) -> [(hearth_sample_key, UInt64)] {
+            if self.batchSupported {
+                do {
+                    return try Self.batchLookupAndDelete(fd: fd)
+                } catch  where error.errno == EINVAL || error.errno == ENOTSUP || error.errno == 524 {
+                    // 524 is the kernel's ENOTSUPP: no batch operations on this kernel.
+                    self.batchSupported = false
+                }
+            }
+            return try Self.iterateAndDelete(fd: fd)
+        }
+
+        private static func batchLookupAndDelete(fd: Int32) throws(BPFError) -> [(hearth_sample_key, UInt64)] {
+            let chunk = 4096
+            var keys = [hearth_sample_key](repeating: hearth_sample_key(), count: chunk)
+            var values = [UInt64](repeating: 0, count: chunk)
+            // The batch token is opaque; a key-sized buffer is large enough for every map type.
+            var inBatch = [UInt8](repeating: 0, count: MemoryLayout<hearth_sample_key>.size)
+            var outBatch = inBatch
+            var result: [(hearth_sample_key, UInt64)] = []
+            var first = true
+            while true {
+                var count = UInt32(chunk)
+                let status = inBatch.withUnsafeMutableBytes { inBytes in
+                    outBatch.withUnsafeMutableBytes { outBytes in
+                        CLibbpf_lookup_and_delete_batch(
+                            fd,
+                            first ? nil : inBytes.baseAddress,
+                            outBytes.baseAddress,
+                            &keys,
+                            &values,
+                            &count
+                        )
+                    }
+                }
+                for index in 0..<Int(count) { result.append((keys[index], values[index])) }
+                if status == -ENOENT { return result }  // the map is empty now
+                if status != 0 {
+                    throw BPFError(code: .mapOperation, message: "batch lookup-and-delete counts", errno: -status)
+                }
+                first = false
+                inBatch = outBatch
+            }
+        }
+
+        private static func iterateAndDelete(fd: Int32) throws(BPFError) -> [(hearth_sample_key, UInt64)] {
+            var result: [(hearth_sample_key, UInt64)] = []
+            var key = hearth_sample_key()
+            var next = hearth_sample_key()
+            var hasKey = false
+            var keys: [hearth_sample_key] = []
+            while withUnsafeMutablePointer(
+                to: &key,
+                { current in
+                    bpf_map_get_next_key(fd, hasKey ? current : nil, &next)
+                }
+            ) == 0 {
+                keys.append(next)
+                key = next
+                hasKey = true
+            }
+            for var key in keys {
+                var value: UInt64 = 0
+                if bpf_map_lookup_elem(fd, &key, &value) == 0 { result.append((key, value)) }
+                _ = bpf_map_delete_elem(fd, &key)
+            }
+            return result
+        }
+
+        func readCounters() throws(BPFError) -> SamplerCounters {
+            let possibleCPUs = Int(libbpf_num_possible_cpus())
+            guard possibleCPUs > 0 else {
+                throw BPFError(code: .unsupported, message: "count possible CPUs", errno: -Int32(possibleCPUs))
+            }
+            var totals = [UInt64](repeating: 0, count: Int(HEARTH_COUNTER_COUNT.rawValue))
+            var perCPU = [UInt64](repeating: 0, count: possibleCPUs)
+            for index in totals.indices {
+                var key = UInt32(index)
+                let status = bpf_map_lookup_elem(self.maps.counters, &key, &perCPU)
+                if status != 0 {
+                    throw BPFError(code: .mapOperation, message: "read sampler counter \(index)", errno: -status)
+                }
+                totals[index] = perCPU.reduce(0, &+)
+            }
+            func value(_ counter: hearth_counter) -> UInt64 { totals[Int(counter.rawValue)] }
+            var counters = SamplerCounters()
+            counters.samples = value(HEARTH_COUNTER_SAMPLES)
+            counters.recorded = value(HEARTH_COUNTER_RECORDED)
+            counters.idle = value(HEARTH_COUNTER_IDLE)
+            counters.filteredByPID = value(HEARTH_COUNTER_FILTERED_PID)
+            counters.filteredByCgroup = value(HEARTH_COUNTER_FILTERED_CGROUP)
+            counters.subsampled = value(HEARTH_COUNTER_SUBSAMPLED)
+            counters.userStackErrors = value(HEARTH_COUNTER_USER_STACK_ERROR)
+            counters.kernelStackErrors = value(HEARTH_COUNTER_KERNEL_STACK_ERROR)
+            counters.stackCollisions = value(HEARTH_COUNTER_STACK_COLLISION)
+            counters.stackMapFull = value(HEARTH_COUNTER_STACK_MAP_FULL)
+            counters.countsMapFull = value(HEARTH_COUNTER_COUNTS_MAP_FULL)
+            counters.configMissing = value(HEARTH_COUNTER_CONFIG_MISSING)
+            counters.stacksMissingAtDrain = self.stacksMissingAtDrain
+            return counters
+        }
+    }
+}
+
+/// Reads stacks of one drained stack map (each at most once), then empties the map.
+private struct StackReader {
+    let fd: Int32
+    private var cache: [Int32: [UInt64]] = [:]
+    private(set) var missing: UInt64 = 0
+    private var buffer = [UInt64](repeating: 0, count: Int(HEARTH_MAX_STACK_DEPTH))
+
+    init(fd: Int32) {
+        self.fd = fd
+    }
+
+    /// The addresses of stack `id`, leaf first; empty for a negative id (no stack, or a loss already counted).
+    mutating func stack(id: Int32) -> [UInt64] {
+        guard id >= 0 else { return [] }
+        if let cached = self.cache[id] { return cached }
+        var key = UInt32(id)
+        var addresses: [UInt64] = []
+        if bpf_map_lookup_elem(self.fd, &key, &self.buffer) == 0 {
+            addresses = Array(self.buffer.prefix(while: { $0 != 0 }))
+        } else {
+            self.missing += 1
+        }
+        self.cache[id] = addresses
+        return addresses
+    }
+
+    /// Deletes every stack read, then anything left over (stacks of samples lost to a full counts map).
+    mutating func clear() throws(BPFError) {
+        for id in self.cache.keys {
+            var key = UInt32(id)
+            _ = bpf_map_delete_elem(self.fd, &key)
+        }
+        var key: UInt32 = 0
+        while bpf_map_get_next_key(self.fd, nil, &key) == 0 {
+            let status = bpf_map_delete_elem(self.fd, &key)
+            if status != 0 {
+                throw BPFError(code: .mapOperation, message: "clear the stack map", errno: -status)
+            }
+        }
+    }
+}
+
+/// The online CPUs, from /sys/devices/system/cpu/online ("0-3,5").
+enum OnlineCPUs {
+    static func read(path: String = "/sys/devices/system/cpu/online") -> [Int] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            return Array(0..<Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        }
+        return parse(text)
+    }
+
+    static func parse(_ text: String) -> [Int] {
+        var cpus: [Int] = []
+        for part in text.split(whereSeparator: { $0 == "," || $0.isWhitespace }) {
+            let bounds = part.split(separator: "-").compactMap { Int($0) }
+            if bounds.count == 2, bounds[0] <= bounds[1] {
+                cpus.append(contentsOf: bounds[0]...bounds[1])
+            } else if bounds.count == 1 {
+                cpus.append(bounds[0])
+            }
+        }
+        return cpus
+    }
+}
