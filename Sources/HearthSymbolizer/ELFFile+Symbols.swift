@@ -83,8 +83,10 @@ extension ELFFile {
             }
             let table = ELFBytes(bytes: try self.data(of: section), littleEndian: self.isLittleEndian)
             let strings = ELFBytes(bytes: try self.data(of: stringSection), littleEndian: self.isLittleEndian)
-            // entrySize ≥ 16 and the table was read (≤ 512 MiB), so the count and all offsets fit in an Int.
-            let stride = Int(section.entrySize)
+            // The table was read (≤ 512 MiB) and the stride is at most its size, so every offset fits an Int.
+            guard let stride = Int(exactly: section.entrySize), stride <= table.count else {
+                continue
+            }
             let count = table.count / stride
             if count < 2 {
                 continue

@@ -530,33 +530,49 @@ public struct ELFFile: Sendable {
     /// address of file offset `fileOffset` is `start`, and its link-time address is
     /// `p_vaddr + fileOffset - p_offset`, so `bias = start - fileOffset - (p_vaddr - p_offset)`, in
     /// wrapping arithmetic. For non-PIE executables this is 0; for PIE and shared objects, the load address.
-    /// If no segment matches, the bias assumes link-time addresses equal file offsets.
+    ///
+    /// When several segments share the mapping's first file page (linkers pack a read-only segment and the
+    /// code segment into one page), a segment whose `PF_X` matches `executable` is preferred, so the bias of
+    /// executable mappings, the ones stack addresses fall in, is exact. If no segment matches, the bias
+    /// assumes link-time addresses equal file offsets.
     ///
     /// - Parameters:
     ///   - start: The mapping's start address, from `/proc/PID/maps`.
     ///   - fileOffset: The mapping's file offset, from `/proc/PID/maps`.
-    public func loadBias(mappingStart start: UInt64, fileOffset: UInt64) -> UInt64 {
-        Self.loadBias(segments: self.programHeaders, mappingStart: start, fileOffset: fileOffset)
+    ///   - executable: Whether the mapping is executable (`r-xp`).
+    public func loadBias(mappingStart start: UInt64, fileOffset: UInt64, executable: Bool = true) -> UInt64 {
+        Self.loadBias(
+            segments: self.programHeaders,
+            mappingStart: start,
+            fileOffset: fileOffset,
+            executable: executable
+        )
     }
 
-    static func loadBias(segments: [ProgramHeader], mappingStart start: UInt64, fileOffset: UInt64) -> UInt64 {
+    static func loadBias(
+        segments: [ProgramHeader],
+        mappingStart start: UInt64,
+        fileOffset: UInt64,
+        executable: Bool = true
+    ) -> UInt64 {
         let pageMask: UInt64 = ~0xfff
-        var candidate: ProgramHeader?
+        var best: ProgramHeader?
+        var bestScore = -1
         for header in segments where header.isLoad {
             let segmentStart = header.offset & pageMask
             let (segmentEnd, overflow) = header.offset.addingReportingOverflow(header.fileSize)
+            let startsHere = segmentStart == fileOffset
             let contains = fileOffset >= segmentStart && (overflow || fileOffset < segmentEnd)
-            if segmentStart == fileOffset || contains {
-                if candidate == nil || (header.isExecutable && !(candidate?.isExecutable ?? false)) {
-                    candidate = header
-                }
-                if segmentStart == fileOffset && header.isExecutable {
-                    candidate = header
-                    break
-                }
+            guard startsHere || contains else {
+                continue
+            }
+            let score = (header.isExecutable == executable ? 2 : 0) + (startsHere ? 1 : 0)
+            if score > bestScore {
+                best = header
+                bestScore = score
             }
         }
-        guard let segment = candidate else {
+        guard let segment = best else {
             return start &- fileOffset
         }
         return start &- fileOffset &- (segment.virtualAddress &- segment.offset)

@@ -227,7 +227,8 @@ public final class Symbolizer: Sendable {
             let bias = ELFFile.loadBias(
                 segments: module.loadSegments,
                 mappingStart: mapping.start,
-                fileOffset: mapping.fileOffset
+                fileOffset: mapping.fileOffset,
+                executable: mapping.isExecutable
             )
             resolution = .module(module, bias: bias)
         } else {

