@@ -217,6 +217,12 @@ struct SymbolTable: Sendable {
         var count: Int { self.entries.count }
 
         mutating func add(_ symbol: RawFunctionSymbol) {
+            var symbol = symbol
+            // Symbol versions spelled into .symtab names (`realpath@@GLIBC_2.3`, `memcpy@GLIBC_2.2.5`, as in
+            // glibc's debug files) are not part of the function's name.
+            if let at = symbol.name.firstIndex(of: UInt8(ascii: "@")), at > symbol.name.startIndex {
+                symbol.name = symbol.name[symbol.name.startIndex..<at]
+            }
             guard symbol.name.count < Int(UInt32.max), self.names.count < Int(UInt32.max) - symbol.name.count else {
                 return
             }
