@@ -100,6 +100,27 @@ struct ELFFileTests {
         )
     }
 
+    @Test("reads ELF32 and big-endian files: symbols and build ids equal to nm and readelf")
+    func foreignClassesAndByteOrders() throws {
+        let fixtures = try Fixtures.get()
+        let expected: [(is64: Bool, littleEndian: Bool)] = [(false, true), (true, false), (false, false)]
+        for (path, shape) in zip(fixtures.foreign, expected) {
+            let elf = try ELFFile(path: path)
+            #expect(elf.is64Bit == shape.is64 && elf.isLittleEndian == shape.littleEndian, "\(path)")
+            #expect(elf.fileType == .executable)
+            #expect(elf.buildID == (try? readelfBuildID(path)))
+            let nm = try nmSymbols(path)
+            let symbols = try elf.functionSymbols()
+            for name in ["f", "g", "_start"] {
+                let symbol = try #require(symbols.first { $0.name == name }, "\(name) in \(path)")
+                let reference = try #require(nm[name])
+                #expect(symbol.value == reference.value && symbol.size == reference.size, "\(name) in \(path)")
+            }
+            let text = try #require(elf.programHeaders.first { $0.isLoad && $0.isExecutable })
+            #expect(elf.loadBias(mappingStart: text.virtualAddress & ~0xfff, fileOffset: text.offset & ~0xfff) == 0)
+        }
+    }
+
     @Test("rejects non-ELF input with typed errors")
     func rejects() throws {
         for bytes in [[], [0x7f, 0x45], Array("#!/bin/sh\necho hello\n".utf8), [0x7f, 0x45, 0x4c, 0x46, 9, 1, 1]] {

@@ -166,13 +166,15 @@ struct ELFFuzzTests {
     @Test("thousands of truncated and mutated ELF files produce errors, never traps")
     func mutatedFiles() throws {
         let fixtures = try Fixtures.get()
-        let originals = try ["/bin/ls", fixtures.pie, fixtures.nonPIE, fixtures.library].map { path in
+        let paths = ["/bin/ls", fixtures.pie, fixtures.nonPIE, fixtures.library] + fixtures.foreign
+        let originals = try paths.map { path in
             [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         }
         var random = SeededGenerator(state: 0x4845_4152_5448)
+        let started = ContinuousClock.now
         var parsed = 0
         var rejected = 0
-        let iterationsPerFile = 1000
+        let iterationsPerFile = 1500
         for original in originals {
             #expect(exercise(original))
             for _ in 0..<iterationsPerFile {
@@ -183,9 +185,33 @@ struct ELFFuzzTests {
                 }
             }
         }
+        print("ELF fuzzing: \(parsed) mutated files parsed, \(rejected) rejected, in \(ContinuousClock.now - started)")
         // Both outcomes must occur, or the mutations aren't reaching the parser.
         #expect(parsed > 100)
         #expect(rejected > 100)
+    }
+
+    @Test("mutated files read through a file descriptor (pread) behave like in-memory ones")
+    func mutatedFilesOnDisk() throws {
+        let fixtures = try Fixtures.get()
+        let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixtures.pie)))
+        let directory = "\(fixtures.directory)/fuzz-\(UUID())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var random = SeededGenerator(state: 0x5359_4d42)
+        for i in 0..<200 {
+            let bytes = mutate(original, &random)
+            let path = "\(directory)/\(i)"
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            let fromMemory = try? ELFFile(bytes: bytes)
+            let fromFile = try? ELFFile(path: path)
+            #expect((fromMemory == nil) == (fromFile == nil))
+            if let fromMemory, let fromFile {
+                #expect(fromMemory.sections == fromFile.sections)
+                #expect(fromMemory.buildID == fromFile.buildID)
+                #expect((try? fromMemory.functionSymbols()) == (try? fromFile.functionSymbols()))
+            }
+        }
     }
 
     @Test("every truncation of a small binary is handled")

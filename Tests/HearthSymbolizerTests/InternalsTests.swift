@@ -2,6 +2,7 @@
 // Hearth — continuous profiling for Kubernetes. HearthSymbolizer tests.
 //===----------------------------------------------------------------------===//
 
+import Foundation
 import Testing
 
 @testable import HearthSymbolizer
@@ -85,6 +86,36 @@ struct InternalsTests {
         #expect(table.lookup(0x3250)?.name == "last_stub")  // bad section end: extends to the next symbol
         #expect(table.lookup(0x4010) == nil)
         #expect(table.lookup(UInt64.max) == nil)
+    }
+
+    @Test("maps and kallsyms parsers survive mutated real input")
+    func textParsersOnHostileInput() throws {
+        let maps = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "/proc/self/maps")))
+        let handle = try #require(FileHandle(forReadingAtPath: "/proc/kallsyms"))
+        let kallsyms = [UInt8](handle.readDataToEndOfFile().prefix(64 << 10))
+        try handle.close()
+        var state: UInt64 = 0x6b61_6c6c
+        func next() -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return state >> 11
+        }
+        let alphabet = Array("0123456789abcdefxX-: \t\n[]/()rwxp".utf8) + [0, 0xff]
+        for _ in 0..<300 {
+            var mutatedMaps = maps
+            var mutatedKallsyms = kallsyms
+            for _ in 0..<32 {
+                mutatedMaps[Int(next() % UInt64(mutatedMaps.count))] = alphabet[Int(next() % UInt64(alphabet.count))]
+                mutatedKallsyms[Int(next() % UInt64(mutatedKallsyms.count))] =
+                    alphabet[Int(next() % UInt64(alphabet.count))]
+            }
+            mutatedMaps.removeLast(Int(next() % 64))
+            let mappings = ProcMaps.parse(mutatedMaps)
+            #expect(mappings.allSatisfy { $0.start < $0.end })
+            _ = ProcMaps.index(of: next(), in: mappings)
+            let symbols = KernelSymbols(parsing: mutatedKallsyms)
+            _ = symbols.lookup(next())
+            _ = symbols.lookup(UInt64.max)
+        }
     }
 
     @Test("LRU cache evicts the least recently used entry")

@@ -32,6 +32,9 @@ struct Fixtures: Sendable {
     let library: String
     /// Another copy of the shared library, only ever `dlopen`ed.
     let dlopenLibrary: String
+    /// Freestanding executables of other classes and byte orders: ELF32 little-endian (i386), ELF64
+    /// big-endian (s390x) and ELF32 big-endian (MIPS), each defining `f`, `g` and `_start`.
+    let foreign: [String]
 
     static let shared: Result<Fixtures, any Error> = Result { try Fixtures.build() }
 
@@ -82,6 +85,12 @@ struct Fixtures: Sendable {
             }
             return 0;
         }
+        """#
+
+    private static let freestandingSource = #"""
+        int f(int x) { return x + 1; }
+        int g(int y) { return f(y) * 2; }
+        void _start(void) { for (;;) g(1); }
         """#
 
     private static let librarySource = #"""
@@ -140,6 +149,20 @@ struct Fixtures: Sendable {
             "prog_linked",
             ["-fPIE", "-pie", "-DHEARTH_LINKED", "-L\(directory)", "-lhearthfixture", "-Wl,-rpath,\(directory)"]
         )
+        let freestandingSource = "\(directory)/freestanding.c"
+        try Self.freestandingSource.write(toFile: freestandingSource, atomically: true, encoding: .utf8)
+        let freestanding = ["-O1", "-nostdlib", "-static", freestandingSource, "-o"]
+        let i386 = "\(directory)/freestanding_i386"
+        try runTool("cc", ["-m32", "-fno-pie", "-no-pie"] + freestanding + [i386], in: directory)
+        // The Swift toolchain's clang and lld cross-compile without any sysroot.
+        let s390x = "\(directory)/freestanding_s390x"
+        try runTool("clang", ["-target", "s390x-unknown-linux-gnu", "-fuse-ld=lld"] + freestanding + [s390x])
+        let mips = "\(directory)/freestanding_mips"
+        try runTool(
+            "clang",
+            ["-target", "mips-unknown-linux-gnu", "-fuse-ld=lld", "-Wl,-e,_start"] + freestanding + [mips]
+        )
+
         return Fixtures(
             directory: directory,
             pie: pie,
@@ -150,7 +173,8 @@ struct Fixtures: Sendable {
             debugRoot: debugRoot,
             linked: linked,
             library: library,
-            dlopenLibrary: dlopenLibrary
+            dlopenLibrary: dlopenLibrary,
+            foreign: [i386, s390x, mips]
         )
     }
 }
