@@ -269,10 +269,15 @@ public final class Symbolizer: Sendable {
             self.logger.debug("cannot parse ELF file", metadata: ["module.path": "\(mappedPath)", "error": "\(error)"])
             return nil
         }
-        if let buildID = elf.buildID, let cached = state.modulesByBuildID.get(buildID) {
+        // Another file with this build id was loaded already (the same library in another container, or a
+        // stripped copy): reuse its table, unless this file has better symbols than that one had.
+        if let buildID = elf.buildID, let cached = state.modulesByBuildID.get(buildID),
+            cached.hasFullSymbols || !elf.hasSymbolTable
+        {
             return cached
         }
         var builder = SymbolTable.Builder()
+        var hasFullSymbols = true
         var symbolSource = "symtab"
         if elf.hasSymbolTable {
             self.collect(from: elf, kinds: .all, into: &builder, path: mappedPath)
@@ -282,13 +287,15 @@ public final class Symbolizer: Sendable {
                 symbolSource = "debug file \(debugPath)"
             } else {
                 symbolSource = "dynsym"
+                hasFullSymbols = false
             }
             self.collect(from: elf, kinds: .dynsym, into: &builder, path: mappedPath)
         }
         let module = LoadedModule(
             buildID: elf.buildID,
             loadSegments: elf.programHeaders.filter(\.isLoad),
-            symbols: builder.build()
+            symbols: builder.build(),
+            hasFullSymbols: hasFullSymbols
         )
         self.logger.debug(
             "loaded symbols",
@@ -371,7 +378,8 @@ public final class Symbolizer: Sendable {
         let module = LoadedModule(
             buildID: elf.buildID,
             loadSegments: elf.programHeaders.filter(\.isLoad),
-            symbols: builder.build()
+            symbols: builder.build(),
+            hasFullSymbols: true
         )
         if let buildID = elf.buildID {
             state.modulesByBuildID.set(buildID, module)
@@ -463,11 +471,14 @@ final class LoadedModule: Sendable {
     let buildID: String?
     let loadSegments: [ELFFile.ProgramHeader]
     let symbols: SymbolTable
+    /// Whether the table came from a `.symtab` (the file's own or a debug file's), not `.dynsym` alone.
+    let hasFullSymbols: Bool
 
-    init(buildID: String?, loadSegments: [ELFFile.ProgramHeader], symbols: SymbolTable) {
+    init(buildID: String?, loadSegments: [ELFFile.ProgramHeader], symbols: SymbolTable, hasFullSymbols: Bool) {
         self.buildID = buildID
         self.loadSegments = loadSegments
         self.symbols = symbols
+        self.hasFullSymbols = hasFullSymbols
     }
 }
 

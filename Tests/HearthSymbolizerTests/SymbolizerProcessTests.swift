@@ -140,6 +140,28 @@ struct SymbolizerProcessTests {
         #expect(reread[0].function == "hearth_library_function")
     }
 
+    @Test("a stripped copy loaded first doesn't hide the full symbols of a file with the same build id")
+    func sameBuildIDDifferentSymbols() throws {
+        let fixtures = try Fixtures.get()
+        let copy = "\(fixtures.directory)/prog_pie_stripped_copy_\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.copyItem(atPath: fixtures.pie, toPath: copy)
+        defer { try? FileManager.default.removeItem(atPath: copy) }
+        try runTool("strip", ["--strip-all", copy])
+        #expect(try readelfBuildID(copy) == (try readelfBuildID(fixtures.pie)))
+        let symbolizer = makeSymbolizer()
+
+        let stripped = try FixtureProcess(copy)
+        defer { stripped.stop() }
+        let unnamed = symbolizer.symbolizeUser(pid: stripped.pid, addresses: [try stripped.address("hearth_leaf") + 1])
+        #expect(unnamed[0].function == nil)
+
+        let full = try FixtureProcess(fixtures.pie)
+        defer { full.stop() }
+        let named = symbolizer.symbolizeUser(pid: full.pid, addresses: [try full.address("hearth_leaf") + 1])
+        #expect(named[0].function == "hearth_leaf")
+        #expect(named[0].buildID == unnamed[0].buildID)
+    }
+
     @Test("a binary deleted while running resolves through /proc/PID/map_files")
     func deletedBinary() throws {
         let fixtures = try Fixtures.get()
