@@ -1,0 +1,181 @@
+//===----------------------------------------------------------------------===//
+// Hearth — continuous profiling for Kubernetes. HearthSymbolizer module.
+//===----------------------------------------------------------------------===//
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Where an ``ELFFile``'s bytes come from: an in-memory buffer or an open file descriptor read with `pread`.
+///
+/// Only the parts the parser asks for are read, so a large binary is never held in memory as a whole.
+/// Every read is checked against the size recorded when the source was created; a file that shrinks
+/// afterwards makes reads fail with ``ELFError/Code/truncated`` rather than fault, which `mmap` could not
+/// promise.
+final class ELFByteSource: Sendable {
+    private enum Storage: Sendable {
+        case memory([UInt8])
+        case descriptor(Int32)
+    }
+
+    /// The largest single read (one section, one table) the parser performs.
+    static let maximumReadSize: UInt64 = 512 << 20
+
+    private let storage: Storage
+    /// The size of the data in bytes.
+    let size: UInt64
+
+    init(bytes: [UInt8]) {
+        self.storage = .memory(bytes)
+        self.size = UInt64(bytes.count)
+    }
+
+    /// Opens `path` read-only. The descriptor is closed when the source is released.
+    init(path: String) throws(ELFError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            throw ELFError(
+                code: .io,
+                message: "cannot open \(path)",
+                cause: SystemError(function: "open", errno: errno)
+            )
+        }
+        var info = stat()
+        if fstat(fd, &info) != 0 {
+            let code = errno
+            close(fd)
+            throw ELFError(
+                code: .io,
+                message: "cannot stat \(path)",
+                cause: SystemError(function: "fstat", errno: code)
+            )
+        }
+        if (info.st_mode & S_IFMT) != S_IFREG {
+            close(fd)
+            throw ELFError(code: .io, message: "\(path) is not a regular file")
+        }
+        self.storage = .descriptor(fd)
+        self.size = UInt64(max(0, info.st_size))
+    }
+
+    deinit {
+        if case .descriptor(let fd) = self.storage {
+            close(fd)
+        }
+    }
+
+    /// Reads `count` bytes at `offset`, or throws if any part of the range lies outside the data.
+    func read(offset: UInt64, count: UInt64, what: @autoclosure () -> String) throws(ELFError) -> [UInt8] {
+        let (end, overflow) = offset.addingReportingOverflow(count)
+        guard !overflow, end <= self.size else {
+            throw ELFError(
+                code: .truncated,
+                message: "\(what()) at offset \(offset) size \(count) lies outside the \(self.size)-byte file"
+            )
+        }
+        guard count <= Self.maximumReadSize else {
+            throw ELFError(code: .tooLarge, message: "\(what()) is \(count) bytes")
+        }
+        if count == 0 {
+            return []
+        }
+        switch self.storage {
+        case .memory(let bytes):
+            // Both values are ≤ bytes.count, checked above.
+            return Array(bytes[Int(offset)..<Int(end)])
+        case .descriptor(let fd):
+            let length = Int(count)
+            var failure: ELFError?
+            let result = [UInt8](unsafeUninitializedCapacity: length) { buffer, initialized in
+                var done = 0
+                while done < length {
+                    let n = pread(fd, buffer.baseAddress! + done, length - done, off_t(offset) + off_t(done))
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        failure = ELFError(
+                            code: .io,
+                            message: "reading \(what())",
+                            cause: SystemError(function: "pread", errno: errno)
+                        )
+                        break
+                    }
+                    if n == 0 {
+                        failure = ELFError(code: .truncated, message: "\(what()): file shrank while reading")
+                        break
+                    }
+                    done += n
+                }
+                initialized = failure == nil ? length : 0
+            }
+            if let failure {
+                throw failure
+            }
+            return result
+        }
+    }
+}
+
+/// Bounds-checked little- or big-endian field access over a byte array.
+struct ELFBytes {
+    let bytes: [UInt8]
+    let littleEndian: Bool
+
+    var count: Int { self.bytes.count }
+
+    @inline(__always)
+    private func check(_ offset: Int, _ width: Int) throws(ELFError) {
+        guard offset >= 0, offset <= self.bytes.count - width else {
+            throw ELFError(code: .truncated, message: "field at \(offset) width \(width) in \(self.bytes.count) bytes")
+        }
+    }
+
+    func u8(_ offset: Int) throws(ELFError) -> UInt8 {
+        try self.check(offset, 1)
+        return self.bytes[offset]
+    }
+
+    func u16(_ offset: Int) throws(ELFError) -> UInt16 {
+        try self.check(offset, 2)
+        let a = UInt16(self.bytes[offset])
+        let b = UInt16(self.bytes[offset + 1])
+        return self.littleEndian ? a | b << 8 : a << 8 | b
+    }
+
+    func u32(_ offset: Int) throws(ELFError) -> UInt32 {
+        try self.check(offset, 4)
+        var value: UInt32 = 0
+        for i in 0..<4 {
+            let byte = UInt32(self.bytes[offset + i])
+            value |= self.littleEndian ? byte << (8 * UInt32(i)) : byte << (8 * UInt32(3 - i))
+        }
+        return value
+    }
+
+    func u64(_ offset: Int) throws(ELFError) -> UInt64 {
+        try self.check(offset, 8)
+        var value: UInt64 = 0
+        for i in 0..<8 {
+            let byte = UInt64(self.bytes[offset + i])
+            value |= self.littleEndian ? byte << (8 * UInt64(i)) : byte << (8 * UInt64(7 - i))
+        }
+        return value
+    }
+
+    /// An address- or offset-sized field: 8 bytes in ELF64, 4 bytes in ELF32.
+    func word(_ offset: Int, is64: Bool) throws(ELFError) -> UInt64 {
+        is64 ? try self.u64(offset) : UInt64(try self.u32(offset))
+    }
+
+    /// The NUL-terminated string starting at `offset`, or nil if `offset` is out of range or no NUL follows.
+    func cString(at offset: Int) -> ArraySlice<UInt8>? {
+        guard offset >= 0, offset < self.bytes.count else {
+            return nil
+        }
+        guard let end = self.bytes[offset...].firstIndex(of: 0) else {
+            return nil
+        }
+        return self.bytes[offset..<end]
+    }
+}

@@ -1,0 +1,549 @@
+//===----------------------------------------------------------------------===//
+// Hearth — continuous profiling for Kubernetes. HearthSymbolizer module.
+//===----------------------------------------------------------------------===//
+
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Turns sampled user and kernel addresses into function names.
+///
+/// User addresses are resolved through the process's `/proc/PID/maps`, the mapped ELF files (opened
+/// through `/proc/PID/root` so binaries inside containers resolve, or `/proc/PID/map_files` for deleted
+/// ones), their `.symtab` and `.dynsym`, and separate debug files found by build id or `.gnu_debuglink`.
+/// Kernel addresses are resolved through `/proc/kallsyms`. Names are demangled with ``Demangler``; an
+/// address that can't be named becomes a frame with `function == nil` whose
+/// ``SymbolizedFrame/displayName`` is `module+0xoffset`.
+///
+/// All state (per-process maps, per-file symbol tables, kallsyms) lives behind one `Mutex`, and caches are
+/// bounded LRUs: symbol tables are keyed by GNU build id and by the file's (device, inode, size, mtime), so
+/// one library mapped by many processes (or many containers from one image) is parsed once. Calls do file
+/// I/O while holding the lock; call them from a thread that may block, not from the cooperative pool.
+public final class Symbolizer: Sendable {
+    /// Symbolizer options.
+    public struct Configuration: Sendable {
+        /// The procfs mount to read `PID/maps`, `PID/root`, `PID/map_files`, `PID/mem` and `kallsyms` from.
+        /// Default `/proc`.
+        public var procRoot: String = "/proc"
+        /// The most ELF files whose symbol tables are kept. Default 256.
+        public var maxCachedFiles: Int = 256
+        /// The most processes whose memory maps are kept. Default 4096.
+        public var maxCachedProcesses: Int = 4096
+        /// The shortest time between two re-reads of one process's maps, which happen when an address falls
+        /// outside every known mapping (after `dlopen`, for example). Default one second.
+        public var mapsRefreshInterval: Duration = .seconds(1)
+        /// Directories searched for separate debug files, inside the process's root: `DIR/.build-id/xx/rest.debug`
+        /// and `DIR/<directory of the binary>/<debuglink name>`. Default `["/usr/lib/debug"]`.
+        public var debugDirectories: [String] = ["/usr/lib/debug"]
+
+        /// Creates the default configuration.
+        public init() {}
+    }
+
+    /// Frame counters since the symbolizer was created.
+    public struct Statistics: Hashable, Sendable {
+        /// User frames given a function name.
+        public var userFramesResolved = 0
+        /// User frames left as `module+0xoffset`.
+        public var userFramesUnresolved = 0
+        /// Kernel frames given a function name.
+        public var kernelFramesResolved = 0
+        /// Kernel frames left unresolved (for example when `kptr_restrict` hides kallsyms addresses).
+        public var kernelFramesUnresolved = 0
+
+        /// Creates zeroed counters.
+        public init() {}
+    }
+
+    private let configuration: Configuration
+    private let logger: Logger
+    private let state: Mutex<State>
+
+    /// Creates a symbolizer. Nothing is read until the first call.
+    public init(configuration: Configuration = .init(), logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        self.state = Mutex(State(configuration: configuration))
+    }
+
+    /// Frame counters since the symbolizer was created.
+    public var statistics: Statistics {
+        self.state.withLock { $0.statistics }
+    }
+
+    // MARK: User space
+
+    /// Symbolizes a user-space stack of process `pid`, leaf first.
+    ///
+    /// `addresses[0]` is the sampled instruction pointer and is looked up as is; the others are return
+    /// addresses, which point just after a call instruction (possibly into the next function), so
+    /// `address - 1` is looked up for them. The returned frames carry the addresses as given.
+    ///
+    /// - Parameters:
+    ///   - pid: The process, as seen from `procRoot`'s PID namespace.
+    ///   - addresses: Runtime addresses, leaf first.
+    /// - Returns: One frame per address, in the same order.
+    public func symbolizeUser(pid: Int32, addresses: [UInt64]) -> [SymbolizedFrame] {
+        let now = ContinuousClock.now
+        return self.state.withLock { state in
+            var process = state.processes.remove(pid) ?? self.readProcess(pid: pid, now: now)
+            var frames: [SymbolizedFrame] = []
+            frames.reserveCapacity(addresses.count)
+            for (position, address) in addresses.enumerated() {
+                let lookupAddress = position == 0 || address == 0 ? address : address - 1
+                var index = ProcMaps.index(of: lookupAddress, in: process.mappings)
+                if index == nil, process.lastRead.duration(to: now) >= self.configuration.mapsRefreshInterval {
+                    process = self.readProcess(pid: pid, now: now)
+                    index = ProcMaps.index(of: lookupAddress, in: process.mappings)
+                }
+                let frame: SymbolizedFrame
+                if let index {
+                    frame = self.symbolize(
+                        address: address,
+                        lookupAddress: lookupAddress,
+                        mappingIndex: index,
+                        process: &process,
+                        pid: pid,
+                        state: &state
+                    )
+                } else {
+                    frame = SymbolizedFrame(function: nil, module: "[unknown]", address: address, moduleOffset: address)
+                }
+                if frame.function == nil {
+                    state.statistics.userFramesUnresolved += 1
+                } else {
+                    state.statistics.userFramesResolved += 1
+                }
+                frames.append(frame)
+            }
+            state.processes.set(pid, process)
+            return frames
+        }
+    }
+
+    /// The executable, file-backed mappings of process `pid`, with build ids where the files could be read.
+    /// Uses the cached maps when the process is known (read them otherwise).
+    public func mappings(pid: Int32) -> [ProcessMapping] {
+        let now = ContinuousClock.now
+        return self.state.withLock { state in
+            var process = state.processes.remove(pid) ?? self.readProcess(pid: pid, now: now)
+            var result: [ProcessMapping] = []
+            for index in process.mappings.indices {
+                let mapping = process.mappings[index]
+                guard mapping.isExecutable, mapping.kind == .file else {
+                    continue
+                }
+                let resolution = self.resolution(of: index, process: &process, pid: pid, state: &state)
+                result.append(
+                    ProcessMapping(
+                        start: mapping.start,
+                        end: mapping.end,
+                        fileOffset: mapping.fileOffset,
+                        path: mapping.path,
+                        buildID: resolution.module?.buildID
+                    )
+                )
+            }
+            state.processes.set(pid, process)
+            return result
+        }
+    }
+
+    /// Drops the cached maps of process `pid` (call when it exits). File symbol tables stay cached.
+    public func forget(pid: Int32) {
+        _ = self.state.withLock { $0.processes.remove(pid) }
+    }
+
+    private func readProcess(pid: Int32, now: ContinuousClock.Instant) -> ProcessState {
+        let path = "\(self.configuration.procRoot)/\(pid)/maps"
+        do {
+            let mappings = ProcMaps.parse(try readWholeFile(path, limit: 64 << 20))
+            return ProcessState(mappings: mappings, lastRead: now)
+        } catch {
+            self.logger.debug(
+                "cannot read process maps",
+                metadata: ["pid": "\(pid)", "error": "\(error)"]
+            )
+            return ProcessState(mappings: [], lastRead: now)
+        }
+    }
+
+    private func symbolize(
+        address: UInt64,
+        lookupAddress: UInt64,
+        mappingIndex: Int,
+        process: inout ProcessState,
+        pid: Int32,
+        state: inout State
+    ) -> SymbolizedFrame {
+        let mapping = process.mappings[mappingIndex]
+        let resolution = self.resolution(of: mappingIndex, process: &process, pid: pid, state: &state)
+        guard case .module(let module, let bias) = resolution else {
+            return SymbolizedFrame(
+                function: nil,
+                module: mapping.moduleName,
+                address: address,
+                moduleOffset: address &- mapping.start &+ mapping.fileOffset
+            )
+        }
+        let name = module.symbols.lookup(lookupAddress &- bias)?.name
+        return SymbolizedFrame(
+            function: name.map(Demangler.demangle),
+            module: mapping.moduleName,
+            address: address,
+            moduleOffset: address &- bias,
+            buildID: module.buildID
+        )
+    }
+
+    /// The module and load bias of a mapping, loading (or fetching from the caches) its ELF file on first
+    /// use.
+    private func resolution(
+        of index: Int,
+        process: inout ProcessState,
+        pid: Int32,
+        state: inout State
+    ) -> MappingResolution {
+        if let known = process.resolutions[index] {
+            return known
+        }
+        let mapping = process.mappings[index]
+        let module: LoadedModule?
+        switch mapping.kind {
+        case .file:
+            module = self.loadFileModule(mapping: mapping, pid: pid, state: &state)
+        case .vdso:
+            module = self.loadVDSO(mapping: mapping, pid: pid, state: &state)
+        case .anonymous, .special:
+            module = nil
+        }
+        let resolution: MappingResolution
+        if let module {
+            let bias = ELFFile.loadBias(
+                segments: module.loadSegments,
+                mappingStart: mapping.start,
+                fileOffset: mapping.fileOffset,
+                executable: mapping.isExecutable
+            )
+            resolution = .module(module, bias: bias)
+        } else {
+            resolution = .unavailable
+        }
+        process.resolutions[index] = resolution
+        return resolution
+    }
+
+    private func loadFileModule(mapping: MemoryMapping, pid: Int32, state: inout State) -> LoadedModule? {
+        let processDirectory = "\(self.configuration.procRoot)/\(pid)"
+        let root = "\(processDirectory)/root"
+        let mapFile =
+            "\(processDirectory)/map_files/\(String(mapping.start, radix: 16))-\(String(mapping.end, radix: 16))"
+        // A deleted file is only reachable through map_files; a live one through the process's root (which
+        // is what a container sees), with map_files as a fallback when the root isn't accessible.
+        let candidates = mapping.isDeleted ? [mapFile] : [root + mapping.path, mapFile]
+        for path in candidates {
+            guard let key = FileKey(path: path) else {
+                continue
+            }
+            if let cached = state.modulesByFile.get(key) {
+                return cached.module
+            }
+            let module = self.loadModule(openPath: path, mappedPath: mapping.path, root: root, state: &state)
+            state.modulesByFile.set(key, CachedModule(module: module))
+            return module
+        }
+        self.logger.debug("cannot stat mapped file", metadata: ["pid": "\(pid)", "module.path": "\(mapping.path)"])
+        return nil
+    }
+
+    private func loadModule(openPath: String, mappedPath: String, root: String, state: inout State) -> LoadedModule? {
+        let elf: ELFFile
+        do {
+            elf = try ELFFile(path: openPath)
+        } catch {
+            self.logger.debug("cannot parse ELF file", metadata: ["module.path": "\(mappedPath)", "error": "\(error)"])
+            return nil
+        }
+        // Another file with this build id was loaded already (the same library in another container, or a
+        // stripped copy): reuse its table, unless this file has better symbols than that one had.
+        if let buildID = elf.buildID, let cached = state.modulesByBuildID.get(buildID),
+            cached.hasFullSymbols || !elf.hasSymbolTable
+        {
+            return cached
+        }
+        var builder = SymbolTable.Builder()
+        var hasFullSymbols = true
+        var symbolSource = "symtab"
+        if elf.hasSymbolTable {
+            self.collect(from: elf, kinds: .all, into: &builder, path: mappedPath)
+        } else {
+            if let (debugFile, debugPath) = self.findDebugFile(for: elf, mappedPath: mappedPath, root: root) {
+                self.collect(from: debugFile, kinds: .symtab, into: &builder, path: debugPath)
+                symbolSource = "debug file \(debugPath)"
+            } else {
+                symbolSource = "dynsym"
+                hasFullSymbols = false
+            }
+            self.collect(from: elf, kinds: .dynsym, into: &builder, path: mappedPath)
+        }
+        let module = LoadedModule(
+            buildID: elf.buildID,
+            loadSegments: elf.programHeaders.filter(\.isLoad),
+            symbols: builder.build(),
+            hasFullSymbols: hasFullSymbols
+        )
+        self.logger.debug(
+            "loaded symbols",
+            metadata: [
+                "module.path": "\(mappedPath)",
+                "module.build_id": "\(elf.buildID ?? "")",
+                "module.symbols": "\(module.symbols.count)",
+                "module.symbol_source": "\(symbolSource)",
+            ]
+        )
+        if let buildID = elf.buildID {
+            state.modulesByBuildID.set(buildID, module)
+        }
+        return module
+    }
+
+    private func collect(
+        from elf: ELFFile,
+        kinds: ELFFile.SymbolTableKinds,
+        into builder: inout SymbolTable.Builder,
+        path: String
+    ) {
+        do {
+            try elf.forEachFunctionSymbol(in: kinds) { builder.add($0) }
+        } catch {
+            // Symbols read before the damaged entry are kept.
+            self.logger.debug("damaged symbol table", metadata: ["module.path": "\(path)", "error": "\(error)"])
+        }
+    }
+
+    /// Finds a separate debug file the way GDB does: by build id under each debug directory, then by
+    /// `.gnu_debuglink` next to the binary, in its `.debug/` subdirectory, and under each debug directory.
+    /// All paths are inside the process's root. A candidate whose build id differs is rejected.
+    private func findDebugFile(for elf: ELFFile, mappedPath: String, root: String) -> (ELFFile, String)? {
+        var candidates: [String] = []
+        if let buildID = elf.buildID, buildID.count > 2 {
+            for directory in self.configuration.debugDirectories {
+                candidates.append("\(directory)/.build-id/\(buildID.prefix(2))/\(buildID.dropFirst(2)).debug")
+            }
+        }
+        if let link = elf.debugLink {
+            let directory = mappedPath.split(separator: "/", omittingEmptySubsequences: false).dropLast()
+                .joined(separator: "/")
+            candidates.append("\(directory)/\(link.fileName)")
+            candidates.append("\(directory)/.debug/\(link.fileName)")
+            for debugDirectory in self.configuration.debugDirectories {
+                candidates.append("\(debugDirectory)\(directory)/\(link.fileName)")
+            }
+        }
+        for candidate in candidates where candidate != mappedPath {
+            guard let debugFile = try? ELFFile(path: root + candidate), debugFile.hasSymbolTable else {
+                continue
+            }
+            if let expected = elf.buildID, let actual = debugFile.buildID, expected != actual {
+                continue
+            }
+            return (debugFile, candidate)
+        }
+        return nil
+    }
+
+    /// The vDSO is an ELF image the kernel maps into every process; read it from `/proc/PID/mem`.
+    private func loadVDSO(mapping: MemoryMapping, pid: Int32, state: inout State) -> LoadedModule? {
+        let size = mapping.end - mapping.start
+        guard size <= 1 << 20, mapping.fileOffset == 0 else {
+            return nil
+        }
+        let path = "\(self.configuration.procRoot)/\(pid)/mem"
+        guard let bytes = try? readProcessMemory(path: path, address: mapping.start, count: Int(size)),
+            let elf = try? ELFFile(bytes: bytes)
+        else {
+            self.logger.debug("cannot read vdso", metadata: ["pid": "\(pid)"])
+            return nil
+        }
+        if let buildID = elf.buildID, let cached = state.modulesByBuildID.get(buildID) {
+            return cached
+        }
+        var builder = SymbolTable.Builder()
+        self.collect(from: elf, kinds: .all, into: &builder, path: "[vdso]")
+        let module = LoadedModule(
+            buildID: elf.buildID,
+            loadSegments: elf.programHeaders.filter(\.isLoad),
+            symbols: builder.build(),
+            hasFullSymbols: true
+        )
+        if let buildID = elf.buildID {
+            state.modulesByBuildID.set(buildID, module)
+        }
+        return module
+    }
+
+    // MARK: Kernel
+
+    /// Symbolizes a kernel stack, leaf first, from `/proc/kallsyms` (read on first use; see
+    /// ``refreshKernelSymbols()``). As for user stacks, entries after the first are return addresses and
+    /// `address - 1` is looked up for them.
+    ///
+    /// When kallsyms can't be read or `kptr_restrict` hides its addresses, every frame is returned
+    /// unresolved with module `[kernel.kallsyms]`.
+    public func symbolizeKernel(addresses: [UInt64]) -> [SymbolizedFrame] {
+        self.state.withLock { state in
+            if state.kernel == nil {
+                state.kernel = self.loadKernelSymbols()
+            }
+            let kernel = state.kernel ?? KernelSymbols()
+            var frames: [SymbolizedFrame] = []
+            frames.reserveCapacity(addresses.count)
+            for (position, address) in addresses.enumerated() {
+                let lookupAddress = position == 0 || address == 0 ? address : address - 1
+                if let symbol = kernel.lookup(lookupAddress) {
+                    frames.append(
+                        SymbolizedFrame(
+                            function: Demangler.demangle(symbol.name),
+                            module: symbol.module,
+                            address: address,
+                            moduleOffset: address,
+                            isKernel: true
+                        )
+                    )
+                    state.statistics.kernelFramesResolved += 1
+                } else {
+                    frames.append(
+                        SymbolizedFrame(
+                            function: nil,
+                            module: KernelSymbols.kernelModuleName,
+                            address: address,
+                            moduleOffset: address,
+                            isKernel: true
+                        )
+                    )
+                    state.statistics.kernelFramesUnresolved += 1
+                }
+            }
+            return frames
+        }
+    }
+
+    /// Re-reads `/proc/kallsyms`, for example after kernel modules were loaded.
+    /// - Returns: The number of kernel text symbols now known (0 when addresses are hidden).
+    @discardableResult
+    public func refreshKernelSymbols() -> Int {
+        let symbols = self.loadKernelSymbols()
+        self.state.withLock { $0.kernel = symbols }
+        return symbols.count
+    }
+
+    private func loadKernelSymbols() -> KernelSymbols {
+        let path = "\(self.configuration.procRoot)/kallsyms"
+        let symbols: KernelSymbols
+        do {
+            symbols = KernelSymbols(parsing: try readWholeFile(path))
+        } catch {
+            self.logger.info("cannot read kernel symbols", metadata: ["path": "\(path)", "error": "\(error)"])
+            return KernelSymbols()
+        }
+        if symbols.count == 0 {
+            self.logger.info(
+                "kernel symbol addresses are hidden; kernel frames stay unresolved",
+                metadata: [
+                    "path": "\(path)",
+                    "hint": "needs kernel.kptr_restrict=0, or kptr_restrict=1 with CAP_SYSLOG",
+                ]
+            )
+        }
+        return symbols
+    }
+}
+
+// MARK: State
+
+/// The ELF data a mapping needs: its build id, `PT_LOAD` segments (for the load bias) and functions.
+final class LoadedModule: Sendable {
+    let buildID: String?
+    let loadSegments: [ELFFile.ProgramHeader]
+    let symbols: SymbolTable
+    /// Whether the table came from a `.symtab` (the file's own or a debug file's), not `.dynsym` alone.
+    let hasFullSymbols: Bool
+
+    init(buildID: String?, loadSegments: [ELFFile.ProgramHeader], symbols: SymbolTable, hasFullSymbols: Bool) {
+        self.buildID = buildID
+        self.loadSegments = loadSegments
+        self.symbols = symbols
+        self.hasFullSymbols = hasFullSymbols
+    }
+}
+
+/// A file-cache entry; `module == nil` remembers that the file couldn't be parsed.
+struct CachedModule {
+    var module: LoadedModule?
+}
+
+/// Identifies a file's contents without reading them: (device, inode) plus size and mtime, so a path
+/// replaced in place by a different binary doesn't hit a stale entry.
+struct FileKey: Hashable {
+    var device: UInt64
+    var inode: UInt64
+    var size: Int64
+    var modifiedSeconds: Int64
+    var modifiedNanoseconds: Int64
+
+    init?(path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            return nil
+        }
+        self.device = UInt64(info.st_dev)
+        self.inode = UInt64(info.st_ino)
+        self.size = Int64(info.st_size)
+        self.modifiedSeconds = Int64(info.st_mtim.tv_sec)
+        self.modifiedNanoseconds = Int64(info.st_mtim.tv_nsec)
+    }
+}
+
+enum MappingResolution {
+    case module(LoadedModule, bias: UInt64)
+    case unavailable
+
+    var module: LoadedModule? {
+        if case .module(let module, _) = self {
+            return module
+        }
+        return nil
+    }
+}
+
+struct ProcessState {
+    var mappings: [MemoryMapping]
+    /// Parallel to `mappings`; filled on first use of each mapping.
+    var resolutions: [MappingResolution?]
+    var lastRead: ContinuousClock.Instant
+
+    init(mappings: [MemoryMapping], lastRead: ContinuousClock.Instant) {
+        self.mappings = mappings
+        self.resolutions = Array(repeating: nil, count: mappings.count)
+        self.lastRead = lastRead
+    }
+}
+
+struct State {
+    var processes: LRUCache<Int32, ProcessState>
+    var modulesByFile: LRUCache<FileKey, CachedModule>
+    var modulesByBuildID: LRUCache<String, LoadedModule>
+    var kernel: KernelSymbols?
+    var statistics = Symbolizer.Statistics()
+
+    init(configuration: Symbolizer.Configuration) {
+        self.processes = LRUCache(capacity: configuration.maxCachedProcesses)
+        self.modulesByFile = LRUCache(capacity: configuration.maxCachedFiles)
+        self.modulesByBuildID = LRUCache(capacity: configuration.maxCachedFiles)
+    }
+}
