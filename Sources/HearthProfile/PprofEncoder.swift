@@ -280,3 +280,11 @@ private struct LocationKey: Hashable {
     var address: UInt64
     var function: String
 }
+
+extension Perftools_Profiles_Profile {
+    /// Decodes a pprof profile, gzip-compressed or not.
+    init(pprof bytes: [UInt8]) throws {
+        let raw = Gzip.isCompressed(bytes) ? try Gzip.decompress(bytes) : bytes
+        try self.init(serializedBytes: raw)
+    }
+}
