@@ -118,9 +118,9 @@ main { padding: 0 28px 28px; }
 .search kbd { position: absolute; right: 8px; top: 50%; transform: translateY(-50%); }
 kbd { font: 11px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; color: var(--muted); border: 1px solid var(--line);
   border-bottom-width: 2px; border-radius: 4px; padding: 0 5px; background: var(--card); }
-.matched { font-variant-numeric: tabular-nums; color: var(--muted); min-height: 20px; }
+.matched { flex: 1 1 0; min-width: 0; white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
+  font-variant-numeric: tabular-nums; color: var(--muted); }
 .matched b { color: var(--match); }
-.spacer { flex: 1; }
 button { font: inherit; font-size: 13px; color: var(--text); background: var(--card); border: 1px solid var(--line); border-radius: 8px;
   padding: 6px 12px; cursor: pointer; transition: background .15s, border-color .15s; }
 button:hover:not(:disabled) { border-color: var(--accent); }
@@ -180,11 +180,10 @@ footer { padding: 14px 28px 24px; color: var(--muted); font-size: 12px; }
     <div class="toolbar">
       <div class="search">
         <svg class="icon" width="15" height="15" viewBox="0 0 16 16" aria-hidden="true"><circle cx="7" cy="7" r="5" fill="none" stroke="currentColor" stroke-width="1.8"/><path d="M11 11l3.5 3.5" stroke="currentColor" stroke-width="1.8" stroke-linecap="round"/></svg>
-        <input id="search" type="search" placeholder="Search functions (regular expression)" autocomplete="off" spellcheck="false" aria-label="Search functions">
+        <input id="search" type="search" placeholder="Search functions" title="A regular expression, case-insensitive" autocomplete="off" spellcheck="false" aria-label="Search functions">
         <kbd>/</kbd>
       </div>
       <div class="matched" id="matched"></div>
-      <div class="spacer"></div>
       <div class="legend" id="legend"></div>
       <button id="invert" aria-pressed="false" title="Draw the root at the top (icicle) or at the bottom (flame)">Icicle</button>
       <button id="reset" disabled title="Show the whole profile (Esc)">Reset zoom</button>
@@ -255,7 +254,7 @@ footer { padding: 14px 28px 24px; color: var(--muted); font-size: 12px; }
 
   // ---- formatting ----
   function grouped(n) { return Math.round(n).toLocaleString("en-US"); }
-  function pct(n, of) { if (!of) return "0%"; var v = 100 * n / of; return (v >= 10 ? v.toFixed(1) : v >= 0.01 ? v.toFixed(2) : v.toFixed(3)) + "%"; }
+  function pct(n, of) { if (!of || !n) return "0%"; var v = 100 * n / of; return (v >= 10 ? v.toFixed(1) : v >= 0.01 ? v.toFixed(2) : v.toFixed(3)) + "%"; }
   function esc(s) { return s.replace(/[&<>"']/g, function (ch) { return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[ch]; }); }
 
   // ---- state ----
@@ -284,13 +283,28 @@ footer { padding: 14px 28px 24px; color: var(--muted); font-size: 12px; }
     graph.innerHTML = '<div class="empty">This profile has no samples.</div>';
   }
 
+  // The deepest row with a frame wide enough to draw when `root` fills the width: the canvas is only that tall.
+  function visibleDepth(root) {
+    var minimum = 0.4 * nTotal[root] / Math.max(1, W), deepest = nDepth[root], todo = [root];
+    while (todo.length) {
+      var i = todo.pop();
+      if (nDepth[i] > deepest) deepest = nDepth[i];
+      for (var c = nFirst[i]; c >= 0; c = nNext[c]) if (nTotal[c] >= minimum) todo.push(c);
+    }
+    return deepest;
+  }
+  function setHeight(depth) {
+    var h = (depth + 1) * ROW;
+    if (h === H && canvas.width === Math.round(W * dpr)) return;
+    H = h;
+    canvas.style.height = H + "px";
+    canvas.width = Math.round(W * dpr); canvas.height = Math.round(H * dpr);
+  }
   function resize() {
     if (!TOTAL) return;
     dpr = window.devicePixelRatio || 1;
     W = graph.clientWidth - 28;
-    H = (maxDepth + 1) * ROW;
-    canvas.style.height = H + "px";
-    canvas.width = Math.round(W * dpr); canvas.height = Math.round(H * dpr);
+    setHeight(visibleDepth(zoom));
     draw();
   }
 
@@ -342,7 +356,7 @@ footer { padding: 14px 28px 24px; color: var(--muted); font-size: 12px; }
 
   function nodeAt(px, py) {
     var depth = inverted ? Math.floor(py / ROW) : Math.floor((H - py) / ROW);
-    if (depth < 0 || depth > maxDepth) return -1;
+    if (depth < 0 || depth > maxDepth || py < 0 || py >= H) return -1;
     var value = view0 + px * (view1 - view0) / W, i = 0;
     if (value < 0 || value > TOTAL) return -1;
     while (nDepth[i] < depth) {
@@ -363,12 +377,19 @@ footer { padding: 14px 28px 24px; color: var(--muted); font-size: 12px; }
     resetButton.disabled = i === 0;
     renderCrumbs();
     updateMatched();
+    saveState();
     cancelAnimationFrame(animation);
-    if (!animate || window.matchMedia("(prefers-reduced-motion: reduce)").matches) { view0 = to0; view1 = to1; draw(); return; }
+    var target = visibleDepth(i);
+    if (!animate || window.matchMedia("(prefers-reduced-motion: reduce)").matches) {
+      view0 = to0; view1 = to1; setHeight(target); draw(); return;
+    }
+    // Grow first, shrink after: frames never jump during the animation.
+    setHeight(Math.max(target, Math.round(H / ROW) - 1));
     var start = performance.now();
     (function step(now) {
       var t = Math.min(1, (now - start) / 220), e = 1 - Math.pow(1 - t, 3);
       view0 = from0 + (to0 - from0) * e; view1 = from1 + (to1 - from1) * e;
+      if (t >= 1) setHeight(target);
       draw();
       if (t < 1) animation = requestAnimationFrame(step);
     })(start);
@@ -390,9 +411,30 @@ footer { padding: 14px 28px 24px; color: var(--muted); font-size: 12px; }
     if (t) setZoom(+t.getAttribute("data-node"), true);
   });
 
+  // ---- state in the URL fragment (#search=...&zoom=...), so a view can be bookmarked or shared with the file ----
+  function saveState() {
+    var parts = [], q = searchBox.value.trim();
+    if (q) parts.push("search=" + encodeURIComponent(q));
+    if (zoom) parts.push("zoom=" + zoom);
+    if (inverted) parts.push("icicle");
+    try { history.replaceState(null, "", parts.length ? "#" + parts.join("&") : location.pathname + location.search); } catch (err) {}
+  }
+  function loadState() {
+    var state = {};
+    location.hash.replace(/^#/, "").split("&").forEach(function (part) {
+      var eq = part.indexOf("=");
+      if (part) state[eq < 0 ? part : part.slice(0, eq)] = eq < 0 ? "" : decodeURIComponent(part.slice(eq + 1));
+    });
+    if ("icicle" in state) { inverted = true; invertButton.setAttribute("aria-pressed", "true"); }
+    if (state.search) { searchBox.value = state.search; runSearch(); }
+    var z = parseInt(state.zoom, 10);
+    if (z > 0 && z < N) setZoom(z, false);
+  }
+
   // ---- search ----
   function runSearch() {
     var q = searchBox.value.trim();
+    saveState();
     if (!q) { nameMatch = null; updateMatched(); draw(); return; }
     var re;
     try { re = new RegExp(q, "i"); } catch (err) { re = new RegExp(q.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "i"); }
@@ -424,9 +466,10 @@ footer { padding: 14px 28px 24px; color: var(--muted); font-size: 12px; }
     if (nameMatch === null) { matchedLabel.innerHTML = ""; return; }
     var m = matchedIn(0);
     if (!m.samples) { matchedLabel.textContent = "No matches"; return; }
-    var text = "<b>" + pct(m.samples, TOTAL) + "</b> of samples \u00b7 " + grouped(m.samples) + " samples in " + m.functions + " function" + (m.functions === 1 ? "" : "s");
-    if (zoom !== 0) { var z = matchedIn(zoom); text += " \u00b7 " + pct(z.samples, nTotal[zoom]) + " of zoomed"; }
+    var text = "<b>" + pct(m.samples, TOTAL) + "</b> matched \u00b7 " + grouped(m.samples) + " samples \u00b7 " + m.functions + " function" + (m.functions === 1 ? "" : "s");
+    if (zoom !== 0) { var z = matchedIn(zoom); text += " \u00b7 " + pct(z.samples, nTotal[zoom]) + " of zoom"; }
     matchedLabel.innerHTML = text;
+    matchedLabel.title = matchedLabel.textContent;
   }
   var searchTimer = 0;
   searchBox.addEventListener("input", function () { clearTimeout(searchTimer); searchTimer = setTimeout(runSearch, 120); });
@@ -462,7 +505,7 @@ footer { padding: 14px 28px 24px; color: var(--muted); font-size: 12px; }
   });
   resetButton.addEventListener("click", function () { setZoom(0, true); });
   invertButton.addEventListener("click", function () {
-    inverted = !inverted; invertButton.setAttribute("aria-pressed", String(inverted)); draw();
+    inverted = !inverted; invertButton.setAttribute("aria-pressed", String(inverted)); saveState(); draw();
   });
   document.addEventListener("keydown", function (e) {
     if ((e.key === "/" && document.activeElement !== searchBox) || ((e.ctrlKey || e.metaKey) && e.key === "f")) {
@@ -504,6 +547,8 @@ footer { padding: 14px 28px 24px; color: var(--muted); font-size: 12px; }
   renderTop();
 
   renderCrumbs();
+  W = graph.clientWidth - 28;
+  if (TOTAL) loadState();
   if (typeof ResizeObserver === "function") new ResizeObserver(function () { resize(); }).observe(graph);
   else window.addEventListener("resize", resize);
   resize();

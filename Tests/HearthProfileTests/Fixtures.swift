@@ -81,55 +81,78 @@ enum Fixtures {
     }
 
     /// A profile with `sampleCount` samples over `stackCount` distinct stacks in a few processes, shaped like a
-    /// busy machine: deep user stacks with a shared trunk, syscalls into the kernel, some unresolved frames.
+    /// busy machine: each process walks a random call graph (so stacks share long prefixes, as real ones do),
+    /// some stacks end in syscalls into the kernel, some in unresolved JIT code.
     static func large(sampleCount: Int = 100_000, stackCount: Int = 20_000, seed: UInt64 = 7) -> CPUProfile {
         var random = SplitMix64(seed: seed)
         let processes = ["checkout-api", "postgres", "envoy", "node-exporter", "kubelet"]
-        let vocabulary = (0..<600).map { index in
-            let area = ["Server", "Router", "Codec", "Storage", "Cache", "Pricing", "Inventory", "Auth", "Metrics"]
-            return "Service.\(area[index % area.count]).operation\(index)(_:)"
+        let areas = ["HTTPServer", "Router", "JSONCodec", "Storage", "Cache", "Pricing", "Inventory", "Auth", "Metrics"]
+        let verbs = ["handle", "decode", "encode", "lookup", "insert", "flush", "compute", "validate", "render", "poll"]
+        let vocabulary = (0..<400).map { index in
+            "\(areas[index % areas.count]).\(verbs[(index / areas.count) % verbs.count])\(index / 90)(_:)"
         }
-        let kernelNames = [
-            "entry_SYSCALL_64_after_hwframe", "do_syscall_64", "__x64_sys_epoll_wait", "do_epoll_wait",
-            "ep_poll", "schedule_hrtimeout_range", "ksys_read", "vfs_read", "tcp_sendmsg", "tcp_write_xmit",
-            "__ip_queue_xmit", "copy_user_enhanced_fast_string", "finish_task_switch.isra.0",
+        // A call graph: each function calls 1-4 others; the first callee is the common path.
+        let callees: [[Int]] = vocabulary.indices.map { _ in
+            (0..<(1 + Int(random.next() % 4))).map { _ in Int(random.next() % UInt64(vocabulary.count)) }
+        }
+        let kernelPaths = [
+            ["entry_SYSCALL_64_after_hwframe", "do_syscall_64", "__x64_sys_epoll_wait", "do_epoll_wait", "ep_poll",
+             "schedule_hrtimeout_range", "schedule", "__schedule", "finish_task_switch.isra.0"],
+            ["entry_SYSCALL_64_after_hwframe", "do_syscall_64", "ksys_write", "vfs_write", "sock_write_iter",
+             "tcp_sendmsg", "tcp_sendmsg_locked", "tcp_push", "__tcp_push_pending_frames", "tcp_write_xmit",
+             "__ip_queue_xmit"],
+            ["entry_SYSCALL_64_after_hwframe", "do_syscall_64", "ksys_read", "vfs_read", "ext4_file_read_iter",
+             "filemap_read", "copy_page_to_iter", "copy_user_enhanced_fast_string"],
+            ["asm_sysvec_apic_timer_interrupt", "sysvec_apic_timer_interrupt", "__irq_exit_rcu", "__do_softirq",
+             "run_rebalance_domains"],
         ]
-        var samples: [ProfileSample] = []
-        samples.reserveCapacity(stackCount)
-        var remaining = sampleCount
-        for stackIndex in 0..<stackCount {
+        let kernelNames = Array(Set(kernelPaths.joined())).sorted()
+        var seen = Set<[String]>()
+        var stacks: [(process: String, frames: [ProfileFrame])] = []
+        var attempts = 0
+        while stacks.count < stackCount, attempts < stackCount * 20 {
+            attempts += 1
             let processIndex = Int(random.next() % UInt64(processes.count))
             let process = processes[processIndex]
-            var frames: [ProfileFrame] = []
-            // Trunk: shared by all stacks of a process.
-            frames.append(user("main", 0x40_0000))
-            frames.append(user("\(process).run()", 0x40_0100 + UInt64(processIndex) * 0x10))
-            let depth = 4 + Int(random.next() % 24)
-            for level in 0..<depth {
-                // Zipf-ish: low indexes are much more likely, so stacks share prefixes.
-                let pick = Int(Double(random.next() % 10_000) / 10_000 * Double(level + 2) * 20) % vocabulary.count
-                frames.append(user(vocabulary[pick], 0x40_1000 + UInt64(pick) * 0x40))
+            var frames = [user("main", 0x40_0000), user("\(process).run()", 0x40_0100 + UInt64(processIndex) * 0x10)]
+            var current = (processIndex * 37) % vocabulary.count
+            let depth = 3 + Int(random.next() % 22)
+            for _ in 0..<depth {
+                frames.append(user(vocabulary[current], 0x40_1000 + UInt64(current) * 0x40))
+                let options = callees[current]
+                // 60% the common callee, otherwise any.
+                current = random.next() % 10 < 6 ? options[0] : options[Int(random.next() % UInt64(options.count))]
             }
-            if random.next() % 4 == 0 {
-                let kernelDepth = 2 + Int(random.next() % 6)
-                for level in 0..<kernelDepth {
-                    let pick = (level * 2 + Int(random.next() % 3)) % kernelNames.count
-                    frames.append(kernel(kernelNames[pick], 0xffff_ffff_8100_0000 + UInt64(pick) * 0x100))
+            let ending = random.next() % 10
+            if ending < 3 {
+                let path = kernelPaths[Int(random.next() % UInt64(kernelPaths.count))]
+                let length = 2 + Int(random.next() % UInt64(path.count - 1))
+                for name in path.prefix(length) {
+                    let index = UInt64(kernelNames.firstIndex(of: name)!)
+                    frames.append(kernel(name, 0xffff_ffff_8100_0000 + index * 0x1000))
                 }
-            } else if random.next() % 10 == 0 {
-                frames.append(unresolved("/usr/lib/libjit.so", 0x7e00_0000_0000 + random.next() % 4096, offset: 0))
+            } else if ending == 3 {
+                let offset = (random.next() % 64) * 0x40
+                frames.append(unresolved("/usr/lib/libjit.so", 0x7e00_0000_0000 + offset, offset: offset))
             }
-            let count =
-                stackIndex == stackCount - 1 ? remaining : max(1, min(remaining, Int(random.next() % 9) + 1))
+            let key = [process] + frames.map(\.function)
+            if seen.insert(key).inserted { stacks.append((process, frames)) }
+        }
+        // Spread the samples: a few hot stacks, a long tail of rare ones.
+        var samples: [ProfileSample] = []
+        samples.reserveCapacity(stacks.count)
+        var remaining = sampleCount
+        for (index, stack) in stacks.enumerated() {
+            let left = stacks.count - index
+            let count = left == 1 ? remaining : max(1, min(remaining - (left - 1), 1 + Int(random.next() % 8)))
             remaining -= count
             samples.append(
                 ProfileSample(
-                    frames: frames.reversed(),
+                    frames: stack.frames.reversed(),
                     count: Int64(count),
-                    labels: ["comm": process, "pid": String(1000 + process.count)]
+                    labels: ["comm": stack.process, "pid": String(1000 + stack.process.count)]
                 )
             )
-            if remaining <= 0 { break }
         }
         return CPUProfile(startTime: self.start, duration: .seconds(15), frequency: 99, samples: samples)
     }
