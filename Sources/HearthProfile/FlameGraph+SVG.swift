@@ -76,11 +76,14 @@ enum FlameGraphSVG {
             ("user", "hsl(24,88%,60%)"), ("kernel", "hsl(205,66%,64%)"), ("unresolved", "hsl(220,7%,72%)"),
             ("process", "hsl(268,52%,72%)"),
         ] {
-            svg += "<rect x=\"\(Self.number(legendX))\" y=\"56\" width=\"11\" height=\"11\" rx=\"2\" fill=\"\(colour)\"/>"
-            svg += "<text x=\"\(Self.number(legendX + 16))\" y=\"65.5\" font-size=\"11\" fill=\"#475467\">\(label)</text>\n"
+            svg +=
+                "<rect x=\"\(Self.number(legendX))\" y=\"56\" width=\"11\" height=\"11\" rx=\"2\" fill=\"\(colour)\"/>"
+            svg +=
+                "<text x=\"\(Self.number(legendX + 16))\" y=\"65.5\" font-size=\"11\" fill=\"#475467\">\(label)</text>\n"
             legendX += 16 + Double(label.count) * 6.6 + 18
         }
-        svg += "<text id=\"unzoom\" class=\"button hidden\" x=\"\(Self.number(self.width - 200))\" y=\"65.5\">Reset zoom</text>\n"
+        svg +=
+            "<text id=\"unzoom\" class=\"button hidden\" x=\"\(Self.number(self.width - 200))\" y=\"65.5\">Reset zoom</text>\n"
         svg += "<text id=\"search\" class=\"button\" x=\"\(Self.number(self.width - self.margin))\" y=\"65.5\" "
         svg += "text-anchor=\"end\">Search</text>\n"
         svg += "<g id=\"frames\">\n"
@@ -150,74 +153,74 @@ enum FlameGraphSVG {
 
     /// Click-to-zoom and search, for viewers that run script. The picture does not depend on it.
     static let script = #"""
-(function () {
-  var svg = document.documentElement, frames = Array.prototype.slice.call(document.querySelectorAll("g.f"));
-  var unzoom = document.getElementById("unzoom"), details = document.getElementById("details");
-  var matchedText = document.getElementById("matched"), searchButton = document.getElementById("search");
-  var margin = 10, width = +svg.getAttribute("width") - 2 * margin, total = +svg.getAttribute("data-total");
-  frames.forEach(function (g) {
-    g.ox = +g.getAttribute("data-x"); g.ow = +g.getAttribute("data-w"); g.depth = +g.getAttribute("data-d");
-    g.rect = g.querySelector("rect"); g.text = g.querySelector("text");
-    g.full = g.querySelector("title").textContent; g.name = g.full.replace(/ \([^)]*\)(\n.*)?$/, "");
-  });
-  function fit(g, w) {
-    var cap = Math.floor((w - 6) / 6.4), s = g.name;
-    g.text.textContent = s.length <= cap ? s : cap < 3 ? "" : s.slice(0, cap - 2) + "..";
-  }
-  function zoom(target) {
-    var x0 = target.ox, ratio = width / target.ow;
-    unzoom.classList.remove("hidden");
-    frames.forEach(function (g) {
-      g.classList.remove("hidden", "faded");
-      var inside = g.ox >= x0 - 0.0001 && g.ox + g.ow <= x0 + target.ow + 0.0001 && g.depth >= target.depth;
-      var above = g.depth < target.depth && g.ox <= x0 + 0.0001 && g.ox + g.ow >= x0 + target.ow - 0.0001;
-      if (inside) {
-        var x = margin + (g.ox - x0) * ratio, w = g.ow * ratio;
-        g.rect.setAttribute("x", x); g.rect.setAttribute("width", w); g.text.setAttribute("x", x + 3); fit(g, w);
-      } else if (above) {
-        g.classList.add("faded");
-        g.rect.setAttribute("x", margin); g.rect.setAttribute("width", width); g.text.setAttribute("x", margin + 3); fit(g, width);
-      } else {
-        g.classList.add("hidden");
-      }
-    });
-  }
-  function reset() {
-    unzoom.classList.add("hidden");
-    frames.forEach(function (g) {
-      g.classList.remove("hidden", "faded");
-      g.rect.setAttribute("x", g.ox); g.rect.setAttribute("width", g.ow); g.text.setAttribute("x", g.ox + 3); fit(g, g.ow);
-    });
-  }
-  function search(term) {
-    var re = null, sum = 0, covered = [];
-    if (term) { try { re = new RegExp(term, "i"); } catch (e) { re = new RegExp(term.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "i"); } }
-    frames.forEach(function (g) {
-      var hit = re !== null && g.depth > 0 && re.test(g.name);
-      g.classList.toggle("match", hit);
-      if (hit && !covered.some(function (c) { return g.ox >= c[0] - 0.0001 && g.ox + g.ow <= c[1] + 0.0001; })) {
-        covered.push([g.ox, g.ox + g.ow]); sum += g.ow;
-      }
-    });
-    searchButton.textContent = re ? "Clear search" : "Search";
-    matchedText.textContent = re ? "Matched: " + (100 * sum / width).toFixed(1) + "%" : " ";
-  }
-  frames.forEach(function (g) {
-    g.addEventListener("click", function () { if (g.depth === 0) reset(); else zoom(g); });
-    g.addEventListener("mouseover", function () { details.textContent = g.full.split("\n")[0]; });
-    g.addEventListener("mouseout", function () { details.textContent = " "; });
-  });
-  unzoom.addEventListener("click", reset);
-  searchButton.addEventListener("click", function () {
-    if (searchButton.textContent !== "Search") { search(""); return; }
-    var term = window.prompt("Search for (regular expression):", "");
-    if (term) search(term);
-  });
-  window.addEventListener("keydown", function (e) {
-    if ((e.ctrlKey || e.metaKey) && e.key === "f" || e.key === "/") {
-      e.preventDefault(); var term = window.prompt("Search for (regular expression):", ""); if (term) search(term);
-    } else if (e.key === "Escape") { search(""); reset(); }
-  });
-})();
-"""#
+        (function () {
+          var svg = document.documentElement, frames = Array.prototype.slice.call(document.querySelectorAll("g.f"));
+          var unzoom = document.getElementById("unzoom"), details = document.getElementById("details");
+          var matchedText = document.getElementById("matched"), searchButton = document.getElementById("search");
+          var margin = 10, width = +svg.getAttribute("width") - 2 * margin, total = +svg.getAttribute("data-total");
+          frames.forEach(function (g) {
+            g.ox = +g.getAttribute("data-x"); g.ow = +g.getAttribute("data-w"); g.depth = +g.getAttribute("data-d");
+            g.rect = g.querySelector("rect"); g.text = g.querySelector("text");
+            g.full = g.querySelector("title").textContent; g.name = g.full.replace(/ \([^)]*\)(\n.*)?$/, "");
+          });
+          function fit(g, w) {
+            var cap = Math.floor((w - 6) / 6.4), s = g.name;
+            g.text.textContent = s.length <= cap ? s : cap < 3 ? "" : s.slice(0, cap - 2) + "..";
+          }
+          function zoom(target) {
+            var x0 = target.ox, ratio = width / target.ow;
+            unzoom.classList.remove("hidden");
+            frames.forEach(function (g) {
+              g.classList.remove("hidden", "faded");
+              var inside = g.ox >= x0 - 0.0001 && g.ox + g.ow <= x0 + target.ow + 0.0001 && g.depth >= target.depth;
+              var above = g.depth < target.depth && g.ox <= x0 + 0.0001 && g.ox + g.ow >= x0 + target.ow - 0.0001;
+              if (inside) {
+                var x = margin + (g.ox - x0) * ratio, w = g.ow * ratio;
+                g.rect.setAttribute("x", x); g.rect.setAttribute("width", w); g.text.setAttribute("x", x + 3); fit(g, w);
+              } else if (above) {
+                g.classList.add("faded");
+                g.rect.setAttribute("x", margin); g.rect.setAttribute("width", width); g.text.setAttribute("x", margin + 3); fit(g, width);
+              } else {
+                g.classList.add("hidden");
+              }
+            });
+          }
+          function reset() {
+            unzoom.classList.add("hidden");
+            frames.forEach(function (g) {
+              g.classList.remove("hidden", "faded");
+              g.rect.setAttribute("x", g.ox); g.rect.setAttribute("width", g.ow); g.text.setAttribute("x", g.ox + 3); fit(g, g.ow);
+            });
+          }
+          function search(term) {
+            var re = null, sum = 0, covered = [];
+            if (term) { try { re = new RegExp(term, "i"); } catch (e) { re = new RegExp(term.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "i"); } }
+            frames.forEach(function (g) {
+              var hit = re !== null && g.depth > 0 && re.test(g.name);
+              g.classList.toggle("match", hit);
+              if (hit && !covered.some(function (c) { return g.ox >= c[0] - 0.0001 && g.ox + g.ow <= c[1] + 0.0001; })) {
+                covered.push([g.ox, g.ox + g.ow]); sum += g.ow;
+              }
+            });
+            searchButton.textContent = re ? "Clear search" : "Search";
+            matchedText.textContent = re ? "Matched: " + (100 * sum / width).toFixed(1) + "%" : " ";
+          }
+          frames.forEach(function (g) {
+            g.addEventListener("click", function () { if (g.depth === 0) reset(); else zoom(g); });
+            g.addEventListener("mouseover", function () { details.textContent = g.full.split("\n")[0]; });
+            g.addEventListener("mouseout", function () { details.textContent = " "; });
+          });
+          unzoom.addEventListener("click", reset);
+          searchButton.addEventListener("click", function () {
+            if (searchButton.textContent !== "Search") { search(""); return; }
+            var term = window.prompt("Search for (regular expression):", "");
+            if (term) search(term);
+          });
+          window.addEventListener("keydown", function (e) {
+            if ((e.ctrlKey || e.metaKey) && e.key === "f" || e.key === "/") {
+              e.preventDefault(); var term = window.prompt("Search for (regular expression):", ""); if (term) search(term);
+            } else if (e.key === "Escape") { search(""); reset(); }
+          });
+        })();
+        """#
 }

@@ -12,7 +12,12 @@ enum Fixtures {
     static let libcBuildID = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00"
     static let kernel = "[kernel.kallsyms]"
 
-    static func user(_ name: String, _ address: UInt64, module: String = appPath, buildID: String? = appBuildID)
+    static func user(
+        _ name: String,
+        _ address: UInt64,
+        module: String = appPath,
+        buildID: String? = appBuildID
+    )
         -> ProfileFrame
     {
         ProfileFrame(function: name, module: module, address: address, buildID: buildID)
@@ -86,8 +91,12 @@ enum Fixtures {
     static func large(sampleCount: Int = 100_000, stackCount: Int = 20_000, seed: UInt64 = 7) -> CPUProfile {
         var random = SplitMix64(seed: seed)
         let processes = ["checkout-api", "postgres", "envoy", "node-exporter", "kubelet"]
-        let areas = ["HTTPServer", "Router", "JSONCodec", "Storage", "Cache", "Pricing", "Inventory", "Auth", "Metrics"]
-        let verbs = ["handle", "decode", "encode", "lookup", "insert", "flush", "compute", "validate", "render", "poll"]
+        let areas = [
+            "HTTPServer", "Router", "JSONCodec", "Storage", "Cache", "Pricing", "Inventory", "Auth", "Metrics",
+        ]
+        let verbs = [
+            "handle", "decode", "encode", "lookup", "insert", "flush", "compute", "validate", "render", "poll",
+        ]
         let vocabulary = (0..<400).map { index in
             "\(areas[index % areas.count]).\(verbs[(index / areas.count) % verbs.count])\(index / 90)(_:)"
         }
@@ -96,15 +105,23 @@ enum Fixtures {
             (0..<(1 + Int(random.next() % 4))).map { _ in Int(random.next() % UInt64(vocabulary.count)) }
         }
         let kernelPaths = [
-            ["entry_SYSCALL_64_after_hwframe", "do_syscall_64", "__x64_sys_epoll_wait", "do_epoll_wait", "ep_poll",
-             "schedule_hrtimeout_range", "schedule", "__schedule", "finish_task_switch.isra.0"],
-            ["entry_SYSCALL_64_after_hwframe", "do_syscall_64", "ksys_write", "vfs_write", "sock_write_iter",
-             "tcp_sendmsg", "tcp_sendmsg_locked", "tcp_push", "__tcp_push_pending_frames", "tcp_write_xmit",
-             "__ip_queue_xmit"],
-            ["entry_SYSCALL_64_after_hwframe", "do_syscall_64", "ksys_read", "vfs_read", "ext4_file_read_iter",
-             "filemap_read", "copy_page_to_iter", "copy_user_enhanced_fast_string"],
-            ["asm_sysvec_apic_timer_interrupt", "sysvec_apic_timer_interrupt", "__irq_exit_rcu", "__do_softirq",
-             "run_rebalance_domains"],
+            [
+                "entry_SYSCALL_64_after_hwframe", "do_syscall_64", "__x64_sys_epoll_wait", "do_epoll_wait", "ep_poll",
+                "schedule_hrtimeout_range", "schedule", "__schedule", "finish_task_switch.isra.0",
+            ],
+            [
+                "entry_SYSCALL_64_after_hwframe", "do_syscall_64", "ksys_write", "vfs_write", "sock_write_iter",
+                "tcp_sendmsg", "tcp_sendmsg_locked", "tcp_push", "__tcp_push_pending_frames", "tcp_write_xmit",
+                "__ip_queue_xmit",
+            ],
+            [
+                "entry_SYSCALL_64_after_hwframe", "do_syscall_64", "ksys_read", "vfs_read", "ext4_file_read_iter",
+                "filemap_read", "copy_page_to_iter", "copy_user_enhanced_fast_string",
+            ],
+            [
+                "asm_sysvec_apic_timer_interrupt", "sysvec_apic_timer_interrupt", "__irq_exit_rcu", "__do_softirq",
+                "run_rebalance_domains",
+            ],
         ]
         let kernelNames = Array(Set(kernelPaths.joined())).sorted()
         var seen = Set<[String]>()

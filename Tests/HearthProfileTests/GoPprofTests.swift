@@ -92,7 +92,8 @@ enum GoToolchain {
         environment["GOTOOLCHAIN"] = "local"  // never download another toolchain
         environment["GOFLAGS"] = ""
         if environment["HOME"] == nil || environment["GOCACHE"] == nil && environment["HOME"] == "/" {
-            environment["GOCACHE"] = FileManager.default.temporaryDirectory.appendingPathComponent("hearth-go-cache").path
+            environment["GOCACHE"] =
+                FileManager.default.temporaryDirectory.appendingPathComponent("hearth-go-cache").path
         }
         return try self.run(go, ["tool", "pprof"] + arguments, environment: environment, directory: scratch)
     }
@@ -145,7 +146,9 @@ struct GoPprofTests {
         #expect(counts == profile.totalSamples)
         #expect(cpu == profile.totalSamples * profile.periodNanoseconds)
 
-        for name in ["CheckoutAPI.Pricing.total(for:)", "ksys_write", "__memmove_avx_unaligned_erms", "jit-1234.so+0x1234"] {
+        for name in [
+            "CheckoutAPI.Pricing.total(for:)", "ksys_write", "__memmove_avx_unaligned_erms", "jit-1234.so+0x1234",
+        ] {
             #expect(text.contains(name), "\(name) missing from pprof -raw")
         }
         #expect(text.contains(Fixtures.appBuildID))
@@ -169,7 +172,9 @@ struct GoPprofTests {
         let firstRow = samples.stdout.split(separator: "\n").first { $0.contains("%") && $0.contains("CheckoutAPI") }
         #expect(firstRow?.contains("CheckoutAPI.Pricing.total(for:)") == true)
         // pprof's flat/cum agree with TopFunctions, recursion included.
-        let walk = try #require(samples.stdout.split(separator: "\n").first { $0.hasSuffix("CheckoutAPI.Tree.walk(_:)") })
+        let walk = try #require(
+            samples.stdout.split(separator: "\n").first { $0.hasSuffix("CheckoutAPI.Tree.walk(_:)") }
+        )
         let columns = walk.split(separator: " ")
         #expect(columns.first == "100" && columns.count >= 5 && columns[3] == "100")
 

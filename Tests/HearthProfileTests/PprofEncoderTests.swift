@@ -5,7 +5,10 @@ import Testing
 
 @Suite("pprof encoding")
 struct PprofEncoderTests {
-    private func decode(_ profile: CPUProfile, options: PprofEncoder.Options = .init()) throws
+    private func decode(
+        _ profile: CPUProfile,
+        options: PprofEncoder.Options = .init()
+    ) throws
         -> Perftools_Profiles_Profile
     {
         let gzipped = try PprofEncoder.encodeGzipped(profile, options: options)
@@ -23,9 +26,11 @@ struct PprofEncoderTests {
         #expect(strings.first == "")
         #expect(Set(strings).count == strings.count, "strings are interned once")
 
-        #expect(decoded.sampleType.map { [strings[Int($0.type)], strings[Int($0.unit)]] } == [
-            ["samples", "count"], ["cpu", "nanoseconds"],
-        ])
+        #expect(
+            decoded.sampleType.map { [strings[Int($0.type)], strings[Int($0.unit)]] } == [
+                ["samples", "count"], ["cpu", "nanoseconds"],
+            ]
+        )
         #expect(strings[Int(decoded.periodType.type)] == "cpu")
         #expect(strings[Int(decoded.periodType.unit)] == "nanoseconds")
         #expect(decoded.period == 10_101_010)  // 1e9 / 99

@@ -26,10 +26,12 @@ struct TopFunctionsTests {
         #expect(rows.allSatisfy { $0.totalPercent <= 100 && $0.selfSamples <= $0.totalSamples })
 
         // Ranked by self, then total, then name.
-        #expect(rows.map(\.function).prefix(5) == [
-            "CheckoutAPI.Pricing.total(for:)", "__memmove_avx_unaligned_erms", "ksys_write",
-            "CheckoutAPI.Tree.walk(_:)", "jit-1234.so+0x1234",
-        ])
+        #expect(
+            rows.map(\.function).prefix(5) == [
+                "CheckoutAPI.Pricing.total(for:)", "__memmove_avx_unaligned_erms", "ksys_write",
+                "CheckoutAPI.Tree.walk(_:)", "jit-1234.so+0x1234",
+            ]
+        )
     }
 
     @Test("limit and ordering by total")
