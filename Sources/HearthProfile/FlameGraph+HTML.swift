@@ -10,13 +10,17 @@ enum FlameGraphHTML {
         let stats = self.stats(profile: profile)
         var html = ""
         html.reserveCapacity(data.utf8.count + template.utf8.count + 4096)
+        let replacements = [("@TITLE@", escapedTitle), ("@STATS@", stats), ("@DATA@", data)]
         var rest = Substring(template)
-        for (marker, value) in [("@TITLE@", escapedTitle), ("@STATS@", stats), ("@DATA@", data)] {
-            while let range = rest.firstRange(of: marker) {
-                html += rest[..<range.lowerBound]
+        while let at = rest.firstIndex(of: "@") {
+            html += rest[..<at]
+            let tail = rest[at...]
+            if let (marker, value) = replacements.first(where: { tail.hasPrefix($0.0) }) {
                 html += value
-                rest = rest[range.upperBound...]
-                if marker != "@TITLE@" { break }
+                rest = tail.dropFirst(marker.count)
+            } else {
+                html += "@"
+                rest = tail.dropFirst()
             }
         }
         html += rest
@@ -40,7 +44,7 @@ enum FlameGraphHTML {
             ("Stacks", Format.grouped(Int64(profile.uniqueStackCount))),
         ]
         if !processes.isEmpty { items.append(("Processes", Format.grouped(Int64(processes.count)))) }
-        items.append(("Kernel", Format.fixed(TopFunctions.percent(kernelLeaf, of: total), 1) + "%"))
+        items.append(("In kernel", Format.fixed(TopFunctions.percent(kernelLeaf, of: total), 1) + "%"))
         items.append(("Started", Format.timestamp(profile.startTime)))
         return items.map { label, value in
             "<div class=\"stat\"><span class=\"k\">\(label)</span><span class=\"v\">\(Format.escapeXML(value))</span></div>"
@@ -189,7 +193,7 @@ footer { padding: 14px 28px 24px; color: var(--muted); font-size: 12px; }
       <button id="reset" disabled title="Show the whole profile (Esc)">Reset zoom</button>
     </div>
     <div class="crumbs" id="crumbs"></div>
-    <div class="graph" id="graph"><canvas id="canvas"></canvas></div>
+    <div class="graph" id="graph"><canvas id="canvas" role="img" aria-label="Flame graph of @TITLE@"></canvas></div>
   </div>
   <section class="top card">
     <h2>Top functions <small id="topnote"></small></h2>
@@ -445,22 +449,21 @@ footer { padding: 14px 28px 24px; color: var(--muted); font-size: 12px; }
     updateMatched();
     draw();
   }
+  // Samples under matching frames, each sample counted once (at its outermost match), and the number of
+  // distinct matching functions.
   function matchedIn(root) {
-    // Samples under matching frames, each sample counted once (the outermost match).
-    var sum = 0, count = 0, todo = [root], seen = new Set();
+    var sum = 0, todo = [root], seen = new Set(), inside = [];
     while (todo.length) {
       var i = todo.pop();
-      if (i !== 0 && nameMatch[nName[i]] === 1) { sum += nTotal[i]; if (!seen.has(nName[i])) { seen.add(nName[i]); count++; } markNested(i, seen); continue; }
+      if (i !== 0 && nameMatch[nName[i]] === 1) { sum += nTotal[i]; inside.push(i); continue; }
       for (var c = nFirst[i]; c >= 0; c = nNext[c]) todo.push(c);
     }
-    return { samples: sum, functions: count };
-  }
-  function markNested(i, seen) {
-    var todo = [i];
-    while (todo.length) {
-      var k = todo.pop();
-      for (var c = nFirst[k]; c >= 0; c = nNext[c]) { if (nameMatch[nName[c]] === 1) seen.add(nName[c]); todo.push(c); }
+    while (inside.length) {
+      var k = inside.pop();
+      if (nameMatch[nName[k]] === 1) seen.add(nName[k]);
+      for (var d = nFirst[k]; d >= 0; d = nNext[d]) inside.push(d);
     }
+    return { samples: sum, functions: seen.size };
   }
   function updateMatched() {
     if (nameMatch === null) { matchedLabel.innerHTML = ""; return; }

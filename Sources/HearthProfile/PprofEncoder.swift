@@ -60,13 +60,16 @@ public enum PprofEncoder {
     }
 
     /// Encodes `profile` as a gzip-compressed pprof file, the form `go tool pprof` and Pyroscope expect.
+    ///
+    /// Compresses at level 1 (fastest), as Go's `runtime/pprof` and the profiling agents do: profiles are
+    /// small, and the agent's CPU budget matters more than a few bytes.
     /// - Parameters:
     ///   - profile: The profile to encode.
     ///   - options: What to put in the profile.
     /// - Returns: The gzip bytes.
     /// - Throws: An error from SwiftProtobuf or ``GzipError``.
     public static func encodeGzipped(_ profile: CPUProfile, options: Options = Options()) throws -> [UInt8] {
-        try Gzip.compress(self.encode(profile, options: options))
+        try Gzip.compress(self.encode(profile, options: options), level: 1)
     }
 
     static func makeMessage(_ profile: CPUProfile, options: Options) -> Perftools_Profiles_Profile {

@@ -38,6 +38,8 @@ struct FlameGraphTests {
         #expect(html.hasPrefix("<!DOCTYPE html>"))
         #expect(html.contains("<title>checkout-api &lt;prod&gt; &amp; co · Flame graph</title>"))
         #expect(!html.contains("<prod>"), "the title is escaped")
+        #expect(!html.contains("@TITLE@") && !html.contains("@STATS@") && !html.contains("@DATA@"))
+        #expect(html.components(separatedBy: "checkout-api &lt;prod&gt; &amp; co").count == 4)
         #expect(html.contains("<input id=\"search\" type=\"search\""))
         #expect(html.contains("id=\"tip\""))
         #expect(html.contains("id=\"reset\""))
