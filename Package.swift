@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "HearthSampler", targets: ["HearthSampler"]),
         .library(name: "HearthSymbolizer", targets: ["HearthSymbolizer"]),
         .library(name: "HearthProfile", targets: ["HearthProfile"]),
+        .library(name: "HearthAgent", targets: ["HearthAgent"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -56,9 +57,13 @@ let package = Package(
             dependencies: ["CZlib", swiftProtobuf],
             exclude: ["Generated/profile.proto"]
         ),
+        .target(
+            name: "HearthAgent",
+            dependencies: ["HearthSampler", "HearthSymbolizer", "HearthProfile", logging]
+        ),
         .executableTarget(
             name: "hearth-agent",
-            dependencies: ["HearthSampler", "HearthSymbolizer", "HearthProfile", argumentParser, logging]
+            dependencies: ["HearthAgent", "HearthSampler", "HearthProfile", argumentParser, logging]
         ),
 
         // Workloads with known call chains, profiled by the end-to-end tests.
@@ -67,12 +72,14 @@ let package = Package(
             path: "Tests/Workloads/hearth-workload-swift"
         ),
 
-        .testTarget(name: "HearthSamplerTests", dependencies: ["HearthSampler"]),
+        // Child processes, build products and external tools (go tool pprof) for the tests.
+        .target(name: "HearthTestSupport", path: "Tests/HearthTestSupport"),
+        .testTarget(name: "HearthSamplerTests", dependencies: ["HearthSampler", "HearthTestSupport"]),
         .testTarget(name: "HearthSymbolizerTests", dependencies: ["HearthSymbolizer"]),
-        .testTarget(name: "HearthProfileTests", dependencies: ["HearthProfile"]),
+        .testTarget(name: "HearthProfileTests", dependencies: ["HearthProfile", "HearthTestSupport"]),
         .testTarget(
             name: "HearthAgentTests",
-            dependencies: ["HearthSampler", "HearthSymbolizer", "HearthProfile"],
+            dependencies: ["HearthAgent", "HearthSampler", "HearthSymbolizer", "HearthProfile", "HearthTestSupport"],
             exclude: ["Fixtures"]
         ),
     ]

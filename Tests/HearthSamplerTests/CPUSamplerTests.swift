@@ -27,7 +27,7 @@ struct CPUSamplerTests {
 
     @Test("samples only the filtered process, with user stacks and a comm")
     func pidFilter() throws {
-        let busy = try BusyProcess()
+        let busy = try busyProcess()
         let sampler = try CPUSampler(configuration: .init(frequency: 199, pid: busy.pid), logger: self.logger)
         #expect(!sampler.cpus.isEmpty)
         let (samples, last) = try self.collect(sampler) { samples in samples.reduce(0) { $0 + $1.count } >= 50 }
@@ -46,7 +46,7 @@ struct CPUSamplerTests {
 
     @Test("a drain empties the maps: buckets are never returned twice")
     func drainEmpties() throws {
-        let busy = try BusyProcess()
+        let busy = try busyProcess()
         let sampler = try CPUSampler(configuration: .init(frequency: 499, pid: busy.pid), logger: self.logger)
         var seen = 0
         var counted: UInt64 = 0
@@ -73,7 +73,7 @@ struct CPUSamplerTests {
 
     @Test("the cgroup filter keeps targeted cgroups and drops the rest")
     func cgroupFilter() throws {
-        let busy = try BusyProcess()
+        let busy = try busyProcess()
         let cgroup = try cgroupID(of: busy.pid)
 
         let targeted = try CPUSampler(
@@ -94,7 +94,7 @@ struct CPUSamplerTests {
 
     @Test("a sampling probability of zero subsamples everything, and the loss is counted")
     func subsampling() throws {
-        let busy = try BusyProcess()
+        let busy = try busyProcess()
         let cgroup = try cgroupID(of: busy.pid)
         let sampler = try CPUSampler(
             configuration: .init(frequency: 199, targetCgroups: [cgroup: 0.0]),
@@ -109,7 +109,7 @@ struct CPUSamplerTests {
     @Test("sampling system-wide sees kernel stacks of a syscall-heavy process")
     func kernelStacks() throws {
         // dd copying /dev/zero to /dev/null spends its time in the kernel.
-        let busy = try BusyProcess(shellLoop: "exec dd if=/dev/zero of=/dev/null bs=1 status=none")
+        let busy = try busyProcess(shellLoop: "exec dd if=/dev/zero of=/dev/null bs=1 status=none")
         let sampler = try CPUSampler(configuration: .init(frequency: 199, pid: busy.pid), logger: self.logger)
         let (samples, _) = try self.collect(sampler) { samples in samples.contains { !$0.kernelStack.isEmpty } }
         #expect(samples.contains { !$0.kernelStack.isEmpty })

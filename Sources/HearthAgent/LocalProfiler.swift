@@ -1,0 +1,233 @@
+import Foundation
+import HearthProfile
+import HearthSampler
+import HearthSymbolizer
+import Logging
+
+/// Profiles this machine without a cluster: samples with ``CPUSampler``, symbolizes every interval (so processes
+/// that exit mid-recording still get names) and aggregates into a ``CPUProfile``.
+public struct LocalProfiler: Sendable {
+    public struct Options: Sendable, Hashable {
+        /// How long to record.
+        public var duration: Duration
+        /// Samples per second on each CPU.
+        public var frequency: Int
+        /// Only this process, or every process when nil.
+        public var pid: Int32?
+        /// How often the kernel maps are drained and symbolized.
+        public var drainInterval: Duration
+
+        public init(duration: Duration = .seconds(10), frequency: Int = 99, pid: Int32? = nil,
+                    drainInterval: Duration = .seconds(1)) {
+            self.duration = duration
+            self.frequency = frequency
+            self.pid = pid
+            self.drainInterval = drainInterval
+        }
+    }
+
+    /// Where a recording is, reported after every drain.
+    public struct Progress: Sendable, Hashable {
+        public var elapsed: Duration
+        public var duration: Duration
+        public var samples: Int64
+        public var processes: Int
+        public var lostSamples: UInt64
+    }
+
+    /// A finished recording: the profile and how well it went.
+    public struct Report: Sendable {
+        public var profile: CPUProfile
+        public var counters: SamplerCounters
+        /// User-space frames with a function name, and without, over every sample (a frame counts once per
+        /// sample that contains it).
+        public var userFramesNamed: Int64
+        public var userFramesUnnamed: Int64
+        public var kernelFramesNamed: Int64
+        public var kernelFramesUnnamed: Int64
+        public var processes: Int
+        /// Whether the recording ended early because it was asked to stop.
+        public var stoppedEarly: Bool
+
+        /// The share of user frames with a name, from 0 to 1 (1 when there were none).
+        public var userSymbolizationRate: Double {
+            let total = self.userFramesNamed + self.userFramesUnnamed
+            return total == 0 ? 1 : Double(self.userFramesNamed) / Double(total)
+        }
+    }
+
+    public let options: Options
+    private let logger: Logger
+
+    public init(options: Options, logger: Logger) {
+        self.options = options
+        self.logger = logger
+    }
+
+    /// Records for ``Options/duration`` or until `shouldStop` returns true. Blocking: run it on its own thread.
+    public func record(
+        progress: (Progress) -> Void = { _ in },
+        shouldStop: () -> Bool = { false }
+    ) throws -> Report {
+        let sampler = try CPUSampler(
+            configuration: SamplerConfiguration(frequency: self.options.frequency, pid: self.options.pid),
+            logger: self.logger
+        )
+        let symbolizer = Symbolizer(logger: self.logger)
+        var aggregator = StackAggregator(symbolizer: symbolizer)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let startTime = Date()
+        var stoppedEarly = false
+        var counters = SamplerCounters()
+
+        while true {
+            let elapsed = start.duration(to: clock.now)
+            let remaining = self.options.duration - elapsed
+            if remaining <= .zero { break }
+            if shouldStop() {
+                stoppedEarly = true
+                break
+            }
+            // Sleep in short steps so a stop request is answered quickly.
+            let nap = min(self.options.drainInterval, remaining, .milliseconds(200))
+            Thread.sleep(forTimeInterval: Double(nap.components.seconds) + Double(nap.components.attoseconds) / 1e18)
+            if aggregator.lastDrain.duration(to: clock.now) >= self.options.drainInterval
+                || start.duration(to: clock.now) >= self.options.duration
+            {
+                let drain = try sampler.drain()
+                aggregator.add(drain.samples)
+                aggregator.forgetExitedProcesses()
+                aggregator.lastDrain = clock.now
+                counters = drain.counters
+                progress(
+                    Progress(
+                        elapsed: start.duration(to: clock.now),
+                        duration: self.options.duration,
+                        samples: aggregator.totalSamples,
+                        processes: aggregator.processCount,
+                        lostSamples: counters.lostSamples
+                    )
+                )
+            }
+        }
+        // Two drains: the first switches away from the set being written, the second collects what landed in the
+        // other set meanwhile.
+        for _ in 0..<2 {
+            let drain = try sampler.drain()
+            aggregator.add(drain.samples)
+            counters = drain.counters
+        }
+        let duration = start.duration(to: clock.now)
+
+        var profile = CPUProfile(
+            startTime: startTime,
+            duration: duration,
+            frequency: self.options.frequency,
+            samples: aggregator.samples(),
+            mappings: aggregator.mappings
+        )
+        profile.samples.sort { $0.count > $1.count }
+        return Report(
+            profile: profile,
+            counters: counters,
+            userFramesNamed: aggregator.userFramesNamed,
+            userFramesUnnamed: aggregator.userFramesUnnamed,
+            kernelFramesNamed: aggregator.kernelFramesNamed,
+            kernelFramesUnnamed: aggregator.kernelFramesUnnamed,
+            processes: aggregator.processCount,
+            stoppedEarly: stoppedEarly
+        )
+    }
+}
+
+/// Turns drained buckets into symbolized, aggregated samples.
+struct StackAggregator {
+    struct Key: Hashable {
+        var pid: Int32
+        var comm: String
+        var frames: [ProfileFrame]
+    }
+
+    let symbolizer: Symbolizer
+    var lastDrain = ContinuousClock.now
+    private var counts: [Key: Int64] = [:]
+    private var knownProcesses: Set<Int32> = []
+    private var liveProcesses: Set<Int32> = []
+    private var mappingsByProcess: [Int32: [ProfileMapping]] = [:]
+    private(set) var totalSamples: Int64 = 0
+    private(set) var userFramesNamed: Int64 = 0
+    private(set) var userFramesUnnamed: Int64 = 0
+    private(set) var kernelFramesNamed: Int64 = 0
+    private(set) var kernelFramesUnnamed: Int64 = 0
+
+    init(symbolizer: Symbolizer) {
+        self.symbolizer = symbolizer
+    }
+
+    var processCount: Int { self.knownProcesses.count }
+
+    /// Every executable mapping seen, deduplicated by file and address range.
+    var mappings: [ProfileMapping] {
+        var seen: Set<ProfileMapping> = []
+        var result: [ProfileMapping] = []
+        for pid in self.mappingsByProcess.keys.sorted() {
+            for mapping in self.mappingsByProcess[pid] ?? [] where seen.insert(mapping).inserted {
+                result.append(mapping)
+            }
+        }
+        return result
+    }
+
+    mutating func add(_ samples: [RawStackSample]) {
+        for sample in samples {
+            let count = Int64(sample.count)
+            self.liveProcesses.insert(sample.pid)
+            if self.knownProcesses.insert(sample.pid).inserted {
+                self.mappingsByProcess[sample.pid] = self.symbolizer.mappings(pid: sample.pid).map {
+                    ProfileMapping(start: $0.start, limit: $0.end, fileOffset: $0.fileOffset, file: $0.path,
+                                   buildID: $0.buildID)
+                }
+            }
+            let kernel = self.symbolizer.symbolizeKernel(addresses: sample.kernelStack)
+            let user = self.symbolizer.symbolizeUser(pid: sample.pid, addresses: sample.userStack)
+            for frame in user {
+                if frame.function != nil { self.userFramesNamed += count } else { self.userFramesUnnamed += count }
+            }
+            for frame in kernel {
+                if frame.function != nil { self.kernelFramesNamed += count } else { self.kernelFramesUnnamed += count }
+            }
+            // Leaf first: a sample taken in the kernel has its kernel frames on top of the user stack.
+            let frames = (kernel + user).map(ProfileFrame.init(symbolized:))
+            self.counts[Key(pid: sample.pid, comm: sample.comm, frames: frames), default: 0] += count
+            self.totalSamples += count
+        }
+    }
+
+    /// Drops the symbolizer's cache of processes that are gone, so a reused pid is not named after the old one.
+    mutating func forgetExitedProcesses() {
+        for pid in self.liveProcesses where kill(pid, 0) != 0 && errno == ESRCH {
+            self.symbolizer.forget(pid: pid)
+            self.liveProcesses.remove(pid)
+        }
+    }
+
+    func samples() -> [ProfileSample] {
+        self.counts.map { key, count in
+            ProfileSample(frames: key.frames, count: count, labels: ["comm": key.comm, "pid": "\(key.pid)"])
+        }
+    }
+}
+
+extension ProfileFrame {
+    init(symbolized frame: SymbolizedFrame) {
+        self.init(
+            function: frame.displayName,
+            module: frame.module,
+            address: frame.address,
+            buildID: frame.buildID,
+            isKernel: frame.isKernel,
+            isResolved: frame.function != nil
+        )
+    }
+}

