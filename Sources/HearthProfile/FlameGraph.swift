@@ -97,7 +97,7 @@ struct FlameTree {
             for frame in sample.frames.reversed() {
                 current = self.child(
                     of: current,
-                    name: frame.function.isEmpty ? "[unknown]" : frame.function,
+                    name: frame.displayName,
                     module: frame.module,
                     kind: FrameKind(frame),
                     count: sample.count,

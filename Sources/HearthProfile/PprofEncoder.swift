@@ -249,7 +249,7 @@ private struct PprofBuilder {
     private mutating func location(for frame: ProfileFrame) -> UInt64 {
         if let id = self.frameLocations[frame] { return id }
         let mappingID = self.existingMapping(for: frame) ?? 0
-        let key = LocationKey(mappingID: mappingID, address: frame.address, function: frame.function)
+        let key = LocationKey(mappingID: mappingID, address: frame.address, function: frame.displayName)
         if let id = self.locations[key] {
             self.frameLocations[frame] = id
             return id
@@ -263,7 +263,7 @@ private struct PprofBuilder {
             self.mappingResolved[mappingID] = (self.mappingResolved[mappingID] ?? true) && frame.isResolved
         }
         var line = Perftools_Profiles_Line()
-        line.functionID = self.function(named: frame.function)
+        line.functionID = self.function(named: frame.displayName)
         location.line = [line]
         self.message.location.append(location)
         self.locations[key] = id

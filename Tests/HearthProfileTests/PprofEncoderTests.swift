@@ -151,6 +151,21 @@ struct PprofEncoderTests {
         profile.samples.append(ProfileSample(frames: [Fixtures.main], count: 0))
         #expect(try self.decode(profile).sample.count == Fixtures.small().samples.count)
 
+        profile.samples.append(ProfileSample(frames: [Fixtures.main], count: -5))
+        #expect(profile.totalSamples == 1000, "non-positive counts are ignored")
+        #expect(try self.decode(profile).sample.count == Fixtures.small().samples.count)
+
+        let nameless = CPUProfile(
+            startTime: Fixtures.start,
+            duration: .seconds(1),
+            frequency: 99,
+            samples: [ProfileSample(frames: [ProfileFrame(function: "", module: "/bin/x", address: 1)], count: 1)]
+        )
+        let namelessDecoded = try self.decode(nameless)
+        #expect(namelessDecoded.stringTable[Int(namelessDecoded.function[0].name)] == "[unknown]")
+        #expect(FoldedStacks.render(nameless) == "[unknown] 1\n")
+        #expect(TopFunctions.compute(nameless, limit: 1).first?.function == "[unknown]")
+
         let empty = CPUProfile(startTime: Fixtures.start, duration: .milliseconds(1500), frequency: 19, samples: [])
         let decoded = try self.decode(empty)
         #expect(decoded.stringTable.first == "")
