@@ -228,7 +228,9 @@ private struct PprofBuilder {
             if list[middle].mapping.start <= frame.address { low = middle + 1 } else { high = middle }
         }
         if low > 0, list[low - 1].mapping.contains(frame.address) { return list[low - 1].id }
-        return list.count == 1 ? list[0].id : nil
+        if list.count == 1 { return list[0].id }
+        // Overlapping ranges (a derived mapping may span real ones): any mapping that contains the address.
+        return list.first { $0.mapping.contains(frame.address) }?.id
     }
 
     // MARK: Functions and locations
