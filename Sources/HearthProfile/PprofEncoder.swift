@@ -6,7 +6,7 @@ internal import SwiftProtobuf
 ///
 /// The profile it writes:
 /// - `sample_type` is `[samples/count, cpu/nanoseconds]` and each sample's values are `[count, count × period]`
-///   (the layout of Go's `runtime/pprof` CPU profiles; ``Options/SampleTypes-swift.struct/cpuOnly`` writes just
+///   (the layout of Go's `runtime/pprof` CPU profiles; ``Options/SampleTypes/cpuOnly`` writes just
 ///   `cpu/nanoseconds`, like the legacy Pyroscope eBPF agent). `default_sample_type` is `cpu`.
 /// - `period_type` is `cpu/nanoseconds` and `period` is `1e9 / frequency`.
 /// - `time_nanos` is the start time and `duration_nanos` the duration.
@@ -36,7 +36,7 @@ public enum PprofEncoder {
             var includesCount: Bool { self.value == .countAndCPU }
         }
 
-        /// The sample types to write; ``SampleTypes-swift.struct/countAndCPU`` by default.
+        /// The sample types to write; ``SampleTypes/countAndCPU`` by default.
         public var sampleTypes: SampleTypes
         /// Free-form comments shown by `go tool pprof` (for example the tool that wrote the profile).
         public var comments: [String]
