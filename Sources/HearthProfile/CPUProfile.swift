@@ -38,6 +38,11 @@ public struct ProfileFrame: Hashable, Sendable {
         self.isKernel = isKernel
         self.isResolved = isResolved
     }
+
+    /// ``function``, or `[unknown]` when it is empty: the name every output shows.
+    var displayName: String {
+        self.function.isEmpty ? "[unknown]" : self.function
+    }
 }
 
 /// A binary mapped into memory: the address range it occupies, where in the file that range starts, and its
@@ -153,9 +158,10 @@ public struct CPUProfile: Sendable {
         self.mappings = mappings
     }
 
-    /// The number of samples in the profile (the sum of every sample's ``ProfileSample/count``).
+    /// The number of samples in the profile: the sum of every sample's ``ProfileSample/count``. Samples with a
+    /// count of zero or less are ignored, here and by every output.
     public var totalSamples: Int64 {
-        self.samples.reduce(0) { $0 + $1.count }
+        self.samples.reduce(0) { $0 + max(0, $1.count) }
     }
 
     /// The CPU time one sample stands for, in nanoseconds: `1e9 / frequency` (rounded down; 0 when the
@@ -173,8 +179,8 @@ public struct CPUProfile: Sendable {
     /// The number of distinct stacks (including the `comm` root, as folded stacks and flame graphs show them).
     public var uniqueStackCount: Int {
         var seen = Set<StackKey>()
-        for sample in self.samples {
-            seen.insert(StackKey(process: sample.processName, frames: sample.frames.map(\.function)))
+        for sample in self.samples where sample.count > 0 {
+            seen.insert(StackKey(process: sample.processName, frames: sample.frames.map(\.displayName)))
         }
         return seen.count
     }

@@ -376,6 +376,7 @@ footer { padding: 14px 28px 24px; color: var(--muted); font-size: 12px; }
 
   // ---- zoom ----
   function setZoom(i, animate) {
+    if (animate) stateTouched = true;
     zoom = i;
     var from0 = view0, from1 = view1, to0 = nX[i], to1 = nX[i] + nTotal[i];
     resetButton.disabled = i === 0;
@@ -416,11 +417,13 @@ footer { padding: 14px 28px 24px; color: var(--muted); font-size: 12px; }
   });
 
   // ---- state in the URL fragment (#search=...&zoom=...), so a view can be bookmarked or shared with the file ----
+  var stateTouched = false;  // the fragment is written once the user changes the view
   function saveState() {
     var parts = [], q = searchBox.value.trim();
+    if (!stateTouched) return;
     if (q) parts.push("search=" + encodeURIComponent(q));
     if (zoom) parts.push("zoom=" + zoom);
-    if (inverted) parts.push("icicle");
+    parts.push(inverted ? "icicle" : "flame");
     try { history.replaceState(null, "", parts.length ? "#" + parts.join("&") : location.pathname + location.search); } catch (err) {}
   }
   function loadState() {
@@ -429,7 +432,12 @@ footer { padding: 14px 28px 24px; color: var(--muted); font-size: 12px; }
       var eq = part.indexOf("=");
       if (part) state[eq < 0 ? part : part.slice(0, eq)] = eq < 0 ? "" : decodeURIComponent(part.slice(eq + 1));
     });
-    if ("icicle" in state) { inverted = true; invertButton.setAttribute("aria-pressed", "true"); }
+    // Root at the bottom (a flame graph) when the graph fits in the window; otherwise root at the top (an
+    // icicle graph), so that deep stacks open where they start. The fragment or the button overrides this.
+    if ("icicle" in state) inverted = true;
+    else if ("flame" in state) inverted = false;
+    else inverted = canvas.getBoundingClientRect().top + (visibleDepth(0) + 1) * ROW > window.innerHeight;
+    invertButton.setAttribute("aria-pressed", String(inverted));
     if (state.search) { searchBox.value = state.search; runSearch(); }
     var z = parseInt(state.zoom, 10);
     if (z > 0 && z < N) setZoom(z, false);
@@ -475,7 +483,7 @@ footer { padding: 14px 28px 24px; color: var(--muted); font-size: 12px; }
     matchedLabel.title = matchedLabel.textContent;
   }
   var searchTimer = 0;
-  searchBox.addEventListener("input", function () { clearTimeout(searchTimer); searchTimer = setTimeout(runSearch, 120); });
+  searchBox.addEventListener("input", function () { stateTouched = true; clearTimeout(searchTimer); searchTimer = setTimeout(runSearch, 120); });
 
   // ---- tooltip ----
   function showTip(i, cx, cy) {
@@ -508,12 +516,13 @@ footer { padding: 14px 28px 24px; color: var(--muted); font-size: 12px; }
   });
   resetButton.addEventListener("click", function () { setZoom(0, true); });
   invertButton.addEventListener("click", function () {
-    inverted = !inverted; invertButton.setAttribute("aria-pressed", String(inverted)); saveState(); draw();
+    stateTouched = true; inverted = !inverted; invertButton.setAttribute("aria-pressed", String(inverted)); saveState(); draw();
   });
   document.addEventListener("keydown", function (e) {
     if ((e.key === "/" && document.activeElement !== searchBox) || ((e.ctrlKey || e.metaKey) && e.key === "f")) {
       e.preventDefault(); searchBox.focus(); searchBox.select();
     } else if (e.key === "Escape") {
+      stateTouched = true;
       if (searchBox.value) { searchBox.value = ""; runSearch(); } else if (zoom !== 0) setZoom(0, true);
       searchBox.blur();
     }
@@ -543,6 +552,7 @@ footer { padding: 14px 28px 24px; color: var(--muted); font-size: 12px; }
     if (th) { sortKey = +th.getAttribute("data-sort"); renderTop(); return; }
     var tr = e.target.closest("tr[data-name]");
     if (!tr) return;
+    stateTouched = true;
     searchBox.value = "^" + tr.getAttribute("data-name").replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + "$";
     runSearch();
     window.scrollTo({ top: 0, behavior: "smooth" });

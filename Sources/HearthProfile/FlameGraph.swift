@@ -97,7 +97,7 @@ struct FlameTree {
             for frame in sample.frames.reversed() {
                 current = self.child(
                     of: current,
-                    name: frame.function.isEmpty ? "[unknown]" : frame.function,
+                    name: frame.displayName,
                     module: frame.module,
                     kind: FrameKind(frame),
                     count: sample.count,
@@ -208,10 +208,15 @@ enum Format {
         return decimals == 0 ? "\(sign)\(whole)" : "\(sign)\(whole).\(fraction)"
     }
 
-    /// A duration in seconds for people: `850 ms`, `12.5 s`, `3 min 20 s`.
+    /// A duration in seconds for people: `850 ms`, `2.25 s`, `12.5 s`, `10 s`, `3 min 20 s`.
     static func duration(seconds: Double) -> String {
         if seconds < 1 { return "\(self.fixed(seconds * 1000, 0)) ms" }
-        if seconds < 100 { return "\(self.fixed(seconds, seconds < 10 ? 2 : 1)) s" }
+        if seconds < 100 {
+            var text = self.fixed(seconds, seconds < 10 ? 2 : 1)
+            while text.hasSuffix("0") { text.removeLast() }
+            if text.hasSuffix(".") { text.removeLast() }
+            return "\(text) s"
+        }
         let minutes = Int(seconds / 60)
         let rest = Int(seconds.rounded()) - minutes * 60
         return rest == 0 ? "\(minutes) min" : "\(minutes) min \(rest) s"

@@ -27,13 +27,12 @@ public enum FoldedStacks {
         var names: [String] = []
         names.reserveCapacity(sample.frames.count + 1)
         if let process = sample.processName { names.append(self.sanitize(process)) }
-        for frame in sample.frames.reversed() { names.append(self.sanitize(frame.function)) }
+        for frame in sample.frames.reversed() { names.append(self.sanitize(frame.displayName)) }
         return names.isEmpty ? "[unknown]" : names.joined(separator: ";")
     }
 
     static func sanitize(_ name: String) -> String {
-        guard name.contains(where: { $0 == ";" || $0.isNewline }) || name.isEmpty else { return name }
-        if name.isEmpty { return "[unknown]" }
+        guard name.contains(where: { $0 == ";" || $0.isNewline }) else { return name }
         return String(name.map { $0 == ";" ? ":" : $0.isNewline ? " " : $0 })
     }
 }

@@ -6,7 +6,7 @@ internal import SwiftProtobuf
 ///
 /// The profile it writes:
 /// - `sample_type` is `[samples/count, cpu/nanoseconds]` and each sample's values are `[count, count × period]`
-///   (the layout of Go's `runtime/pprof` CPU profiles; ``Options/SampleTypes-swift.struct/cpuOnly`` writes just
+///   (the layout of Go's `runtime/pprof` CPU profiles; ``Options/SampleTypes/cpuOnly`` writes just
 ///   `cpu/nanoseconds`, like the legacy Pyroscope eBPF agent). `default_sample_type` is `cpu`.
 /// - `period_type` is `cpu/nanoseconds` and `period` is `1e9 / frequency`.
 /// - `time_nanos` is the start time and `duration_nanos` the duration.
@@ -36,7 +36,7 @@ public enum PprofEncoder {
             var includesCount: Bool { self.value == .countAndCPU }
         }
 
-        /// The sample types to write; ``SampleTypes-swift.struct/countAndCPU`` by default.
+        /// The sample types to write; ``SampleTypes/countAndCPU`` by default.
         public var sampleTypes: SampleTypes
         /// Free-form comments shown by `go tool pprof` (for example the tool that wrote the profile).
         public var comments: [String]
@@ -228,7 +228,9 @@ private struct PprofBuilder {
             if list[middle].mapping.start <= frame.address { low = middle + 1 } else { high = middle }
         }
         if low > 0, list[low - 1].mapping.contains(frame.address) { return list[low - 1].id }
-        return list.count == 1 ? list[0].id : nil
+        if list.count == 1 { return list[0].id }
+        // Overlapping ranges (a derived mapping may span real ones): any mapping that contains the address.
+        return list.first { $0.mapping.contains(frame.address) }?.id
     }
 
     // MARK: Functions and locations
@@ -249,7 +251,7 @@ private struct PprofBuilder {
     private mutating func location(for frame: ProfileFrame) -> UInt64 {
         if let id = self.frameLocations[frame] { return id }
         let mappingID = self.existingMapping(for: frame) ?? 0
-        let key = LocationKey(mappingID: mappingID, address: frame.address, function: frame.function)
+        let key = LocationKey(mappingID: mappingID, address: frame.address, function: frame.displayName)
         if let id = self.locations[key] {
             self.frameLocations[frame] = id
             return id
@@ -263,7 +265,7 @@ private struct PprofBuilder {
             self.mappingResolved[mappingID] = (self.mappingResolved[mappingID] ?? true) && frame.isResolved
         }
         var line = Perftools_Profiles_Line()
-        line.functionID = self.function(named: frame.function)
+        line.functionID = self.function(named: frame.displayName)
         location.line = [line]
         self.message.location.append(location)
         self.locations[key] = id

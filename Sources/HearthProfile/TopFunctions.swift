@@ -58,13 +58,13 @@ public enum TopFunctions {
         var seen = Set<String>()
         for sample in profile.samples where sample.count > 0 {
             guard let leaf = sample.frames.first else { continue }
-            selfCounts[leaf.function, default: 0] += sample.count
+            selfCounts[leaf.displayName, default: 0] += sample.count
             seen.removeAll(keepingCapacity: true)
-            for frame in sample.frames where seen.insert(frame.function).inserted {
-                totalCounts[frame.function, default: 0] += sample.count
+            for frame in sample.frames where seen.insert(frame.displayName).inserted {
+                totalCounts[frame.displayName, default: 0] += sample.count
             }
         }
-        let total = profile.samples.reduce(Int64(0)) { $0 + max(0, $1.count) }
+        let total = profile.totalSamples
         let rows = totalCounts.map { function, totalSamples in
             let selfSamples = selfCounts[function] ?? 0
             return FunctionStatistics(

@@ -5,6 +5,11 @@ import Testing
 
 /// Writes example outputs for a person to look at, when `HEARTH_PROFILE_ARTIFACTS` names a directory:
 /// `small.html`, `small.svg`, `large.html`, `large.svg`, `small.folded`, `small.pb.gz`, `top.txt`.
+///
+/// With `HEARTH_PROFILE_SAMPLES` naming a JSON file of real stacks (for example converted from `perf script`):
+/// `[{"comm": "...", "pid": "...", "count": 3, "frames": [{"function": "...", "module": "...", "address": 123,
+/// "kernel": false, "resolved": true}, ...]}]`, leaf first, it also writes `real.html`, `real.svg` and
+/// `real.pb.gz`.
 @Suite("Example artifacts", .enabled(if: ProcessInfo.processInfo.environment["HEARTH_PROFILE_ARTIFACTS"] != nil))
 struct ArtifactTests {
     @Test("write example outputs")
@@ -23,5 +28,46 @@ struct ArtifactTests {
         try save("small.folded", FoldedStacks.render(small))
         try save("top.txt", TopFunctions.renderTable(TopFunctions.compute(large, limit: 20)))
         try Data(PprofEncoder.encodeGzipped(small)).write(to: directory.appendingPathComponent("small.pb.gz"))
+
+        if let path = ProcessInfo.processInfo.environment["HEARTH_PROFILE_SAMPLES"] {
+            let real = try self.load(URL(fileURLWithPath: path))
+            try save("real.html", FlameGraph.html(real, title: "perf: this machine"))
+            try save("real.svg", FlameGraph.svg(real, title: "perf: this machine"))
+            try Data(PprofEncoder.encodeGzipped(real)).write(to: directory.appendingPathComponent("real.pb.gz"))
+        }
+    }
+
+    private struct RecordedSample: Decodable {
+        struct Frame: Decodable {
+            var function: String
+            var module: String
+            var address: UInt64
+            var kernel: Bool
+            var resolved: Bool
+        }
+        var comm: String
+        var pid: String
+        var count: Int64
+        var frames: [Frame]
+    }
+
+    private func load(_ url: URL) throws -> CPUProfile {
+        let recorded = try JSONDecoder().decode([RecordedSample].self, from: Data(contentsOf: url))
+        let samples = recorded.map { sample in
+            ProfileSample(
+                frames: sample.frames.map {
+                    ProfileFrame(
+                        function: $0.function,
+                        module: $0.module,
+                        address: $0.address,
+                        isKernel: $0.kernel,
+                        isResolved: $0.resolved
+                    )
+                },
+                count: sample.count,
+                labels: ["comm": sample.comm, "pid": sample.pid]
+            )
+        }
+        return CPUProfile(startTime: Date(), duration: .seconds(8), frequency: 99, samples: samples)
     }
 }

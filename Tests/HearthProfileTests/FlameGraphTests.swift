@@ -167,3 +167,26 @@ struct FlameGraphTests {
         return ok
     }
 }
+
+@Suite("Formatting")
+struct FormatTests {
+    @Test("numbers, durations and escaping")
+    func format() {
+        #expect(Format.grouped(0) == "0")
+        #expect(Format.grouped(999) == "999")
+        #expect(Format.grouped(1000) == "1,000")
+        #expect(Format.grouped(1_234_567) == "1,234,567")
+        #expect(Format.grouped(-1234) == "-1,234")
+        #expect(Format.fixed(3.14159, 2) == "3.14")
+        #expect(Format.fixed(2.5, 0) == "3")
+        #expect(Format.fixed(0.05, 1) == "0.1")
+        #expect(Format.duration(seconds: 0.85) == "850 ms")
+        #expect(Format.duration(seconds: 8) == "8 s")
+        #expect(Format.duration(seconds: 2.25) == "2.25 s")
+        #expect(Format.duration(seconds: 10.1) == "10.1 s")
+        #expect(Format.duration(seconds: 200) == "3 min 20 s")
+        #expect(Format.duration(seconds: 1010.1) == "16 min 50 s")
+        #expect(Format.escapeXML("a<b>&\"c'\u{1}") == "a&lt;b&gt;&amp;&quot;c&#39;\u{FFFD}")
+        #expect(Format.jsonString("</script>\n\u{2028}") == "\"\\u003c/script\\u003e\\n\\u2028\"")
+    }
+}

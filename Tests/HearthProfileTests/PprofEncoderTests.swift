@@ -118,6 +118,29 @@ struct PprofEncoderTests {
         #expect(!jit.hasFunctions_p, "unresolved frames leave has_functions false for a server-side symbolizer")
     }
 
+    @Test("frames outside every mapping of their file still land in a mapping")
+    func framesOutsideMappings() throws {
+        let lib = "/usr/lib/libx.so"
+        let frames = [0x1000, 0x2500, 0x9000].map { ProfileFrame(function: "f\($0)", module: lib, address: UInt64($0)) }
+        let profile = CPUProfile(
+            startTime: Fixtures.start,
+            duration: .seconds(1),
+            frequency: 99,
+            samples: [ProfileSample(frames: frames, count: 1)],
+            mappings: [
+                ProfileMapping(start: 0x1000, limit: 0x2000, file: lib, buildID: "ab"),
+                ProfileMapping(start: 0x3000, limit: 0x4000, fileOffset: 0x2000, file: lib, buildID: "ab"),
+            ]
+        )
+        let decoded = try self.decode(profile)
+        #expect(decoded.location.allSatisfy { $0.mappingID != 0 })
+        #expect(decoded.mapping.count == 3, "two given, one derived for 0x2500 and 0x9000")
+        for location in decoded.location {
+            let mapping = try #require(decoded.mapping.first { $0.id == location.mappingID })
+            #expect(location.address >= mapping.memoryStart && location.address < mapping.memoryLimit)
+        }
+    }
+
     @Test("string labels, and numeric labels with their own keys")
     func labels() throws {
         let decoded = try self.decode(Fixtures.small())
@@ -150,6 +173,21 @@ struct PprofEncoderTests {
         var profile = Fixtures.small()
         profile.samples.append(ProfileSample(frames: [Fixtures.main], count: 0))
         #expect(try self.decode(profile).sample.count == Fixtures.small().samples.count)
+
+        profile.samples.append(ProfileSample(frames: [Fixtures.main], count: -5))
+        #expect(profile.totalSamples == 1000, "non-positive counts are ignored")
+        #expect(try self.decode(profile).sample.count == Fixtures.small().samples.count)
+
+        let nameless = CPUProfile(
+            startTime: Fixtures.start,
+            duration: .seconds(1),
+            frequency: 99,
+            samples: [ProfileSample(frames: [ProfileFrame(function: "", module: "/bin/x", address: 1)], count: 1)]
+        )
+        let namelessDecoded = try self.decode(nameless)
+        #expect(namelessDecoded.stringTable[Int(namelessDecoded.function[0].name)] == "[unknown]")
+        #expect(FoldedStacks.render(nameless) == "[unknown] 1\n")
+        #expect(TopFunctions.compute(nameless, limit: 1).first?.function == "[unknown]")
 
         let empty = CPUProfile(startTime: Fixtures.start, duration: .milliseconds(1500), frequency: 19, samples: [])
         let decoded = try self.decode(empty)
