@@ -17,8 +17,12 @@ public struct LocalProfiler: Sendable {
         /// How often the kernel maps are drained and symbolized.
         public var drainInterval: Duration
 
-        public init(duration: Duration = .seconds(10), frequency: Int = 99, pid: Int32? = nil,
-                    drainInterval: Duration = .seconds(1)) {
+        public init(
+            duration: Duration = .seconds(10),
+            frequency: Int = 99,
+            pid: Int32? = nil,
+            drainInterval: Duration = .seconds(1)
+        ) {
             self.duration = duration
             self.frequency = frequency
             self.pid = pid
@@ -185,8 +189,13 @@ struct StackAggregator {
             self.liveProcesses.insert(sample.pid)
             if self.knownProcesses.insert(sample.pid).inserted {
                 self.mappingsByProcess[sample.pid] = self.symbolizer.mappings(pid: sample.pid).map {
-                    ProfileMapping(start: $0.start, limit: $0.end, fileOffset: $0.fileOffset, file: $0.path,
-                                   buildID: $0.buildID)
+                    ProfileMapping(
+                        start: $0.start,
+                        limit: $0.end,
+                        fileOffset: $0.fileOffset,
+                        file: $0.path,
+                        buildID: $0.buildID
+                    )
                 }
             }
             let kernel = self.symbolizer.symbolizeKernel(addresses: sample.kernelStack)

@@ -70,12 +70,18 @@ struct ProfileCommand: ParsableCommand {
         let format = try OutputFormat(path: self.output)
         installStopHandlers()
         let profiler = LocalProfiler(
-            options: .init(duration: .milliseconds(Int64(self.seconds * 1000)), frequency: self.frequency, pid: self.pid),
+            options: .init(
+                duration: .milliseconds(Int64(self.seconds * 1000)),
+                frequency: self.frequency,
+                pid: self.pid
+            ),
             logger: logger
         )
         let progressLine = ProgressLine()
         let target = self.pid.map { "process \($0)" } ?? "every CPU"
-        printError("Sampling \(target) at \(self.frequency) Hz for \(formatSeconds(self.seconds)) s (Ctrl-C to stop early)")
+        printError(
+            "Sampling \(target) at \(self.frequency) Hz for \(formatSeconds(self.seconds)) s (Ctrl-C to stop early)"
+        )
         let report: LocalProfiler.Report
         do {
             report = try profiler.record(

@@ -14,8 +14,14 @@ final class ProgressLine: Sendable {
         let width = 24
         let filled = total > 0 ? min(width, Int(Double(width) * elapsed / total)) : width
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
-        var line = String(format: "\r  %@ %5.1f/%.0f s  %@ samples  %d processes", bar, elapsed, total,
-                          groupDigits(progress.samples), progress.processes)
+        var line = String(
+            format: "\r  %@ %5.1f/%.0f s  %@ samples  %d processes",
+            bar,
+            elapsed,
+            total,
+            groupDigits(progress.samples),
+            progress.processes
+        )
         if progress.lostSamples > 0 { line += "  \(progress.lostSamples) lost" }
         FileHandle.standardError.write(Data((line + "\u{1B}[K").utf8))
         self.drawn.store(true, ordering: .relaxed)

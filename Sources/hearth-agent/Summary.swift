@@ -28,7 +28,8 @@ struct Summary: Codable {
         var byPID: [String: Int64] = [:]
         for sample in profile.samples { byPID[sample.labels["pid"] ?? "?", default: 0] += sample.count }
         self.output = output
-        self.durationSeconds = Double(profile.duration.components.seconds)
+        self.durationSeconds =
+            Double(profile.duration.components.seconds)
             + Double(profile.duration.components.attoseconds) / 1e18
         self.frequency = profile.frequency
         self.samples = profile.totalSamples
@@ -60,18 +61,29 @@ enum SummaryText {
         let profile = report.profile
         var lines: [String] = []
         lines.append(TopFunctions.renderTable(TopFunctions.compute(profile, limit: top)))
-        let seconds = Double(profile.duration.components.seconds) + Double(profile.duration.components.attoseconds) / 1e18
+        let seconds =
+            Double(profile.duration.components.seconds) + Double(profile.duration.components.attoseconds) / 1e18
         lines.append(
-            String(format: "Samples:        %@ in %.1f s at %d Hz, %d processes, %d unique stacks%@",
-                   groupDigits(profile.totalSamples), seconds, profile.frequency, report.processes,
-                   profile.uniqueStackCount, report.stoppedEarly ? " (stopped early)" : "")
+            String(
+                format: "Samples:        %@ in %.1f s at %d Hz, %d processes, %d unique stacks%@",
+                groupDigits(profile.totalSamples),
+                seconds,
+                profile.frequency,
+                report.processes,
+                profile.uniqueStackCount,
+                report.stoppedEarly ? " (stopped early)" : ""
+            )
         )
         let userTotal = report.userFramesNamed + report.userFramesUnnamed
         let kernelTotal = report.kernelFramesNamed + report.kernelFramesUnnamed
         lines.append(
-            String(format: "Symbolized:     %.1f%% of user frames (%@ of %@), %.1f%% of kernel frames",
-                   report.userSymbolizationRate * 100, groupDigits(report.userFramesNamed), groupDigits(userTotal),
-                   kernelTotal == 0 ? 100 : Double(report.kernelFramesNamed) * 100 / Double(kernelTotal))
+            String(
+                format: "Symbolized:     %.1f%% of user frames (%@ of %@), %.1f%% of kernel frames",
+                report.userSymbolizationRate * 100,
+                groupDigits(report.userFramesNamed),
+                groupDigits(userTotal),
+                kernelTotal == 0 ? 100 : Double(report.kernelFramesNamed) * 100 / Double(kernelTotal)
+            )
         )
         let counters = report.counters
         lines.append(

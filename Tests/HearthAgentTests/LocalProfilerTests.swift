@@ -1,6 +1,7 @@
 import Foundation
 import HearthAgent
 import HearthProfile
+import HearthSampler
 import HearthTestSupport
 import Logging
 import Testing
@@ -47,11 +48,13 @@ struct LocalProfilerTests {
         let hot = functions.first { $0.contains("SwiftWorkload.spinHotFunction(rounds:") }
         #expect(hot != nil, "functions seen: \(Set(functions).sorted().prefix(20))")
         #expect(!functions.contains { $0.hasPrefix("$s") }, "a Swift symbol was left mangled")
-        let leafShare = Double(
-            report.profile.samples.filter { $0.frames.first?.function.contains("spinHotFunction") == true }
-                .reduce(0) { $0 + $1.count }
-        ) / Double(report.profile.totalSamples)
-        #expect(leafShare >= 0.9, "spinHotFunction share \(leafShare)")
+        // Inclusive: in a debug build the integer operators it calls can be functions of their own.
+        let share =
+            Double(
+                report.profile.samples.filter { $0.frames.contains { $0.function.contains("spinHotFunction") } }
+                    .reduce(0) { $0 + $1.count }
+            ) / Double(report.profile.totalSamples)
+        #expect(share >= 0.9, "spinHotFunction share \(share)")
         #expect(report.userSymbolizationRate >= 0.99, "user frames named: \(report.userSymbolizationRate)")
     }
 
@@ -63,10 +66,12 @@ struct LocalProfilerTests {
         let withKernel = samples.filter { $0.frames.first?.isKernel == true }
         #expect(!withKernel.isEmpty)
         #expect(report.kernelFramesNamed > 0)
-        // A kernel write path under the user function that made the call.
+        // The kernel's write path on top of libc's write() and the program's main. (libc's write() keeps no frame
+        // pointer, so frame-pointer unwinding skips its caller, syscall_loop: a known limit of the method.)
         let writes = withKernel.filter { sample in
-            sample.frames.contains { $0.isKernel && $0.function.contains("write") }
-                && sample.frames.contains { !$0.isKernel && $0.function == "syscall_loop" }
+            sample.frames.contains { $0.isKernel && $0.function == "ksys_write" }
+                && sample.frames.contains { !$0.isKernel && $0.function == "write" }
+                && sample.frames.contains { !$0.isKernel && $0.function == "main" }
         }
         #expect(!writes.isEmpty, "kernel stacks: \(withKernel.prefix(3).map { $0.frames.map(\.function) })")
         // Kernel frames come first (leaf side), user frames after them.

@@ -35,8 +35,10 @@ struct ProfileCommandTests {
         let summaryPath = directory.appendingPathComponent("summary.json").path
         let run = try ChildProcess.run(
             self.agent,
-            ["profile", "--pid", "\(workload.pid)", "--seconds", "2", "--frequency", "199", "-o", profile,
-             "--summary-json", summaryPath]
+            [
+                "profile", "--pid", "\(workload.pid)", "--seconds", "2", "--frequency", "199", "-o", profile,
+                "--summary-json", summaryPath,
+            ]
         )
         #expect(run.status == 0, "stderr: \(run.stderr)")
         #expect(run.stdout.contains("hot_leaf"))
@@ -74,7 +76,10 @@ struct ProfileCommandTests {
     func formats(name: String) throws {
         let workload = try Workloads.chain("spin")
         let output = try self.scratch().appendingPathComponent(name).path
-        let run = try ChildProcess.run(self.agent, ["profile", "--pid", "\(workload.pid)", "--seconds", "1", "-o", output])
+        let run = try ChildProcess.run(
+            self.agent,
+            ["profile", "--pid", "\(workload.pid)", "--seconds", "1", "-o", output]
+        )
         #expect(run.status == 0, "stderr: \(run.stderr)")
         let text = String(decoding: try Data(contentsOf: URL(fileURLWithPath: output)), as: UTF8.self)
         switch name {

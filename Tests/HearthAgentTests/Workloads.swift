@@ -13,8 +13,10 @@ enum Workloads {
         let binary = directory.appendingPathComponent("chain").path
         let output = try ChildProcess.run(
             "/usr/bin/cc",
-            ["-O0", "-g", "-fno-omit-frame-pointer", "-fno-inline", "-o", binary,
-             fixtures.appendingPathComponent("chain.c").path]
+            [
+                "-O0", "-g", "-fno-omit-frame-pointer", "-fno-inline", "-o", binary,
+                fixtures.appendingPathComponent("chain.c").path,
+            ]
         )
         guard output.status == 0 else { throw CompileError(message: output.stderr) }
         return binary

@@ -1,5 +1,6 @@
 import Foundation
 import HearthSampler
+import HearthTestSupport
 import Logging
 import Testing
 

@@ -29,8 +29,14 @@ public enum ChildProcess {
             unlink(outPath)
             unlink(errPath)
         }
-        let pid = try spawn(executable, arguments, environment: environment, directory: directory,
-                            stdout: outPath, stderr: errPath)
+        let pid = try spawn(
+            executable,
+            arguments,
+            environment: environment,
+            directory: directory,
+            stdout: outPath,
+            stderr: errPath
+        )
         let status = wait(pid)
         return Output(
             status: status,
@@ -54,16 +60,18 @@ public enum ChildProcess {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        if let directory { posix_spawn_file_actions_addchdir_np(&actions, directory) }
+        // posix_spawn_file_actions_addchdir_np is not visible to Swift here: let a shell change directory.
+        var command = [executable] + arguments
+        if let directory { command = ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", directory] + command }
 
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
             for pointer in argv { free(pointer) }
             for pointer in envp { free(pointer) }
         }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        let result = posix_spawn(&pid, command[0], &actions, nil, argv, envp)
         guard result == 0 else { throw SpawnError(executable: executable, errno: result) }
         return pid
     }

@@ -50,7 +50,11 @@ public enum GoToolchain {
             environment["GOCACHE"] =
                 FileManager.default.temporaryDirectory.appendingPathComponent("hearth-go-cache").path
         }
-        return try ChildProcess.run(go, ["tool", "pprof"] + arguments, environment: environment, directory: scratch.path)
+        return try ChildProcess.run(
+            go,
+            ["tool", "pprof"] + arguments,
+            environment: environment,
+            directory: scratch.path
+        )
     }
 }
-
