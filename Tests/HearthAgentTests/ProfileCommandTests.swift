@@ -47,6 +47,9 @@ struct ProfileCommandTests {
         let summary = try JSONDecoder().decode(Summary.self, from: Data(contentsOf: URL(fileURLWithPath: summaryPath)))
         #expect(summary.samples > 0)
         #expect(summary.samplesByPID == ["\(workload.pid)": summary.samples])
+        // An unstripped binary: the CLI reports at least 99% of user frames named.
+        #expect(summary.userSymbolizationRate >= 0.99, "named: \(summary.userSymbolizationRate)")
+        #expect(summary.lostSamples == 0)
 
         let top = try GoToolchain.pprof(go, ["-top", "-sample_index=samples", profile])
         #expect(top.status == 0, "go tool pprof: \(top.stderr)")
