@@ -18,7 +18,7 @@ import Glibc
 struct CoverageTests {
     /// The start of the offset-0 mapping of the first file in this process's maps matching `matches`.
     private func base(of matches: (String) -> Bool) throws -> (path: String, start: UInt64) {
-        let maps = String(decoding: try Data(contentsOf: URL(fileURLWithPath: "/proc/self/maps")), as: UTF8.self)
+        let maps = try Self.readProcFile("/proc/self/maps")
         for line in maps.split(separator: "\n") {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             guard fields.count >= 6, fields[2] == "00000000" else { continue }
@@ -28,6 +28,24 @@ struct CoverageTests {
             }
         }
         throw ToolError(description: "no mapping found")
+    }
+
+    /// Reads a /proc file to its end. Data(contentsOf:) trusts the size stat reports (0 here) and can stop
+    /// after one short read, which truncates a long maps file in a busy test process.
+    private static func readProcFile(_ path: String) throws -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ToolError(description: "open \(path): errno \(errno)") }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw ToolError(description: "read \(path): errno \(errno)") }
+            if count == 0 { break }
+            bytes += chunk[0..<count]
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// nm's sized text symbols: address → names.
