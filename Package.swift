@@ -97,7 +97,10 @@ let package = Package(
         .target(name: "KubeModel"),
         .target(
             name: "KubeClient",
-            dependencies: ["KubeModel", asyncHTTPClient, nioCore, nioHTTP1, nioFoundationCompat, nioSSL, yams, logging]
+            dependencies: [
+                "KubeModel", asyncHTTPClient, nioCore, nioPosix, nioHTTP1, nioFoundationCompat, nioSSL, yams, metrics,
+                logging,
+            ]
         ),
         .target(
             name: "KubeRuntime",

@@ -87,6 +87,12 @@ extension JSONValue {
         return false
     }
 
+    /// The value of an object key, or nil (also for non-objects).
+    public subscript(key: String) -> JSONValue? {
+        guard case .object(let object) = self else { return nil }
+        return object[key]
+    }
+
     /// The value at a dotted path of object keys (`["spec", "size"]`), or nil.
     public subscript(path path: [String]) -> JSONValue? {
         var current = self

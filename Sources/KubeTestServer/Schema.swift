@@ -264,10 +264,3 @@ struct StructuralSchema: Sendable {
         }
     }
 }
-
-extension JSONValue {
-    subscript(key: String) -> JSONValue? {
-        guard case .object(let object) = self else { return nil }
-        return object[key]
-    }
-}
