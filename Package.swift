@@ -119,7 +119,7 @@ let package = Package(
             name: "KubeTests",
             dependencies: [
                 "KubeModel", "KubeClient", "KubeRuntime", "KubeTestServer", serviceLifecycle, metrics, metricsTestKit,
-                logging,
+                nioHTTP1, nioPosix, logging,
             ]
         ),
 
