@@ -101,7 +101,7 @@ extension KubeTestServer {
             )
             if fault == 429 { response.headers.append(("Retry-After", "1")) }
             record.code = fault
-            record.verb = Self.verb(request)
+            record.verb = self.classify(request)
             self.log.withLock { $0.append(record) }
             try await self.write(response, to: outbound)
             return
@@ -123,6 +123,15 @@ extension KubeTestServer {
             self.log.withLock { $0.append(record) }
             try await self.write(Self.json(error.status.json, code: error.code), to: outbound)
         }
+    }
+
+    /// The Kubernetes verb of a request (`list` and `deletecollection` for collections).
+    func classify(_ request: HTTPRequest) -> String {
+        let verb = Self.verb(request)
+        guard let target = try? self.target(request.path) else { return verb == "get" ? "discovery" : verb }
+        if target.name == nil, verb == "get" { return "list" }
+        if target.name == nil, verb == "delete" { return "deletecollection" }
+        return verb
     }
 
     static func verb(_ request: HTTPRequest) -> String {
@@ -201,9 +210,8 @@ extension KubeTestServer {
         do {
             if let response = try self.discovery(request) { return response }
             guard let target = try self.target(request.path) else { throw APIError.unknownPath }
-            record.verb = Self.verb(request)
-            if target.name == nil, request.method == "DELETE" { record.verb = "deletecollection" }
-            if target.name == nil, request.method == "GET" { record.verb = "list" }
+            record.verb = self.classify(request)
+            _ = target
             return try self.serve(request, target)
         } catch let error as APIError {
             return Self.json(error.status.json, code: error.code)
@@ -435,6 +443,7 @@ extension KubeTestServer {
         switch request.path {
         case "/_test/compact": self.compactHistory()
         case "/_test/drop-watches": self.dropWatches()
+        case "/_test/expire-watches": self.expireWatches()
         case "/_test/fail":
             self.injectFailures(
                 code: Int(request.query["code"] ?? "500") ?? 500,

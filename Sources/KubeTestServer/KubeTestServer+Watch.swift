@@ -22,6 +22,8 @@ struct WatchSetup: Sendable {
     var initialEventsEnd: Bool
 }
 
+struct WatchExpired: Error {}
+
 extension KubeTestServer {
     func prepareWatch(_ request: HTTPRequest) throws -> WatchSetup? {
         guard request.method == "GET", request.flag("watch") else { return nil }
@@ -151,6 +153,11 @@ extension KubeTestServer {
         }
         func deliver(_ event: StoredEvent) async throws {
             guard event.storageKey == info.storageKey else { return }
+            if self.state.withLock({ $0.expiredWatchers.contains(watch.id) }) {
+                let status = APIError.gone("too old resource version: \(lastRV) (\(event.rv))").status
+                try await send(.error, status.object)
+                throw WatchExpired()
+            }
             let target = watch.target
             let newMatch = self.state.withLock {
                 $0.matches(event.object, info, namespace: target.namespace, labels: watch.labels, fields: watch.fields)
@@ -181,7 +188,12 @@ extension KubeTestServer {
             switch signal {
             case .event(let event):
                 if event.rv <= lastRV { continue }
-                try await deliver(event)
+                do {
+                    try await deliver(event)
+                } catch is WatchExpired {
+                    try await outbound.write(.end(nil))
+                    return
+                }
                 lastRV = event.rv
             case .tick(let rv):
                 if !channel.isActive { return }

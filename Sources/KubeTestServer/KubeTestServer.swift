@@ -152,6 +152,15 @@ public final class KubeTestServer: Sendable {
         }
     }
 
+    /// Makes every open watch answer its next event with an ERROR 410 Expired (and end), as the real server does
+    /// when a watcher falls too far behind; the events themselves are not delivered, so clients must relist.
+    public func expireWatches() {
+        self.state.withLock { state in
+            state.expiredWatchers.formUnion(state.watchers.keys)
+            state.compact(to: state.rv)
+        }
+    }
+
     /// Forgets all history up to the current resourceVersion: watches from an older version get 410 Gone, and
     /// continue tokens expire.
     public func compactHistory() {

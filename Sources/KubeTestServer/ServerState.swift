@@ -67,6 +67,7 @@ struct ServerState {
     var snapshotOrder: [String] = []
     var discoveryGeneration = 1
     var warnings: [String] = []
+    var expiredWatchers: Set<UUID> = []
 
     init() {
         for info in BuiltinResources.all { self.resources[info.storageKey] = info }
@@ -246,7 +247,10 @@ struct ServerState {
         return backlog
     }
 
-    mutating func unsubscribe(id: UUID) { self.watchers.removeValue(forKey: id) }
+    mutating func unsubscribe(id: UUID) {
+        self.watchers.removeValue(forKey: id)
+        self.expiredWatchers.remove(id)
+    }
 
     // MARK: Create
 
