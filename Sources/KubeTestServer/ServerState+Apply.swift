@@ -186,7 +186,17 @@ extension ServerState {
             let ownedElsewhere = others.contains { other in
                 FieldSet(fieldsV1: other.fieldsV1 ?? [:]).paths.contains { FieldSet.overlaps($0, path) }
             }
-            if !ownedElsewhere { merged.setValue(nil, at: path[...]) }
+            if !ownedElsewhere {
+                merged.setValue(nil, at: path[...])
+                // Drop maps the removal left empty, unless someone owns them as a value.
+                var parent = Array(path.dropLast())
+                while !parent.isEmpty, merged[path: parent] == .object([:]),
+                    !others.contains(where: { FieldSet(fieldsV1: $0.fieldsV1 ?? [:]).paths.contains(parent) })
+                {
+                    merged.setValue(nil, at: parent[...])
+                    parent.removeLast()
+                }
+            }
         }
         var newEntries: [ManagedFieldsEntry] = []
         for var other in others {

@@ -239,3 +239,11 @@ var kubeTestServerExecutable: String? {
 var kubectlExecutable: String? {
     ["/usr/bin/kubectl", "/usr/local/bin/kubectl"].first { FileManager.default.isExecutableFile(atPath: $0) }
 }
+
+/// A shareable lock-protected value for tests.
+final class Locked<Value: Sendable>: Sendable {
+    let mutex: Mutex<Value>
+    init(_ value: Value) { self.mutex = Mutex(value) }
+    func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { self.mutex.withLock { body(&$0) } }
+    var value: Value { self.mutex.withLock { $0 } }
+}
