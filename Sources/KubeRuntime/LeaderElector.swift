@@ -75,7 +75,11 @@ public final class LeaderElector: Sendable {
             if !lost { break }
             self.logger.info("lost leadership")
         }
-        if self.configuration.releaseOnCancel { await self.release() }
+        if self.configuration.releaseOnCancel {
+            // The caller is usually cancelled by now; release in a task that does not inherit the cancellation,
+            // and wait for it (bounded by the client's timeout).
+            await Task { await self.release() }.value
+        }
     }
 
     func setLeading(_ leading: Bool) {
