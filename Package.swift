@@ -114,6 +114,10 @@ let package = Package(
             name: "kube-test-server",
             dependencies: ["KubeTestServer", logging]
         ),
+        .executableTarget(
+            name: "kube-bench",
+            dependencies: ["KubeModel", "KubeClient", "KubeRuntime", "KubeTestServer", logging]
+        ),
         .testTarget(name: "KubeModelTests", dependencies: ["KubeModel"]),
         .testTarget(
             name: "KubeTests",
