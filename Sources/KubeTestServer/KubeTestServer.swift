@@ -202,7 +202,9 @@ public final class KubeTestServer: Sendable {
     /// For load generation in benchmarks; each object must carry `metadata.name` (and `namespace` if namespaced).
     public func seed(group: String, plural: String, objects: [JSONObject]) throws {
         try self.state.withLock { state throws in
-            guard let info = state.resources["\(group)/\(plural)"] else { throw KubeTestServerError(message: "unknown resource \(group)/\(plural)") }
+            guard let info = state.resources["\(group)/\(plural)"] else {
+                throw KubeTestServerError(message: "unknown resource \(group)/\(plural)")
+            }
             let context = WriteContext(manager: "seed", fieldValidation: "Ignore")
             for object in objects {
                 let meta = ObjectMeta(object: object["metadata"]?.objectValue ?? [:])
@@ -213,7 +215,13 @@ public final class KubeTestServer: Sendable {
                         var candidateMeta = meta
                         candidateMeta.resourceVersion = nil
                         candidate["metadata"] = candidateMeta.json
-                        _ = try state.commitUpdate(info, old: old, candidate: candidate, subresource: nil, context: context)
+                        _ = try state.commitUpdate(
+                            info,
+                            old: old,
+                            candidate: candidate,
+                            subresource: nil,
+                            context: context
+                        )
                     } else {
                         _ = try state.create(info, namespace: meta.namespace, body: object, context: context)
                     }

@@ -37,8 +37,14 @@ func gizmo(_ index: Int, generation: Int = 0) -> JSONObject {
         "status": [
             "observedGeneration": 1,
             "conditions": [
-                ["type": "Ready", "status": "True", "reason": "Reconciled", "message": "", "lastTransitionTime": "2025-01-01T00:00:00Z"],
-                ["type": "AgentRolledOut", "status": "True", "reason": "Ready", "message": "5/5 nodes", "lastTransitionTime": "2025-01-01T00:00:00Z"],
+                [
+                    "type": "Ready", "status": "True", "reason": "Reconciled", "message": "",
+                    "lastTransitionTime": "2025-01-01T00:00:00Z",
+                ],
+                [
+                    "type": "AgentRolledOut", "status": "True", "reason": "Ready", "message": "5/5 nodes",
+                    "lastTransitionTime": "2025-01-01T00:00:00Z",
+                ],
             ],
         ],
     ]
@@ -84,9 +90,13 @@ do {
     let rssAfter = residentBytes()
     print(
         String(
-            format: "store memory: %d objects (%.0f bytes of JSON each): RSS +%.1f MiB (%.0f bytes/object); RSS now %.1f MiB",
-            store.count, Double(jsonBytes) / Double(count), Double(rssAfter - rssBefore) / 1_048_576,
-            Double(rssAfter - rssBefore) / Double(count), Double(rssAfter) / 1_048_576
+            format:
+                "store memory: %d objects (%.0f bytes of JSON each): RSS +%.1f MiB (%.0f bytes/object); RSS now %.1f MiB",
+            store.count,
+            Double(jsonBytes) / Double(count),
+            Double(rssAfter - rssBefore) / 1_048_576,
+            Double(rssAfter - rssBefore) / Double(count),
+            Double(rssAfter) / 1_048_576
         )
     )
     withExtendedLifetime(store) {}
@@ -119,7 +129,9 @@ try await KubeTestServer.withRunning(configuration: serverConfiguration, logger:
                 try server.seed(group: "example.com", plural: "gizmos", objects: objects)
                 let seeded = ContinuousClock.now
                 let target = String(server.resourceVersion)
-                while store.get(namespace: "ns-\((count - 1) % 100)", name: lastName)?.metadata.resourceVersion != target {
+                while store.get(namespace: "ns-\((count - 1) % 100)", name: lastName)?.metadata.resourceVersion
+                    != target
+                {
                     try await Task.sleep(for: .milliseconds(1))
                 }
                 let end = ContinuousClock.now
@@ -127,7 +139,11 @@ try await KubeTestServer.withRunning(configuration: serverConfiguration, logger:
                 print(
                     String(
                         format: "watch round %d (%@): %d events in %.3f s (server writes %.3f s) = %.0f events/s",
-                        round + 1, round == 0 ? "ADDED" : "MODIFIED", events, seconds(end - start), seconds(seeded - start),
+                        round + 1,
+                        round == 0 ? "ADDED" : "MODIFIED",
+                        events,
+                        seconds(end - start),
+                        seconds(seeded - start),
                         Double(events) / seconds(end - start)
                     )
                 )
@@ -142,7 +158,12 @@ try await KubeTestServer.withRunning(configuration: serverConfiguration, logger:
             relistStore.apply(event)
             if case .initDone = event { break }
         }
-        print(String(format: "list %d objects (pages of 500) into a Store: %.3f s", relistStore.count, seconds(.now - listStart)))
+        print(
+            String(
+                format: "list %d objects (pages of 500) into a Store: %.3f s",
+                relistStore.count,
+                seconds(.now - listStart)
+            )
+        )
     }
 }
-

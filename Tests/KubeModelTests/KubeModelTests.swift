@@ -82,7 +82,10 @@ struct KubeModelTests {
         #expect(first[path: ["securityContext", "capabilities", "add"]] == ["BPF", "PERFMON"])
         #expect(first[path: ["livenessProbe", "httpGet", "port"]] == 8081)
         #expect(tree[path: ["spec", "template", "spec", "tolerations"]] == [["operator": "Exists"]])
-        #expect(DaemonSet.resourceType.path(namespace: "hearth", name: "x") == "/apis/apps/v1/namespaces/hearth/daemonsets/x")
+        #expect(
+            DaemonSet.resourceType.path(namespace: "hearth", name: "x")
+                == "/apis/apps/v1/namespaces/hearth/daemonsets/x"
+        )
     }
 
     @Test("label selectors: matchLabels, matchExpressions and selector strings")
@@ -101,7 +104,9 @@ struct KubeModelTests {
         #expect(selector.selectorString == "app=checkout,tier in (web,api),!canary")
         let parsed = try Selector(parsing: selector.selectorString)
         #expect(parsed.matches(["app": "checkout", "tier": "api"]))
-        #expect(try Selector(parsing: "a==1, b!=2, c notin (x, y), d").matches(["a": "1", "b": "3", "c": "z", "d": ""]))
+        #expect(
+            try Selector(parsing: "a==1, b!=2, c notin (x, y), d").matches(["a": "1", "b": "3", "c": "z", "d": ""])
+        )
         #expect(throws: KubeModelError.self) { try Selector(parsing: "a b") }
     }
 
@@ -110,7 +115,9 @@ struct KubeModelTests {
         var conditions: [Condition] = []
         let early = Date(timeIntervalSince1970: 1_700_000_000)
         conditions.set(Condition(type: "Ready", status: "Unknown", reason: "Starting", lastTransitionTime: early))
-        let unchanged = conditions.set(Condition(type: "Ready", status: "Unknown", reason: "Starting", lastTransitionTime: Date()))
+        let unchanged = conditions.set(
+            Condition(type: "Ready", status: "Unknown", reason: "Starting", lastTransitionTime: Date())
+        )
         #expect(!unchanged)
         #expect(conditions[type: "Ready"]?.lastTransitionTime == KubeTime.format(early))
         let flipped = conditions.set(Condition(type: "Ready", status: "True", reason: "Done", observedGeneration: 2))
@@ -133,7 +140,10 @@ struct KubeModelTests {
     func watchEvents() throws {
         let line = try KubeJSON.decode(
             JSONValue.self,
-            from: Data(#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Expired","code":410,"message":"too old"}}"#.utf8)
+            from: Data(
+                #"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Expired","code":410,"message":"too old"}}"#
+                    .utf8
+            )
         )
         let event = try WatchEvent<Pod>(line: line)
         #expect(event.type == .error)
@@ -142,6 +152,10 @@ struct KubeModelTests {
         let added = try WatchEvent<Pod>(line: ["type": "ADDED", "object": ["kind": "Pod", "metadata": ["name": "p"]]])
         #expect(added.object.metadata.name == "p")
         #expect(throws: KubeModelError.self) { try WatchEvent<Pod>(line: ["type": "ADDED"]) }
-        #expect(JSONValue.object(["a": 1, "b": ["c": 2]]).applyingMergePatch(["b": ["c": nil, "d": 3]]) == ["a": 1, "b": ["d": 3]])
+        #expect(
+            JSONValue.object(["a": 1, "b": ["c": 2]]).applyingMergePatch(["b": ["c": nil, "d": 3]]) == [
+                "a": 1, "b": ["d": 3],
+            ]
+        )
     }
 }

@@ -12,9 +12,20 @@ struct EventRecorderTests {
         try await withServerAndClient { _, client in
             let configMaps = client.resource(ConfigMap.self, namespace: "default")
             let subject = try await configMaps.create(ConfigMap(name: "subject", namespace: "default"))
-            let recorder = EventRecorder(client: client, controller: "hearth.dev/operator", instance: "pod-1", logger: testLogger)
+            let recorder = EventRecorder(
+                client: client,
+                controller: "hearth.dev/operator",
+                instance: "pod-1",
+                logger: testLogger
+            )
             for _ in 0..<3 {
-                await recorder.record(subject, type: .normal, reason: "Applied", action: "Apply", note: "applied the agent")
+                await recorder.record(
+                    subject,
+                    type: .normal,
+                    reason: "Applied",
+                    action: "Apply",
+                    note: "applied the agent"
+                )
             }
             await recorder.record(subject, type: .warning, reason: "Failed", action: "Apply", note: "boom")
             let events = try await client.resource(Event.self, namespace: "default").list().items

@@ -72,13 +72,40 @@ struct KubeConfigTests {
         "malformed kubeconfigs give one error naming the file and the field",
         arguments: [
             ("current-context: dev\nclusters: [\n", "not valid YAML"),
-            (valid.replacingOccurrences(of: "server: \"https://10.0.0.1:6443\", ", with: ""), #"clusters[name="c1"].cluster.server: required"#),
-            (valid.replacingOccurrences(of: "https://10.0.0.1:6443", with: "10.0.0.1:6443"), #"clusters[name="c1"].cluster.server: must be an http(s) URL"#),
-            (valid.replacingOccurrences(of: "current-context: dev", with: "current-context: prod"), #"contexts: no context named "prod""#),
-            (valid.replacingOccurrences(of: "{token: abc}", with: "{client-certificate-data: \"!!\", client-key-data: \"a2V5\"}"), #"users[name="u1"].user.client-certificate-data: invalid base64 data"#),
-            (valid.replacingOccurrences(of: "{token: abc}", with: "{client-key-data: \"a2V5\"}"), #"users[name="u1"].user.client-certificate-data: required with a client key"#),
-            (valid.replacingOccurrences(of: "{token: abc}", with: "{exec: {apiVersion: client.authentication.k8s.io/v1}}"), #"users[name="u1"].user.exec.command: required"#),
-            (valid.replacingOccurrences(of: "insecure-skip-tls-verify: true", with: "insecure-skip-tls-verify: maybe"), #"clusters[name="c1"].cluster.insecure-skip-tls-verify: expected true or false"#),
+            (
+                valid.replacingOccurrences(of: "server: \"https://10.0.0.1:6443\", ", with: ""),
+                #"clusters[name="c1"].cluster.server: required"#
+            ),
+            (
+                valid.replacingOccurrences(of: "https://10.0.0.1:6443", with: "10.0.0.1:6443"),
+                #"clusters[name="c1"].cluster.server: must be an http(s) URL"#
+            ),
+            (
+                valid.replacingOccurrences(of: "current-context: dev", with: "current-context: prod"),
+                #"contexts: no context named "prod""#
+            ),
+            (
+                valid.replacingOccurrences(
+                    of: "{token: abc}",
+                    with: "{client-certificate-data: \"!!\", client-key-data: \"a2V5\"}"
+                ), #"users[name="u1"].user.client-certificate-data: invalid base64 data"#
+            ),
+            (
+                valid.replacingOccurrences(of: "{token: abc}", with: "{client-key-data: \"a2V5\"}"),
+                #"users[name="u1"].user.client-certificate-data: required with a client key"#
+            ),
+            (
+                valid.replacingOccurrences(
+                    of: "{token: abc}",
+                    with: "{exec: {apiVersion: client.authentication.k8s.io/v1}}"
+                ), #"users[name="u1"].user.exec.command: required"#
+            ),
+            (
+                valid.replacingOccurrences(
+                    of: "insecure-skip-tls-verify: true",
+                    with: "insecure-skip-tls-verify: maybe"
+                ), #"clusters[name="c1"].cluster.insecure-skip-tls-verify: expected true or false"#
+            ),
         ]
     )
     func malformed(yaml: String, expected: String) async throws {
@@ -101,7 +128,10 @@ struct KubeConfigTests {
             let none = try #require(self.configError(empty, in: directory))
             #expect(none.code == .missingCredentials)
             #expect(none.message.contains(#"users[name="u1"].user: no credentials"#))
-            let missingFile = Self.valid.replacingOccurrences(of: "current-context: dev", with: "current-context: other")
+            let missingFile = Self.valid.replacingOccurrences(
+                of: "current-context: dev",
+                with: "current-context: other"
+            )
             let file = try #require(self.configError(missingFile, in: directory))
             #expect(file.message.contains(#"users[name="u2"].user.tokenFile: cannot read file"#))
         }
@@ -112,7 +142,9 @@ struct KubeConfigTests {
         var configuration = ClientConfiguration(server: "https://127.0.0.1:1")
         configuration.certificateAuthority = Array("not a pem".utf8)
         configuration.source = "/etc/kubeconfig"
-        let error = #expect(throws: KubeError.self) { _ = try KubeClient(configuration: configuration, logger: testLogger) }
+        let error = #expect(throws: KubeError.self) {
+            _ = try KubeClient(configuration: configuration, logger: testLogger)
+        }
         #expect(error?.message == "/etc/kubeconfig: certificate-authority: not a PEM certificate")
     }
 
@@ -121,9 +153,14 @@ struct KubeConfigTests {
         try await withTemporaryDirectory { directory in
             let path = directory + "/token"
             try "first".write(toFile: path, atomically: true, encoding: .utf8)
-            try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -60)], ofItemAtPath: path)
-            let provider = CredentialProvider(configuration: ClientConfiguration(server: "https://x", credentials: .tokenFile(path)),
-                                              logger: testLogger)
+            try FileManager.default.setAttributes(
+                [.modificationDate: Date(timeIntervalSinceNow: -60)],
+                ofItemAtPath: path
+            )
+            let provider = CredentialProvider(
+                configuration: ClientConfiguration(server: "https://x", credentials: .tokenFile(path)),
+                logger: testLogger
+            )
             #expect(try await provider.authorizationHeader() == "Bearer first")
             try "second".write(toFile: path, atomically: true, encoding: .utf8)
             #expect(try await provider.authorizationHeader() == "Bearer second")
@@ -135,15 +172,16 @@ struct KubeConfigTests {
         try await withTemporaryDirectory { directory in
             let script = directory + "/plugin.sh"
             try """
-                #!/bin/sh
-                n=$(cat "\(directory)/count" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "\(directory)/count"
-                echo "{\\"apiVersion\\":\\"client.authentication.k8s.io/v1\\",\\"kind\\":\\"ExecCredential\\",\\"status\\":{\\"token\\":\\"$PREFIX-$n\\",\\"expirationTimestamp\\":\\"$EXPIRY\\"}}"
+            #!/bin/sh
+            n=$(cat "\(directory)/count" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "\(directory)/count"
+            echo "{\\"apiVersion\\":\\"client.authentication.k8s.io/v1\\",\\"kind\\":\\"ExecCredential\\",\\"status\\":{\\"token\\":\\"$PREFIX-$n\\",\\"expirationTimestamp\\":\\"$EXPIRY\\"}}"
 
-                """.write(toFile: script, atomically: true, encoding: .utf8)
+            """.write(toFile: script, atomically: true, encoding: .utf8)
             try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
             let yaml = Self.valid.replacingOccurrences(
                 of: "{token: abc}",
-                with: "{exec: {apiVersion: client.authentication.k8s.io/v1, command: ./plugin.sh, env: [{name: PREFIX, value: tok}, {name: EXPIRY, value: \"2999-01-01T00:00:00Z\"}]}}"
+                with:
+                    "{exec: {apiVersion: client.authentication.k8s.io/v1, command: ./plugin.sh, env: [{name: PREFIX, value: tok}, {name: EXPIRY, value: \"2999-01-01T00:00:00Z\"}]}}"
             )
             let configuration = try self.load(yaml, in: directory)
             let provider = CredentialProvider(configuration: configuration, logger: testLogger)

@@ -107,7 +107,10 @@ struct ServerSemanticsTests {
             #expect(refused?.causes.first?.field == "metadata.finalizers")
             _ = try await gizmos.patch(
                 "g1",
-                .json([["op": "test", "path": "/metadata/finalizers/0", "value": "example.com/a"], ["op": "remove", "path": "/metadata/finalizers/0"]])
+                .json([
+                    ["op": "test", "path": "/metadata/finalizers/0", "value": "example.com/a"],
+                    ["op": "remove", "path": "/metadata/finalizers/0"],
+                ])
             )
             #expect(try await gizmos.getIfExists("g1") == nil)
             // A failed JSON patch test is a 422.
@@ -128,8 +131,14 @@ struct ServerSemanticsTests {
             func owned(_ name: String, by owner: DynamicObject) async throws {
                 var configMap = ConfigMap(name: name, namespace: "default")
                 configMap.metadata.ownerReferences = [
-                    OwnerReference(apiVersion: "example.com/v1", kind: "Gizmo", name: owner.metadata.name!,
-                                   uid: owner.metadata.uid!, controller: true, blockOwnerDeletion: true)
+                    OwnerReference(
+                        apiVersion: "example.com/v1",
+                        kind: "Gizmo",
+                        name: owner.metadata.name!,
+                        uid: owner.metadata.uid!,
+                        controller: true,
+                        blockOwnerDeletion: true
+                    )
                 ]
                 _ = try await configMaps.create(configMap)
             }
@@ -149,8 +158,14 @@ struct ServerSemanticsTests {
             var held = ConfigMap(name: "fg-child", namespace: "default")
             held.metadata.finalizers = ["example.com/hold"]
             held.metadata.ownerReferences = [
-                OwnerReference(apiVersion: "example.com/v1", kind: "Gizmo", name: "fg", uid: foreground.metadata.uid!,
-                               controller: true, blockOwnerDeletion: true)
+                OwnerReference(
+                    apiVersion: "example.com/v1",
+                    kind: "Gizmo",
+                    name: "fg",
+                    uid: foreground.metadata.uid!,
+                    controller: true,
+                    blockOwnerDeletion: true
+                )
             ]
             _ = try await configMaps.create(held)
             try await gizmos.delete("fg", propagationPolicy: .foreground)
@@ -175,7 +190,11 @@ struct ServerSemanticsTests {
             #expect(try await gizmos.list(ListOptions(labelSelector: "tier=even")).items.count == 4)
             #expect(try await gizmos.list(ListOptions(labelSelector: "tier!=even,n in (1,3,9)")).items.count == 2)
             #expect(try await gizmos.list(ListOptions(labelSelector: "!n")).items.isEmpty)
-            #expect(try await gizmos.list(ListOptions(fieldSelector: "metadata.name=g3")).items.map(\.metadata.name) == ["g3"])
+            #expect(
+                try await gizmos.list(ListOptions(fieldSelector: "metadata.name=g3")).items.map(\.metadata.name) == [
+                    "g3"
+                ]
+            )
             let badField = await #expect(throws: KubeError.self) {
                 try await gizmos.list(ListOptions(fieldSelector: "spec.color=red"))
             }
@@ -228,7 +247,10 @@ struct ServerSemanticsTests {
             status.status = ["conditions": [["type": "Ready", "status": "True", "reason": "Done", "message": ""]]]
             let withStatus = try await gizmos.applyStatus(status, fieldManager: "controller")
             #expect(withStatus.status?["conditions"]?.arrayValue?.count == 1)
-            #expect(withStatus.metadata.managedFields?.contains { $0.manager == "controller" && $0.subresource == "status" } == true)
+            #expect(
+                withStatus.metadata.managedFields?.contains { $0.manager == "controller" && $0.subresource == "status" }
+                    == true
+            )
         }
     }
 
@@ -240,7 +262,8 @@ struct ServerSemanticsTests {
             let created = try await gizmos.create(Gizmo.object("g1"))
             _ = try await gizmos.patch("g1", .merge(["spec": ["size": 2]]))
             server.compactHistory()
-            var events = try await gizmos.watch(WatchOptions(resourceVersion: created.metadata.resourceVersion)).makeAsyncIterator()
+            var events = try await gizmos.watch(WatchOptions(resourceVersion: created.metadata.resourceVersion))
+                .makeAsyncIterator()
             let first = try #require(try await events.next())
             #expect(first.type == .error)
             #expect(first.status?.code == 410)

@@ -70,7 +70,10 @@ struct WatcherTests {
             // One live event through the watch.
             _ = try await gizmos.create(Gizmo.object("d"))
             let live = try #require(try await iterator.next())
-            guard case .apply(let d) = live else { Issue.record("expected apply, got \(live)"); return }
+            guard case .apply(let d) = live else {
+                Issue.record("expected apply, got \(live)")
+                return
+            }
             #expect(d.metadata.name == "d")
             store.apply(live)
             // The server expires the watch; the next changes are never sent on it.
@@ -108,7 +111,9 @@ struct WatcherTests {
                 #expect(await eventually { store.hasSynced && store.count == 1 })
                 // Writes to another resource move the global resourceVersion past the watcher's last event.
                 let configMaps = client.resource(ConfigMap.self, namespace: "default")
-                for index in 0..<5 { _ = try await configMaps.create(ConfigMap(name: "cm\(index)", namespace: "default")) }
+                for index in 0..<5 {
+                    _ = try await configMaps.create(ConfigMap(name: "cm\(index)", namespace: "default"))
+                }
                 let target = server.resourceVersion
                 // Wait until a bookmark at or past `target` reached the watcher, seen as the rv it resumes from.
                 server.compactHistory()
@@ -204,8 +209,12 @@ struct WatcherTests {
     func idleTimeout() async throws {
         var serverConfiguration = KubeTestServer.Configuration()
         serverConfiguration.bookmarkInterval = .seconds(3600)
-        try await withServerAndClient(configuration: serverConfiguration, clientSettings: { $0.watchIdleTimeout = .milliseconds(500) }) {
-            server, client in
+        try await withServerAndClient(
+            configuration: serverConfiguration,
+            clientSettings: { $0.watchIdleTimeout = .milliseconds(500) }
+        ) {
+            server,
+            client in
             try await Gizmo.install(client)
             let gizmos = client.resource(Gizmo.type, namespace: "default")
             let store = Store<DynamicObject>()
@@ -248,7 +257,11 @@ struct WatcherTests {
         try await withKubeClient(configuration: settings, logger: testLogger) { client in
             var configuration = Watcher<DynamicObject>.Configuration()
             configuration.backoff = Backoff(initial: .milliseconds(100), maximum: .milliseconds(800), jitter: 0)
-            let watcher = Watcher(client.resource(Gizmo.type, namespace: "default"), configuration: configuration, logger: logger)
+            let watcher = Watcher(
+                client.resource(Gizmo.type, namespace: "default"),
+                configuration: configuration,
+                logger: logger
+            )
             let store = Store<DynamicObject>()
             try await withReflector(watcher, into: store) {
                 #expect(await eventually { records.count >= 4 })
