@@ -51,7 +51,7 @@ public struct KubeResponse: Sendable {
 
     public func decode<T: Decodable>(_ type: T.Type) throws -> T {
         do {
-            return try JSONDecoder().decode(type, from: self.body)
+            return try KubeJSON.decode(type, bytes: self.body.readableBytesView)
         } catch {
             throw KubeError(
                 code: .decoding,
@@ -228,7 +228,6 @@ public final class KubeClient: Sendable {
             )
             let result = KubeResponse(status: Int(response.status.code), headers: response.headers, body: body)
             if response.status.code >= 400 { throw Self.error(result) }
-            if response.status.code == 401 { self.credentials.invalidate() }
             return result
         } catch let error as KubeError {
             if error.code == .unauthorized { self.credentials.invalidate() }
@@ -240,7 +239,7 @@ public final class KubeClient: Sendable {
     }
 
     static func error(_ response: KubeResponse) -> KubeError {
-        let status = try? JSONDecoder().decode(Status.self, from: response.body)
+        let status = try? KubeJSON.decode(Status.self, bytes: response.body.readableBytesView)
         var error = KubeError(httpStatus: response.status, status: status?.kind == "Status" ? status : nil)
         if error.status == nil {
             error.message = "HTTP \(response.status): \(String(buffer: response.body).prefix(200))"

@@ -348,7 +348,7 @@ public struct WatchEventStream<Object: JSONView>: AsyncSequence, Sendable {
             }
             guard let line else { return nil }
             do {
-                return try WatchEvent(line: JSONDecoder().decode(JSONValue.self, from: line))
+                return try WatchEvent(line: JSONValue.parse(line.readableBytesView))
             } catch {
                 throw KubeError(code: .decoding, message: "watch: undecodable event: \(error)", cause: error)
             }

@@ -156,8 +156,7 @@ extension KubeTestServer {
     }
 
     static func json(_ value: JSONValue, code: Int = 200, contentType: String = "application/json") -> HTTPResponse {
-        let data = (try? KubeJSON.encode(value)) ?? Data("null".utf8)
-        return HTTPResponse(code: code, body: ByteBuffer(data: data), contentType: contentType)
+        HTTPResponse(code: code, body: ByteBuffer(bytes: value.serialized()), contentType: contentType)
     }
 
     // MARK: Routing
@@ -258,8 +257,8 @@ extension KubeTestServer {
                     + "application/yaml"
             )
         }
+        if let value = try? JSONValue.parse(request.body.readableBytesView) { return value }
         let data = Data(buffer: request.body)
-        if let value = try? KubeJSON.decode(JSONValue.self, from: data) { return value }
         if yaml || contentType.contains("yaml"), let text = String(data: data, encoding: .utf8),
             let value = try? YAMLDecoder().decode(JSONValue.self, from: text)
         {

@@ -135,17 +135,15 @@ extension KubeTestServer {
                 }
                 sentColumns = true
             }
-            var data =
-                (try? KubeJSON.encode(JSONValue.object(["type": .string(type.rawValue), "object": payload])))
-                ?? Data()
+            var data = JSONValue.object(["type": .string(type.rawValue), "object": payload]).serialized()
             data.append(UInt8(ascii: "\n"))
             if split, data.count > 2 {
                 let middle = data.count / 2
-                try await outbound.write(.body(.byteBuffer(ByteBuffer(data: data.prefix(middle)))))
+                try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: data[..<middle]))))
                 try await Task.sleep(for: .milliseconds(20))
-                try await outbound.write(.body(.byteBuffer(ByteBuffer(data: data.suffix(from: middle)))))
+                try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: data[middle...]))))
             } else {
-                try await outbound.write(.body(.byteBuffer(ByteBuffer(data: data))))
+                try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: data))))
             }
         }
 

@@ -158,4 +158,24 @@ struct KubeModelTests {
             ]
         )
     }
+
+    @Test("the direct JSON parser and serializer agree with Foundation")
+    func parser() throws {
+        let text =
+            #"{"a":[1,-2,3.5,1e3,true,false,null],"s":"q\"\\\/\n\t\u00e9\ud83d\ude00 é","n":{"x":{}},"big":9223372036854775807,"e":[]}"#
+        let parsed = try JSONValue.parse(Array(text.utf8))
+        let foundation = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        #expect(parsed == foundation)
+        #expect(parsed["s"] == "q\"\\/\n\té😀 é")
+        #expect(parsed["big"] == .int(Int64.max))
+        let again = try JSONValue.parse(parsed.serialized())
+        #expect(again == parsed)
+        #expect(
+            String(decoding: JSONValue.object(["b": 1, "a": "x\u{1}"]).serialized(), as: UTF8.self)
+                == #"{"a":"x\u0001","b":1}"#
+        )
+        for bad in ["{", "[1,]", #"{"a" 1}"#, "tru", #""\x""#, "1 2", ""] {
+            #expect(throws: JSONParseError.self) { try JSONValue.parse(Array(bad.utf8)) }
+        }
+    }
 }
