@@ -85,7 +85,7 @@ do {
     let rssBefore = residentBytes()
     let store = Store<DynamicObject>(indexers: ["namespace": StoreIndex.namespace()])
     store.apply(.initStarted)
-    for data in encoded { store.apply(.initApply(try JSONDecoder().decode(DynamicObject.self, from: data))) }
+    for data in encoded { store.apply(.initApply(try KubeJSON.decode(DynamicObject.self, from: data))) }
     store.apply(.initDone)
     let rssAfter = residentBytes()
     print(
