@@ -6,6 +6,18 @@ let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let swiftProtobuf: Target.Dependency = .product(name: "SwiftProtobuf", package: "swift-protobuf")
 
+// MARK: Kubernetes layer: dependencies, named once
+let asyncHTTPClient: Target.Dependency = .product(name: "AsyncHTTPClient", package: "async-http-client")
+let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
+let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
+let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
+let nioFoundationCompat: Target.Dependency = .product(name: "NIOFoundationCompat", package: "swift-nio")
+let nioSSL: Target.Dependency = .product(name: "NIOSSL", package: "swift-nio-ssl")
+let serviceLifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let metrics: Target.Dependency = .product(name: "Metrics", package: "swift-metrics")
+let metricsTestKit: Target.Dependency = .product(name: "MetricsTestKit", package: "swift-metrics")
+let yams: Target.Dependency = .product(name: "Yams", package: "Yams")
+
 let package = Package(
     name: "Hearth",
     products: [
@@ -14,11 +26,24 @@ let package = Package(
         .library(name: "HearthSymbolizer", targets: ["HearthSymbolizer"]),
         .library(name: "HearthProfile", targets: ["HearthProfile"]),
         .library(name: "HearthAgent", targets: ["HearthAgent"]),
+        // MARK: Kubernetes layer
+        .library(name: "KubeModel", targets: ["KubeModel"]),
+        .library(name: "KubeClient", targets: ["KubeClient"]),
+        .library(name: "KubeRuntime", targets: ["KubeRuntime"]),
+        .library(name: "KubeTestServer", targets: ["KubeTestServer"]),
+        .executable(name: "kube-test-server", targets: ["kube-test-server"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        // MARK: Kubernetes layer
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // MARK: Node agent: eBPF sampling, symbolization, profiles
@@ -72,6 +97,42 @@ let package = Package(
             path: "Tests/Workloads/hearth-workload-swift"
         ),
 
+        // MARK: Kubernetes layer: model, client, controller runtime, in-memory API server
+
+        .target(name: "KubeModel"),
+        .target(
+            name: "KubeClient",
+            dependencies: [
+                "KubeModel", asyncHTTPClient, nioCore, nioPosix, nioHTTP1, nioFoundationCompat, nioSSL, yams, metrics,
+                logging,
+            ]
+        ),
+        .target(
+            name: "KubeRuntime",
+            dependencies: ["KubeModel", "KubeClient", serviceLifecycle, metrics, logging]
+        ),
+        .target(
+            name: "KubeTestServer",
+            dependencies: ["KubeModel", nioCore, nioPosix, nioHTTP1, nioFoundationCompat, yams, logging]
+        ),
+        .executableTarget(
+            name: "kube-test-server",
+            dependencies: ["KubeTestServer", logging]
+        ),
+        .executableTarget(
+            name: "kube-bench",
+            dependencies: ["KubeModel", "KubeClient", "KubeRuntime", "KubeTestServer", logging]
+        ),
+        .testTarget(name: "KubeModelTests", dependencies: ["KubeModel"]),
+        .testTarget(
+            name: "KubeTests",
+            dependencies: [
+                "KubeModel", "KubeClient", "KubeRuntime", "KubeTestServer", serviceLifecycle, metrics, metricsTestKit,
+                nioHTTP1, nioPosix, logging,
+            ]
+        ),
+
+        // MARK: Node agent tests
         // Child processes, build products and external tools (go tool pprof) for the tests.
         .target(name: "HearthTestSupport", path: "Tests/HearthTestSupport"),
         .testTarget(name: "HearthSamplerTests", dependencies: ["HearthSampler", "HearthTestSupport"]),

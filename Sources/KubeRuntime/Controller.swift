@@ -1,0 +1,288 @@
+// Controller.swift: watches a primary kind plus owned and mapped kinds, and calls reconcile(key) with
+// controller-runtime's result semantics and metric names.
+
+import KubeClient
+import KubeModel
+import Logging
+import Metrics
+import ServiceLifecycle
+
+/// What a reconcile asks for next.
+public struct ReconcileResult: Sendable, Hashable {
+    /// Requeue after this delay (resets the failure backoff).
+    public var requeueAfter: Duration?
+
+    public init(requeueAfter: Duration? = nil) { self.requeueAfter = requeueAfter }
+
+    /// Done until the next change.
+    public static let done = ReconcileResult()
+    /// Reconcile again after `delay`.
+    public static func requeue(after delay: Duration) -> Self { .init(requeueAfter: delay) }
+}
+
+/// An error that retrying cannot fix: counted and logged, never requeued.
+public struct TerminalError: Error, Sendable {
+    public var cause: any Error & Sendable
+    public init(_ cause: any Error & Sendable) { self.cause = cause }
+}
+
+/// Level-triggered reconciliation of one object, read from the store by key.
+public protocol Reconciler: Sendable {
+    func reconcile(_ key: ObjectKey) async throws -> ReconcileResult
+}
+
+/// A reconciler from a closure.
+public struct ReconcileFunction: Reconciler {
+    let body: @Sendable (ObjectKey) async throws -> ReconcileResult
+    public init(_ body: @escaping @Sendable (ObjectKey) async throws -> ReconcileResult) { self.body = body }
+    public func reconcile(_ key: ObjectKey) async throws -> ReconcileResult { try await self.body(key) }
+}
+
+/// A controller: reflectors feeding stores and a work queue, and bounded workers calling the reconciler.
+public struct Controller<Primary: JSONView>: ServiceLifecycle.Service {
+    /// Controller settings.
+    public struct Configuration: Sendable {
+        /// Workers (controller-runtime MaxConcurrentReconciles, default 1).
+        public var maxConcurrentReconciles = 1
+        /// Every object is enqueued again this often as a safety net (default 10 h, 0 disables).
+        public var resyncPeriod: Duration = .seconds(36_000)
+        public var watcher = Watcher<Primary>.Configuration()
+        public var rateLimit = WorkQueue<ObjectKey>.RateLimit()
+        public init() {}
+    }
+
+    typealias Source = @Sendable (WorkQueue<ObjectKey>, Logger) async -> Void
+
+    public let name: String
+    public let store: Store<Primary>
+    public let queue: WorkQueue<ObjectKey>
+    let primary: ResourceClient<Primary>
+    let reconciler: any Reconciler
+    let configuration: Configuration
+    let logger: Logger
+    let metricsFactory: any MetricsFactory
+    var sources: [Source] = []
+
+    public init(
+        name: String,
+        watching primary: ResourceClient<Primary>,
+        store: Store<Primary> = Store(),
+        configuration: Configuration = .init(),
+        logger: Logger,
+        metricsFactory: any MetricsFactory = MetricsSystem.factory,
+        reconciler: any Reconciler
+    ) {
+        self.name = name
+        self.primary = primary
+        self.store = store
+        self.configuration = configuration
+        var logger = logger
+        logger[metadataKey: "controller"] = "\(name)"
+        self.logger = logger
+        self.metricsFactory = metricsFactory
+        self.reconciler = reconciler
+        self.queue = WorkQueue(name: name, rateLimit: configuration.rateLimit, metricsFactory: metricsFactory)
+    }
+
+    /// Also watches a kind and maps each of its objects to primary keys.
+    public func watches<Other: JSONView>(
+        _ resource: ResourceClient<Other>,
+        store: Store<Other> = Store(),
+        configuration: Watcher<Other>.Configuration = .init(),
+        map: @escaping @Sendable (Other) -> [ObjectKey]
+    ) -> Self {
+        var copy = self
+        copy.sources.append { queue, logger in
+            await Self.reflect(Watcher(resource, configuration: configuration, logger: logger), into: store) { object in
+                for key in map(object) { queue.add(key) }
+            }
+        }
+        return copy
+    }
+
+    /// Also watches an owned kind: changes enqueue the controlling owner when it is of the primary kind.
+    public func owns<Child: JSONView>(
+        _ resource: ResourceClient<Child>,
+        store: Store<Child> = Store(),
+        configuration: Watcher<Child>.Configuration = .init()
+    ) -> Self {
+        let kind = self.primary.type.kind
+        let apiGroup = self.primary.type.group
+        return self.watches(resource, store: store, configuration: configuration) { child in
+            (child.metadata.ownerReferences ?? []).filter { owner in
+                owner.controller == true && owner.kind == kind
+                    && (owner.apiVersion ?? "").split(separator: "/").dropLast().joined(separator: "/") == apiGroup
+            }.compactMap { owner in owner.name.map { ObjectKey(namespace: child.metadata.namespace, name: $0) } }
+        }
+    }
+
+    /// Feeds a store from a watcher until cancelled, calling `changed` for every object event.
+    static func reflect<Object: JSONView>(
+        _ watcher: Watcher<Object>,
+        into store: Store<Object>,
+        changed: @Sendable (Object) -> Void
+    ) async {
+        var relisted: [Object] = []
+        var previous: [ObjectKey] = []
+        do {
+            for try await event in watcher {
+                switch event {
+                case .initStarted:
+                    previous = store.keys
+                    relisted = []
+                    store.apply(event)
+                case .initApply(let object):
+                    relisted.append(object)
+                    store.apply(event)
+                case .initDone:
+                    store.apply(event)
+                    let seen = Set(
+                        relisted.map { ObjectKey(namespace: $0.metadata.namespace, name: $0.metadata.name ?? "") }
+                    )
+                    for object in relisted { changed(object) }
+                    // Objects gone during a relist still get a reconcile (as deletions).
+                    for key in previous where !seen.contains(key) {
+                        var ghost = Object()
+                        ghost.metadata = ObjectMeta(name: key.name, namespace: key.namespace)
+                        changed(ghost)
+                    }
+                    relisted = []
+                case .apply(let object), .delete(let object):
+                    store.apply(event)
+                    changed(object)
+                }
+            }
+        } catch {
+            // The watcher only ends by cancellation.
+        }
+    }
+
+    public func run() async throws {
+        let queue = self.queue
+        let logger = self.logger
+        let dimensions = [("controller", self.name)]
+        Gauge(
+            label: "controller_runtime_max_concurrent_reconciles",
+            dimensions: dimensions,
+            factory: self.metricsFactory
+        )
+        .record(self.configuration.maxConcurrentReconciles)
+        try await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                group.addTask {
+                    await Self.reflect(
+                        Watcher(self.primary, configuration: self.configuration.watcher, logger: logger),
+                        into: self.store
+                    ) { object in
+                        queue.add(ObjectKey(namespace: object.metadata.namespace, name: object.metadata.name ?? ""))
+                    }
+                }
+                for source in self.sources {
+                    group.addTask { await source(queue, logger) }
+                }
+                if self.configuration.resyncPeriod > .zero {
+                    group.addTask {
+                        while !Task.isCancelled {
+                            do { try await Task.sleep(for: self.configuration.resyncPeriod) } catch { return }
+                            for key in self.store.keys { queue.add(key) }
+                        }
+                    }
+                }
+                // Workers; when they all finish (queue shut down), stop the watchers.
+                group.addTask {
+                    await withDiscardingTaskGroup { workers in
+                        for _ in 0..<max(1, self.configuration.maxConcurrentReconciles) {
+                            workers.addTask { await self.worker() }
+                        }
+                    }
+                }
+                group.addTask {
+                    // Cancellation (not graceful shutdown) must also end the workers.
+                    await withTaskCancellationHandler {
+                        while !queue.isShuttingDown {
+                            try? await Task.sleep(for: .milliseconds(100))
+                        }
+                    } onCancel: {
+                        queue.shutdown()
+                    }
+                }
+                await Self.waitForShutdown(queue)
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            queue.shutdown()
+        }
+    }
+
+    static func waitForShutdown(_ queue: WorkQueue<ObjectKey>) async {
+        while !queue.isShuttingDown && !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        while queue.processingCount > 0 {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    func worker() async {
+        let dimensions = [("controller", self.name)]
+        let active = Gauge(
+            label: "controller_runtime_active_workers",
+            dimensions: dimensions,
+            factory: self.metricsFactory
+        )
+        let time = Metrics.Timer(
+            label: "controller_runtime_reconcile_time_seconds",
+            dimensions: dimensions,
+            factory: self.metricsFactory
+        )
+        while let key = await self.queue.next() {
+            var logger = self.logger
+            logger[metadataKey: "k8s.object"] = "\(key)"
+            active.record(self.queue.processingCount)
+            let start = ContinuousClock.now
+            let result: String
+            do {
+                let outcome = try await self.reconciler.reconcile(key)
+                if let delay = outcome.requeueAfter {
+                    self.queue.forget(key)
+                    self.queue.add(key, after: delay)
+                    result = "requeue_after"
+                } else {
+                    self.queue.forget(key)
+                    result = "success"
+                }
+            } catch let error as TerminalError {
+                self.queue.forget(key)
+                logger.info("reconcile failed terminally", metadata: ["error": "\(error.cause)"])
+                Counter(
+                    label: "controller_runtime_terminal_reconcile_errors_total",
+                    dimensions: dimensions,
+                    factory: self.metricsFactory
+                ).increment()
+                Counter(
+                    label: "controller_runtime_reconcile_errors_total",
+                    dimensions: dimensions,
+                    factory: self.metricsFactory
+                ).increment()
+                result = "error"
+            } catch {
+                self.queue.addRateLimited(key)
+                logger.debug("reconcile failed; requeued with backoff", metadata: ["error": "\(error)"])
+                Counter(
+                    label: "controller_runtime_reconcile_errors_total",
+                    dimensions: dimensions,
+                    factory: self.metricsFactory
+                ).increment()
+                result = "error"
+            }
+            time.recordNanoseconds(WorkQueue<ObjectKey>.nanoseconds(.now - start))
+            Counter(
+                label: "controller_runtime_reconcile_total",
+                dimensions: dimensions + [("result", result)],
+                factory: self.metricsFactory
+            ).increment()
+            self.queue.done(key)
+            active.record(self.queue.processingCount)
+        }
+    }
+}

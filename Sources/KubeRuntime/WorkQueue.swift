@@ -1,0 +1,241 @@
+// WorkQueue.swift: client-go's workqueue semantics: dedupe, one worker per key, delayed adds, per-key
+// exponential failure backoff, shutdown that drains.
+
+import Foundation
+import Metrics
+import Synchronization
+
+/// A work queue of keys.
+///
+/// - An item added several times before a worker takes it is processed once.
+/// - An item is never handed to two workers at once: added while processing, it is queued again after ``done(_:)``.
+/// - ``add(_:after:)`` delays an item; ``addRateLimited(_:)`` delays it by a per-key exponential backoff that
+///   ``forget(_:)`` resets.
+public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
+    /// Per-item failure backoff (controller-runtime: 5 ms doubling to 1000 s).
+    public struct RateLimit: Sendable {
+        public var base: Duration
+        public var maximum: Duration
+        public init(base: Duration = .milliseconds(5), maximum: Duration = .seconds(1000)) {
+            self.base = base
+            self.maximum = maximum
+        }
+    }
+
+    struct State {
+        var queue: [Key] = []
+        var head = 0
+        var queued: Set<Key> = []
+        var processing: Set<Key> = []
+        var dirty: Set<Key> = []
+        var delayed: [Key: ContinuousClock.Instant] = [:]
+        var failures: [Key: Int] = [:]
+        var addedAt: [Key: ContinuousClock.Instant] = [:]
+        var startedAt: [Key: ContinuousClock.Instant] = [:]
+        var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
+        var generation = 0
+        var shuttingDown = false
+
+        var depth: Int { self.queue.count - self.head }
+
+        mutating func enqueue(_ key: Key, now: ContinuousClock.Instant) -> [CheckedContinuation<Void, Never>] {
+            if self.processing.contains(key) {
+                self.dirty.insert(key)
+                return []
+            }
+            guard self.queued.insert(key).inserted else { return [] }
+            self.queue.append(key)
+            self.addedAt[key] = now
+            return self.wake()
+        }
+
+        mutating func wake() -> [CheckedContinuation<Void, Never>] {
+            self.generation += 1
+            let waiters = Array(self.waiters.values)
+            self.waiters.removeAll()
+            return waiters
+        }
+
+        mutating func promoteDue(now: ContinuousClock.Instant) {
+            for (key, due) in self.delayed where due <= now {
+                self.delayed.removeValue(forKey: key)
+                _ = self.enqueue(key, now: now)
+            }
+        }
+    }
+
+    public let name: String
+    public let rateLimit: RateLimit
+    let state = Mutex(State())
+    let depthGauge: Gauge
+    let addsCounter: Counter
+    let retriesCounter: Counter
+    let queueDuration: Metrics.Timer
+    let workDuration: Metrics.Timer
+
+    public init(
+        name: String,
+        rateLimit: RateLimit = .init(),
+        metricsFactory: any MetricsFactory = MetricsSystem.factory
+    ) {
+        self.name = name
+        self.rateLimit = rateLimit
+        let dimensions = [("name", name), ("controller", name)]
+        self.depthGauge = Gauge(label: "workqueue_depth", dimensions: dimensions, factory: metricsFactory)
+        self.addsCounter = Counter(label: "workqueue_adds_total", dimensions: dimensions, factory: metricsFactory)
+        self.retriesCounter = Counter(label: "workqueue_retries_total", dimensions: dimensions, factory: metricsFactory)
+        self.queueDuration = Metrics.Timer(
+            label: "workqueue_queue_duration_seconds",
+            dimensions: dimensions,
+            factory: metricsFactory
+        )
+        self.workDuration = Metrics.Timer(
+            label: "workqueue_work_duration_seconds",
+            dimensions: dimensions,
+            factory: metricsFactory
+        )
+    }
+
+    /// Adds an item now.
+    public func add(_ key: Key) {
+        let (waiters, depth) = self.state.withLock { state -> ([CheckedContinuation<Void, Never>], Int) in
+            guard !state.shuttingDown else { return ([], state.depth) }
+            state.delayed.removeValue(forKey: key)
+            return (state.enqueue(key, now: .now), state.depth)
+        }
+        self.addsCounter.increment()
+        self.depthGauge.record(depth)
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Adds an item after a delay (an earlier pending delay wins).
+    public func add(_ key: Key, after delay: Duration) {
+        if delay <= .zero { return self.add(key) }
+        let waiters = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            guard !state.shuttingDown else { return [] }
+            let due = ContinuousClock.now + delay
+            if let existing = state.delayed[key], existing <= due { return [] }
+            state.delayed[key] = due
+            return state.wake()
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Adds an item after its per-key failure backoff and counts a retry.
+    public func addRateLimited(_ key: Key) {
+        let delay = self.state.withLock { state -> Duration in
+            let failures = state.failures[key, default: 0]
+            state.failures[key] = failures + 1
+            let factor = pow(2.0, Double(min(failures, 40)))
+            return min(self.rateLimit.maximum, self.rateLimit.base * factor)
+        }
+        self.retriesCounter.increment()
+        self.add(key, after: delay)
+    }
+
+    /// Resets the failure backoff of an item.
+    public func forget(_ key: Key) { self.state.withLock { _ = $0.failures.removeValue(forKey: key) } }
+
+    /// The number of failures recorded for an item.
+    public func failures(_ key: Key) -> Int { self.state.withLock { $0.failures[key, default: 0] } }
+
+    /// Items waiting (not processing, not delayed).
+    public var depth: Int { self.state.withLock { $0.depth } }
+
+    /// Items being processed.
+    public var processingCount: Int { self.state.withLock { $0.processing.count } }
+
+    enum Step {
+        case item(Key, ContinuousClock.Instant?)
+        case wait(generation: Int, until: ContinuousClock.Instant?)
+        case finished
+    }
+
+    /// Takes the next item, waiting for one; nil once the queue shuts down. Call ``done(_:)`` afterwards.
+    public func next() async -> Key? {
+        while true {
+            let now = ContinuousClock.now
+            let step = self.state.withLock { state -> Step in
+                if state.shuttingDown { return .finished }
+                state.promoteDue(now: now)
+                if state.head < state.queue.count {
+                    let key = state.queue[state.head]
+                    state.head += 1
+                    if state.head > 1024, state.head * 2 > state.queue.count {
+                        state.queue.removeFirst(state.head)
+                        state.head = 0
+                    }
+                    state.queued.remove(key)
+                    state.processing.insert(key)
+                    state.startedAt[key] = now
+                    return .item(key, state.addedAt.removeValue(forKey: key))
+                }
+                return .wait(generation: state.generation, until: state.delayed.values.min())
+            }
+            switch step {
+            case .finished:
+                return nil
+            case .item(let key, let addedAt):
+                if let addedAt { self.queueDuration.recordNanoseconds(Self.nanoseconds(now - addedAt)) }
+                self.depthGauge.record(self.depth)
+                return key
+            case .wait(let generation, let until):
+                if Task.isCancelled { return nil }
+                await self.waitForChange(generation: generation, until: until)
+            }
+        }
+    }
+
+    static func nanoseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+    }
+
+    private func waitForChange(generation: Int, until: ContinuousClock.Instant?) async {
+        let id = UUID()
+        await withTaskGroup(of: Void.self) { group in
+            if let until {
+                group.addTask { try? await Task.sleep(until: until, clock: .continuous) }
+            }
+            group.addTask {
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                        let resumeNow = self.state.withLock { state -> Bool in
+                            if state.generation != generation || state.shuttingDown || Task.isCancelled { return true }
+                            state.waiters[id] = continuation
+                            return false
+                        }
+                        if resumeNow { continuation.resume() }
+                    }
+                } onCancel: {
+                    self.state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+                }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Marks an item finished; if it was added while processing, it is queued again.
+    public func done(_ key: Key) {
+        let (waiters, started) = self.state.withLock {
+            state -> ([CheckedContinuation<Void, Never>], ContinuousClock.Instant?) in
+            state.processing.remove(key)
+            let started = state.startedAt.removeValue(forKey: key)
+            if state.dirty.remove(key) != nil, !state.shuttingDown { return (state.enqueue(key, now: .now), started) }
+            return ([], started)
+        }
+        if let started { self.workDuration.recordNanoseconds(Self.nanoseconds(.now - started)) }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Stops handing out items; waiting ``next()`` calls return nil.
+    public func shutdown() {
+        let waiters = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.shuttingDown = true
+            return state.wake()
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    public var isShuttingDown: Bool { self.state.withLock { $0.shuttingDown } }
+}

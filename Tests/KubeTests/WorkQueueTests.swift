@@ -1,0 +1,97 @@
+// WorkQueueTests.swift: dedupe, per-key exclusivity, delays, failure backoff, bounded workers, shutdown.
+
+import KubeRuntime
+import Synchronization
+import Testing
+
+@Suite("WorkQueue", .timeLimit(.minutes(1)))
+struct WorkQueueTests {
+    @Test("an item added many times before a worker takes it is processed once")
+    func dedupe() async throws {
+        let queue = WorkQueue<String>(name: "dedupe")
+        for _ in 0..<5 { queue.add("a") }
+        queue.add("b")
+        #expect(queue.depth == 2)
+        #expect(await queue.next() == "a")
+        #expect(await queue.next() == "b")
+        #expect(queue.depth == 0)
+    }
+
+    @Test("an item re-added while processing waits for done() and is never handed out twice at once")
+    func exclusivity() async throws {
+        let queue = WorkQueue<String>(name: "exclusive")
+        queue.add("a")
+        let first = await queue.next()
+        #expect(first == "a")
+        queue.add("a")
+        #expect(queue.depth == 0)
+        queue.add("b")
+        #expect(await queue.next() == "b")
+        queue.done("b")
+        queue.done("a")
+        #expect(queue.depth == 1)
+        #expect(await queue.next() == "a")
+    }
+
+    @Test("several workers never process one key concurrently")
+    func concurrentWorkers() async throws {
+        let queue = WorkQueue<Int>(name: "workers")
+        let active = Locked<Set<Int>>([])
+        let violations = Locked(0)
+        let processed = Locked(0)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    while let key = await queue.next() {
+                        let clash = active.withLock { !$0.insert(key).inserted }
+                        if clash { violations.withLock { $0 += 1 } }
+                        await Task.yield()
+                        active.withLock { _ = $0.remove(key) }
+                        processed.withLock { $0 += 1 }
+                        queue.done(key)
+                    }
+                }
+            }
+            for round in 0..<200 { queue.add(round % 5) }
+            #expect(await eventually { queue.depth == 0 && queue.processingCount == 0 })
+            queue.shutdown()
+            try await group.waitForAll()
+        }
+        #expect(violations.withLock { $0 } == 0)
+        #expect(processed.withLock { $0 } >= 5)
+    }
+
+    @Test("delayed adds wait; rate-limited adds back off exponentially per key until forgotten")
+    func delaysAndBackoff() async throws {
+        let queue = WorkQueue<String>(name: "delay", rateLimit: .init(base: .milliseconds(100), maximum: .seconds(10)))
+        let start = ContinuousClock.now
+        queue.add("later", after: .milliseconds(200))
+        #expect(queue.depth == 0)
+        #expect(await queue.next() == "later")
+        #expect(ContinuousClock.now - start >= .milliseconds(200))
+        queue.done("later")
+
+        queue.addRateLimited("x")
+        queue.addRateLimited("x")
+        queue.addRateLimited("x")
+        #expect(queue.failures("x") == 3)
+        let backoffStart = ContinuousClock.now
+        #expect(await queue.next() == "x")
+        // The first (shortest, 100 ms) delay wins for an item that is already waiting.
+        #expect(ContinuousClock.now - backoffStart >= .milliseconds(90))
+        queue.done("x")
+        queue.forget("x")
+        #expect(queue.failures("x") == 0)
+    }
+
+    @Test("shutdown wakes waiting workers")
+    func shutdown() async throws {
+        let queue = WorkQueue<String>(name: "shutdown")
+        async let waiting = queue.next()
+        try await Task.sleep(for: .milliseconds(50))
+        queue.shutdown()
+        #expect(await waiting == nil)
+        queue.add("ignored")
+        #expect(await queue.next() == nil)
+    }
+}
