@@ -213,6 +213,8 @@ struct SymbolTable: Sendable {
 
         private var entries: [Entry] = []
         private var names: [UInt8] = []
+        /// Whether to cut names at `@` (ELF symbol versions); off for perf maps, whose names may contain `@`.
+        var stripsSymbolVersions = true
 
         var count: Int { self.entries.count }
 
@@ -220,7 +222,9 @@ struct SymbolTable: Sendable {
             var symbol = symbol
             // Symbol versions spelled into .symtab names (`realpath@@GLIBC_2.3`, `memcpy@GLIBC_2.2.5`, as in
             // glibc's debug files) are not part of the function's name.
-            if let at = symbol.name.firstIndex(of: UInt8(ascii: "@")), at > symbol.name.startIndex {
+            if self.stripsSymbolVersions, let at = symbol.name.firstIndex(of: UInt8(ascii: "@")),
+                at > symbol.name.startIndex
+            {
                 symbol.name = symbol.name[symbol.name.startIndex..<at]
             }
             guard symbol.name.count < Int(UInt32.max), self.names.count < Int(UInt32.max) - symbol.name.count else {

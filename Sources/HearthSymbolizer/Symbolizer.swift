@@ -109,6 +109,7 @@ public final class Symbolizer: Sendable {
                         mappingIndex: index,
                         process: &process,
                         pid: pid,
+                        now: now,
                         state: &state
                     )
                 } else {
@@ -179,13 +180,28 @@ public final class Symbolizer: Sendable {
         mappingIndex: Int,
         process: inout ProcessState,
         pid: Int32,
+        now: ContinuousClock.Instant,
         state: inout State
     ) -> SymbolizedFrame {
         let mapping = process.mappings[mappingIndex]
         let resolution = self.resolution(of: mappingIndex, process: &process, pid: pid, state: &state)
         guard case .module(let module, let bias) = resolution else {
+            // JIT code: runtimes (V8 with --perf-basic-prof, .NET, the JVM through perf-map-agent) describe
+            // it in /tmp/perf-PID.map.
+            var function: String?
+            if mapping.isAnonymousMemory {
+                function = process.perfMap?.table.lookup(lookupAddress)?.name
+                // Runtimes append to the map as they compile: re-read it on a miss, rate-limited.
+                if function == nil,
+                    process.perfMap.map({ $0.readAt.duration(to: now) >= self.configuration.mapsRefreshInterval })
+                        ?? true
+                {
+                    process.perfMap = (self.loadPerfMap(pid: pid), now)
+                    function = process.perfMap?.table.lookup(lookupAddress)?.name
+                }
+            }
             return SymbolizedFrame(
-                function: nil,
+                function: function,
                 module: mapping.moduleName,
                 address: address,
                 moduleOffset: address &- mapping.start &+ mapping.fileOffset
@@ -357,6 +373,59 @@ public final class Symbolizer: Sendable {
         return nil
     }
 
+    /// Reads the process's perf map (`/tmp/perf-PID.map` inside its root, named with its PID in its own
+    /// namespace): lines of `START SIZE NAME`, hex start and size. Returns an empty table when there is none.
+    private func loadPerfMap(pid: Int32) -> SymbolTable {
+        let processDirectory = "\(self.configuration.procRoot)/\(pid)"
+        var namespacePID = pid
+        if let status = try? readWholeFile("\(processDirectory)/status", limit: 1 << 20) {
+            for line in status.split(separator: 0x0a) where line.starts(with: Array("NSpid:".utf8)) {
+                let last = line.dropFirst(6).split(whereSeparator: { $0 == 0x09 || $0 == 0x20 }).last
+                if let last, let value = Int32(String(decoding: last, as: UTF8.self)) {
+                    namespacePID = value
+                }
+            }
+        }
+        guard let text = try? readWholeFile("\(processDirectory)/root/tmp/perf-\(namespacePID).map", limit: 64 << 20)
+        else {
+            return .empty
+        }
+        var builder = SymbolTable.Builder()
+        builder.stripsSymbolVersions = false
+        for line in text.split(separator: 0x0a) {
+            let fields = line.split(separator: 0x20, maxSplits: 2, omittingEmptySubsequences: true)
+            guard fields.count == 3,
+                let start = Self.perfMapHex(fields[0]),
+                let size = Self.perfMapHex(fields[1]),
+                start != 0
+            else {
+                continue
+            }
+            builder.add(
+                RawFunctionSymbol(
+                    value: start,
+                    size: size,
+                    type: 2,
+                    binding: 1,
+                    sectionIndex: 0,
+                    isDynamic: false,
+                    name: ArraySlice(fields[2]),
+                    sectionEnd: nil
+                )
+            )
+        }
+        self.logger.debug("loaded perf map", metadata: ["pid": "\(pid)", "perf_map.symbols": "\(builder.count)"])
+        return builder.build()
+    }
+
+    private static func perfMapHex(_ field: ArraySlice<UInt8>) -> UInt64? {
+        var digits = String(decoding: field, as: UTF8.self)
+        if digits.hasPrefix("0x") || digits.hasPrefix("0X") {
+            digits.removeFirst(2)
+        }
+        return UInt64(digits, radix: 16)
+    }
+
     /// The vDSO is an ELF image the kernel maps into every process; read it from `/proc/PID/mem`.
     private func loadVDSO(mapping: MemoryMapping, pid: Int32, state: inout State) -> LoadedModule? {
         let size = mapping.end - mapping.start
@@ -526,6 +595,8 @@ struct ProcessState {
     /// Parallel to `mappings`; filled on first use of each mapping.
     var resolutions: [MappingResolution?]
     var lastRead: ContinuousClock.Instant
+    /// The process's perf map for JIT code, read on the first lookup in anonymous memory.
+    var perfMap: (table: SymbolTable, readAt: ContinuousClock.Instant)?
 
     init(mappings: [MemoryMapping], lastRead: ContinuousClock.Instant) {
         self.mappings = mappings

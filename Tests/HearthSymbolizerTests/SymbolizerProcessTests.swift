@@ -196,6 +196,41 @@ struct SymbolizerProcessTests {
         #expect(symbolizer.statistics.userFramesUnresolved == 4)
     }
 
+    @Test("JIT code in anonymous memory is named from /tmp/perf-PID.map, re-read as it grows")
+    func perfMap() throws {
+        let size = 1 << 16
+        let memory = try #require(mmap(nil, size, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
+        defer { munmap(memory, size) }
+        let start = UInt64(UInt(bitPattern: memory))
+        // The "JIT" region lives in this process, so this process's perf map describes it; its entries
+        // stay inside the region, so other tests' anonymous memory stays unnamed.
+        let path = "/tmp/perf-\(getpid()).map"
+        func write(_ lines: [String]) throws {
+            try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        try write([
+            "\(String(start + 0x100, radix: 16)) 40 LazyCompile:*handleRequest /app/server.js:12",
+            "0x\(String(start + 0x200, radix: 16)) 0x80 Interpreter@main",
+        ])
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let symbolizer = makeSymbolizer { $0.mapsRefreshInterval = .zero }
+        let frames = symbolizer.symbolizeUser(
+            pid: getpid(),
+            addresses: [start + 0x120, start + 0x280, start + 0x180, start + 0x1000]
+        )
+        #expect(
+            frames.map(\.function) == ["LazyCompile:*handleRequest /app/server.js:12", "Interpreter@main", nil, nil]
+        )
+        #expect(frames.allSatisfy { $0.module == "[anon]" })
+
+        try write([
+            "\(String(start + 0x100, radix: 16)) 40 LazyCompile:*handleRequest /app/server.js:12",
+            "\(String(start + 0x1000, radix: 16)) 10 compiled_later",
+        ])
+        let later = symbolizer.symbolizeUser(pid: getpid(), addresses: [start + 0x1008])
+        #expect(later[0].function == "compiled_later")
+    }
+
     @Test("symbolizes the test process itself: libc through .dynsym, Swift through the runtime demangler")
     func ownProcess() throws {
         let symbolizer = makeSymbolizer()
