@@ -251,6 +251,57 @@ struct SymbolizerProcessTests {
         #expect(names.contains { $0.contains("SymbolizerProcessTests.ownProcess()") }, "\(names)")
     }
 
+    @Test("tiny caches and concurrent callers still give the same answers")
+    func evictionAndConcurrency() async throws {
+        let fixtures = try Fixtures.get()
+        let first = try FixtureProcess(fixtures.pie)
+        defer { first.stop() }
+        let second = try FixtureProcess(fixtures.linked)
+        defer { second.stop() }
+        let symbolizer = makeSymbolizer {
+            $0.maxCachedFiles = 1
+            $0.maxCachedProcesses = 1
+        }
+        let firstStack = [try first.address("hearth_leaf") + 1, try first.address("main") + 1]
+        let secondStack = [try second.address("hearth_library_function") + 1, try second.address("hearth_middle") + 1]
+        let qsort = try address(dlsym(dlopen(nil, RTLD_NOW), "qsort"))
+        let ownPID = getpid()
+        let firstPID = first.pid
+        let secondPID = second.pid
+        let results = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for task in 0..<8 {
+                group.addTask {
+                    for round in 0..<25 {
+                        switch (task + round) % 3 {
+                        case 0:
+                            let frames = symbolizer.symbolizeUser(pid: firstPID, addresses: firstStack)
+                            guard frames.map(\.function) == ["hearth_leaf", "main"] else { return false }
+                        case 1:
+                            let frames = symbolizer.symbolizeUser(pid: secondPID, addresses: secondStack)
+                            guard frames.map(\.function) == ["hearth_library_function", "hearth_middle"] else {
+                                return false
+                            }
+                        default:
+                            let frames = symbolizer.symbolizeUser(pid: ownPID, addresses: [qsort])
+                            guard frames[0].function == "qsort" else { return false }
+                        }
+                    }
+                    return true
+                }
+            }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(results == Array(repeating: true, count: 8))
+        var expectedFrames = 0
+        for task in 0..<8 {
+            for round in 0..<25 {
+                expectedFrames += (task + round) % 3 == 2 ? 1 : 2
+            }
+        }
+        #expect(symbolizer.statistics.userFramesResolved == expectedFrames)
+        #expect(symbolizer.statistics.userFramesUnresolved == 0)
+    }
+
     @Test("symbolizes the vDSO from the process's memory")
     func vdso() throws {
         let symbolizer = makeSymbolizer()

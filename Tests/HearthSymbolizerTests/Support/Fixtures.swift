@@ -100,6 +100,13 @@ struct Fixtures: Sendable {
         """#
 
     private static func build() throws -> Fixtures {
+        // Remove fixtures left by earlier test processes that have exited.
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []
+        where entry.hasPrefix("hearth-symbolizer-tests-") {
+            if let pid = Int32(entry.dropFirst("hearth-symbolizer-tests-".count)), kill(pid, 0) != 0, errno == ESRCH {
+                try? FileManager.default.removeItem(atPath: "/tmp/\(entry)")
+            }
+        }
         let directory = "/tmp/hearth-symbolizer-tests-\(getpid())"
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
