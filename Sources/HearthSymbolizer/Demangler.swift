@@ -29,9 +29,18 @@ private func _swiftDemangle(
 ///   escapes decoded (`core::fmt::Write::write_fmt`, `<alloc::vec::Vec<T> as core::ops::Drop>::drop`).
 /// - C++ Itanium ABI (`_Z…`): the C++ runtime's `__cxa_demangle` (`foo::bar()`).
 /// - Anything else, or a name a demangler rejects, is returned unchanged.
+///
+/// Names come from binaries the agent doesn't control, and the C++ and Swift demanglers are recursive, so
+/// names longer than ``maximumLength`` bytes are returned unchanged rather than risk a deep recursion.
 public enum Demangler {
+    /// The longest name handed to a demangler, in UTF-8 bytes.
+    public static let maximumLength = 8192
+
     /// Demangles `symbol`, or returns it unchanged when it isn't a recognised mangled name.
     public static func demangle(_ symbol: String) -> String {
+        guard symbol.utf8.count <= Self.maximumLength else {
+            return symbol
+        }
         if Self.isSwift(symbol) {
             return Self.demangleSwift(symbol) ?? symbol
         }

@@ -89,6 +89,9 @@ public final class Symbolizer: Sendable {
     ///   - addresses: Runtime addresses, leaf first.
     /// - Returns: One frame per address, in the same order.
     public func symbolizeUser(pid: Int32, addresses: [UInt64]) -> [SymbolizedFrame] {
+        if addresses.isEmpty {
+            return []
+        }
         let now = ContinuousClock.now
         return self.state.withLock { state in
             var process = state.processes.remove(pid) ?? self.readProcess(pid: pid, now: now)

@@ -60,4 +60,19 @@ struct DemanglerTests {
     func unchanged(symbol: String) {
         #expect(Demangler.demangle(symbol) == symbol)
     }
+
+    @Test("deeply nested and overlong names are handled without crashing")
+    func hostileNames() {
+        // A template nested 3000 levels deep: longer than the limit, so returned as is.
+        let deep =
+            "_Z1fI" + String(repeating: "St6vectorI", count: 3000) + "i" + String(repeating: "E", count: 3001) + "vv"
+        #expect(Demangler.demangle(deep) == deep)
+        // Nesting just under the limit still terminates (the result may or may not be demangled).
+        let nested = "_Z1fI" + String(repeating: "PA1_", count: 2000) + "iEvv"
+        _ = Demangler.demangle(nested)
+        let swift = "$s" + String(repeating: "Say", count: 2700) + "SiG"
+        _ = Demangler.demangle(swift)
+        let rust = "_ZN" + String(repeating: "1a", count: 5000) + "17h0123456789abcdefE"
+        #expect(Demangler.demangle(rust) == rust)
+    }
 }
