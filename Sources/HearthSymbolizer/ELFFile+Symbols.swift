@@ -171,6 +171,11 @@ struct SymbolTable: Sendable {
 
     /// The function containing `address` (a link-time address), if any.
     func lookup(_ address: UInt64) -> (name: String, start: UInt64)? {
+        self.index(containing: address).map { (self.name(at: $0), self.starts[$0]) }
+    }
+
+    /// The index of the function containing `address` (a link-time address), if any.
+    func index(containing address: UInt64) -> Int? {
         // First index whose start is greater than the address.
         var low = 0
         var high = self.starts.count
@@ -186,7 +191,7 @@ struct SymbolTable: Sendable {
         var depth = 0
         while index >= 0, depth < Self.overlapSearchDepth {
             if address < self.ends[index] {
-                return (self.name(at: index), self.starts[index])
+                return index
             }
             index -= 1
             depth += 1
@@ -194,7 +199,8 @@ struct SymbolTable: Sendable {
         return nil
     }
 
-    private func name(at index: Int) -> String {
+    /// The raw name of the function at `index`.
+    func name(at index: Int) -> String {
         let offset = Int(self.nameOffsets[index])
         let length = Int(self.nameLengths[index])
         return String(decoding: self.names[offset..<offset + length], as: UTF8.self)

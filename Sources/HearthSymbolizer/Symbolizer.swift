@@ -210,9 +210,21 @@ public final class Symbolizer: Sendable {
                 moduleOffset: address &- mapping.start &+ mapping.fileOffset
             )
         }
-        let name = module.symbols.lookup(lookupAddress &- bias)?.name
+        var function: String?
+        if let index = module.symbols.index(containing: lookupAddress &- bias) {
+            // Demangling (Swift's especially) costs far more than the lookups, and hot functions recur in
+            // every stack: keep demangled names per (module, symbol).
+            let key = NameKey(module: module.serial, symbol: index)
+            if let cached = state.demangledNames.get(key) {
+                function = cached
+            } else {
+                let demangled = Demangler.demangle(module.symbols.name(at: index))
+                state.demangledNames.set(key, demangled)
+                function = demangled
+            }
+        }
         return SymbolizedFrame(
-            function: name.map(Demangler.demangle),
+            function: function,
             module: mapping.moduleName,
             address: address,
             moduleOffset: address &- bias,
@@ -314,7 +326,8 @@ public final class Symbolizer: Sendable {
             buildID: elf.buildID,
             loadSegments: elf.programHeaders.filter(\.isLoad),
             symbols: builder.build(),
-            hasFullSymbols: hasFullSymbols
+            hasFullSymbols: hasFullSymbols,
+            serial: state.nextModuleSerial()
         )
         self.logger.debug(
             "loaded symbols",
@@ -451,7 +464,8 @@ public final class Symbolizer: Sendable {
             buildID: elf.buildID,
             loadSegments: elf.programHeaders.filter(\.isLoad),
             symbols: builder.build(),
-            hasFullSymbols: true
+            hasFullSymbols: true,
+            serial: state.nextModuleSerial()
         )
         if let buildID = elf.buildID {
             state.modulesByBuildID.set(buildID, module)
@@ -546,12 +560,28 @@ final class LoadedModule: Sendable {
     /// Whether the table came from a `.symtab` (the file's own or a debug file's), not `.dynsym` alone.
     let hasFullSymbols: Bool
 
-    init(buildID: String?, loadSegments: [ELFFile.ProgramHeader], symbols: SymbolTable, hasFullSymbols: Bool) {
+    /// Unique per symbolizer, never reused: keys the demangled-name cache.
+    let serial: UInt64
+
+    init(
+        buildID: String?,
+        loadSegments: [ELFFile.ProgramHeader],
+        symbols: SymbolTable,
+        hasFullSymbols: Bool,
+        serial: UInt64
+    ) {
         self.buildID = buildID
         self.loadSegments = loadSegments
         self.symbols = symbols
         self.hasFullSymbols = hasFullSymbols
+        self.serial = serial
     }
+}
+
+/// A symbol of a loaded module: its serial and its index in the module's table.
+struct NameKey: Hashable {
+    var module: UInt64
+    var symbol: Int
 }
 
 /// A file-cache entry; `module == nil` remembers that the file couldn't be parsed.
@@ -614,6 +644,13 @@ struct State {
     var modulesByBuildID: LRUCache<String, LoadedModule>
     var kernel: KernelSymbols?
     var statistics = Symbolizer.Statistics()
+    var demangledNames = LRUCache<NameKey, String>(capacity: 1 << 16)
+    private var moduleSerial: UInt64 = 0
+
+    mutating func nextModuleSerial() -> UInt64 {
+        self.moduleSerial += 1
+        return self.moduleSerial
+    }
 
     init(configuration: Symbolizer.Configuration) {
         self.processes = LRUCache(capacity: configuration.maxCachedProcesses)
