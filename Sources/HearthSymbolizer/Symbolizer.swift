@@ -255,12 +255,17 @@ public final class Symbolizer: Sendable {
         }
         let resolution: MappingResolution
         if let module {
-            let bias = ELFFile.loadBias(
-                segments: module.loadSegments,
-                mappingStart: mapping.start,
-                fileOffset: mapping.fileOffset,
-                executable: mapping.isExecutable
-            )
+            // ET_EXEC files run at their link-time addresses (as pprof assumes too); everything else is
+            // relocated by the bias of the segment the mapping shows.
+            let bias =
+                module.isPositionDependent
+                ? 0
+                : ELFFile.loadBias(
+                    segments: module.loadSegments,
+                    mappingStart: mapping.start,
+                    fileOffset: mapping.fileOffset,
+                    executable: mapping.isExecutable
+                )
             resolution = .module(module, bias: bias)
         } else {
             resolution = .unavailable
@@ -327,6 +332,7 @@ public final class Symbolizer: Sendable {
             loadSegments: elf.programHeaders.filter(\.isLoad),
             symbols: builder.build(),
             hasFullSymbols: hasFullSymbols,
+            isPositionDependent: elf.fileType == .executable,
             serial: state.nextModuleSerial()
         )
         self.logger.debug(
@@ -465,6 +471,7 @@ public final class Symbolizer: Sendable {
             loadSegments: elf.programHeaders.filter(\.isLoad),
             symbols: builder.build(),
             hasFullSymbols: true,
+            isPositionDependent: elf.fileType == .executable,
             serial: state.nextModuleSerial()
         )
         if let buildID = elf.buildID {
@@ -560,6 +567,8 @@ final class LoadedModule: Sendable {
     /// Whether the table came from a `.symtab` (the file's own or a debug file's), not `.dynsym` alone.
     let hasFullSymbols: Bool
 
+    /// Whether the file is `ET_EXEC` (a non-PIE executable), whose load bias is always 0.
+    let isPositionDependent: Bool
     /// Unique per symbolizer, never reused: keys the demangled-name cache.
     let serial: UInt64
 
@@ -568,12 +577,14 @@ final class LoadedModule: Sendable {
         loadSegments: [ELFFile.ProgramHeader],
         symbols: SymbolTable,
         hasFullSymbols: Bool,
+        isPositionDependent: Bool,
         serial: UInt64
     ) {
         self.buildID = buildID
         self.loadSegments = loadSegments
         self.symbols = symbols
         self.hasFullSymbols = hasFullSymbols
+        self.isPositionDependent = isPositionDependent
         self.serial = serial
     }
 }
