@@ -162,6 +162,27 @@ struct SymbolizerProcessTests {
         #expect(named[0].buildID == unnamed[0].buildID)
     }
 
+    @Test("a binary in another mount namespace (a container) resolves through /proc/PID/root, debug file too")
+    func containerRoot() throws {
+        let fixtures = try Fixtures.get()
+        #expect(!FileManager.default.fileExists(atPath: "/bin/prog_rooted"))
+        // The launcher execs the program in place, so the child's PID is the program's.
+        let child = try FixtureProcess(fixtures.launcher, arguments: [fixtures.rootDirectory, "/bin/prog_rooted"])
+        defer { child.stop() }
+        let symbolizer = makeSymbolizer()
+        let frames = symbolizer.symbolizeUser(
+            pid: child.pid,
+            addresses: [try child.address("hearth_leaf") + 1, try child.address("hearth_static_helper") + 8]
+        )
+        // The binary is stripped: these names come from /bin/prog_rooted.debug, which exists only in the
+        // container's root.
+        #expect(frames.map(\.function) == ["hearth_leaf", "hearth_static_helper"])
+        #expect(frames[0].module == "/bin/prog_rooted")
+        let symbols = try nmSymbols("\(fixtures.rootDirectory)/bin/prog_rooted.debug")
+        #expect(frames[0].moduleOffset == (try #require(symbols["hearth_leaf"])).value + 1)
+        #expect(symbolizer.mappings(pid: child.pid).contains { $0.path == "/bin/prog_rooted" && $0.buildID != nil })
+    }
+
     @Test("a binary deleted while running resolves through /proc/PID/map_files")
     func deletedBinary() throws {
         let fixtures = try Fixtures.get()
