@@ -15,7 +15,8 @@ import Musl
 ///
 /// User addresses are resolved through the process's `/proc/PID/maps`, the mapped ELF files (opened
 /// through `/proc/PID/root` so binaries inside containers resolve, or `/proc/PID/map_files` for deleted
-/// ones), their `.symtab` and `.dynsym`, and separate debug files found by build id or `.gnu_debuglink`.
+/// ones), their `.symtab` and `.dynsym`, separate debug files found by build id or `.gnu_debuglink`, and
+/// MiniDebugInfo (`.gnu_debugdata`).
 /// Kernel addresses are resolved through `/proc/kallsyms`. Names are demangled with ``Demangler``; an
 /// address that can't be named becomes a frame with `function == nil` whose
 /// ``SymbolizedFrame/displayName`` is `module+0xoffset`.
@@ -321,6 +322,9 @@ public final class Symbolizer: Sendable {
             if let (debugFile, debugPath) = self.findDebugFile(for: elf, mappedPath: mappedPath, root: root) {
                 self.collect(from: debugFile, kinds: .symtab, into: &builder, path: debugPath)
                 symbolSource = "debug file \(debugPath)"
+            } else if let miniDebugInfo = MiniDebugInfo.image(in: elf) {
+                self.collect(from: miniDebugInfo, kinds: .symtab, into: &builder, path: "\(mappedPath) .gnu_debugdata")
+                symbolSource = "MiniDebugInfo"
             } else {
                 symbolSource = "dynsym"
                 hasFullSymbols = false

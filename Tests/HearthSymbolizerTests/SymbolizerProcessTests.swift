@@ -88,11 +88,11 @@ struct SymbolizerProcessTests {
         #expect(symbolizer.statistics.userFramesUnresolved == 1)
     }
 
-    @Test("separate debug files are found through .gnu_debuglink and /usr/lib/debug/.build-id")
+    @Test("separate debug files (.gnu_debuglink, /usr/lib/debug/.build-id) and MiniDebugInfo are used")
     func separateDebugFiles() throws {
         let fixtures = try Fixtures.get()
         let symbolizer = makeSymbolizer { $0.debugDirectories = [fixtures.debugRoot] }
-        for path in [fixtures.debugLinked, fixtures.buildIDDebug] {
+        for path in [fixtures.debugLinked, fixtures.buildIDDebug, fixtures.miniDebugInfo] {
             let child = try FixtureProcess(path)
             defer { child.stop() }
             let frames = symbolizer.symbolizeUser(

@@ -24,6 +24,8 @@ struct Fixtures: Sendable {
     let debugLinked: String
     /// PIE, stripped; its debug file lives under `debugRoot/.build-id/xx/rest.debug`.
     let buildIDDebug: String
+    /// PIE, stripped, with MiniDebugInfo (`.gnu_debugdata`).
+    let miniDebugInfo: String
     /// A debug directory (use in `Configuration.debugDirectories`).
     let debugRoot: String
     /// PIE, linked against `library`.
@@ -186,6 +188,20 @@ struct Fixtures: Sendable {
         )
         try runTool("strip", ["--strip-all", buildIDDebug], in: directory)
 
+        // MiniDebugInfo, per the GDB manual: the symbols .dynsym lacks, in an xz-compressed ELF in
+        // .gnu_debugdata of a stripped binary.
+        let miniDebugInfo = try compile("prog_minidebuginfo", ["-fPIE", "-pie"])
+        try runTool("objcopy", ["--only-keep-debug", "prog_minidebuginfo", "mini.debug"], in: directory)
+        try runTool("objcopy", ["--strip-debug", "--remove-section", ".comment", "mini.debug"], in: directory)
+        try? FileManager.default.removeItem(atPath: "\(directory)/mini.debug.xz")
+        try runTool("xz", ["mini.debug"], in: directory)
+        try runTool("strip", ["--strip-all", "prog_minidebuginfo"], in: directory)
+        try runTool(
+            "objcopy",
+            ["--add-section", ".gnu_debugdata=mini.debug.xz", "prog_minidebuginfo"],
+            in: directory
+        )
+
         let linked = try compile(
             "prog_linked",
             ["-fPIE", "-pie", "-DHEARTH_LINKED", "-L\(directory)", "-lhearthfixture", "-Wl,-rpath,\(directory)"]
@@ -233,6 +249,7 @@ struct Fixtures: Sendable {
             stripped: stripped,
             debugLinked: debugLinked,
             buildIDDebug: buildIDDebug,
+            miniDebugInfo: miniDebugInfo,
             debugRoot: debugRoot,
             linked: linked,
             library: library,
