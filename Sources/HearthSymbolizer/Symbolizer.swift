@@ -38,6 +38,10 @@ public final class Symbolizer: Sendable {
         /// The shortest time between two re-reads of one process's maps, which happen when an address falls
         /// outside every known mapping (after `dlopen`, for example). Default one second.
         public var mapsRefreshInterval: Duration = .seconds(1)
+        /// How long one reading of a process's maps is trusted at all: older maps are re-read on the next
+        /// call, so a process that `exec`s in place (a container entrypoint script) or a recycled PID isn't
+        /// symbolized with stale mappings for long. Default 30 seconds.
+        public var mapsMaximumAge: Duration = .seconds(30)
         /// Directories searched for separate debug files, inside the process's root: `DIR/.build-id/xx/rest.debug`
         /// and `DIR/<directory of the binary>/<debuglink name>`. Default `["/usr/lib/debug"]`.
         public var debugDirectories: [String] = ["/usr/lib/debug"]
@@ -96,6 +100,9 @@ public final class Symbolizer: Sendable {
         let now = ContinuousClock.now
         return self.state.withLock { state in
             var process = state.processes.remove(pid) ?? self.readProcess(pid: pid, now: now)
+            if process.lastRead.duration(to: now) > self.configuration.mapsMaximumAge {
+                process = self.readProcess(pid: pid, now: now)
+            }
             var frames: [SymbolizedFrame] = []
             frames.reserveCapacity(addresses.count)
             for (position, address) in addresses.enumerated() {

@@ -126,6 +126,12 @@ struct SymbolizerProcessTests {
         // until the process is forgotten.
         let slow = makeSymbolizer { $0.mapsRefreshInterval = .seconds(3600) }
         _ = slow.symbolizeUser(pid: child.pid, addresses: [function])
+        // One that re-reads maps on every call, however seldom it may re-read them on a miss.
+        let shortLived = makeSymbolizer {
+            $0.mapsRefreshInterval = .seconds(3600)
+            $0.mapsMaximumAge = .zero
+        }
+        _ = shortLived.symbolizeUser(pid: child.pid, addresses: [function])
 
         let loaded = try child.dlopen(fixtures.dlopenLibrary)
         let fresh = symbolizer.symbolizeUser(pid: child.pid, addresses: [loaded + 1])
@@ -135,6 +141,9 @@ struct SymbolizerProcessTests {
         let stale = slow.symbolizeUser(pid: child.pid, addresses: [loaded + 1])
         #expect(stale[0].function == nil)
         #expect(stale[0].module == "[unknown]")
+        #expect(
+            shortLived.symbolizeUser(pid: child.pid, addresses: [loaded + 1])[0].function == "hearth_library_function"
+        )
         slow.forget(pid: child.pid)
         let reread = slow.symbolizeUser(pid: child.pid, addresses: [loaded + 1])
         #expect(reread[0].function == "hearth_library_function")
