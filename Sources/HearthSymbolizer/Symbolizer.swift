@@ -202,12 +202,13 @@ public final class Symbolizer: Sendable {
             var function: String?
             if mapping.isAnonymousMemory {
                 function = process.perfMap?.table.lookup(lookupAddress)?.name
-                // Runtimes append to the map as they compile: re-read it on a miss, rate-limited.
+                // Runtimes append to the map as they compile: on a miss, look again (rate-limited), and
+                // re-parse only if the file changed.
                 if function == nil,
-                    process.perfMap.map({ $0.readAt.duration(to: now) >= self.configuration.mapsRefreshInterval })
+                    process.perfMap.map({ $0.checkedAt.duration(to: now) >= self.configuration.mapsRefreshInterval })
                         ?? true
                 {
-                    process.perfMap = (self.loadPerfMap(pid: pid), now)
+                    self.refreshPerfMap(of: &process, pid: pid, now: now)
                     function = process.perfMap?.table.lookup(lookupAddress)?.name
                 }
             }
@@ -408,19 +409,34 @@ public final class Symbolizer: Sendable {
 
     /// Reads the process's perf map (`/tmp/perf-PID.map` inside its root, named with its PID in its own
     /// namespace): lines of `START SIZE NAME`, hex start and size. Returns an empty table when there is none.
-    private func loadPerfMap(pid: Int32) -> SymbolTable {
-        let processDirectory = "\(self.configuration.procRoot)/\(pid)"
-        var namespacePID = pid
-        if let status = try? readWholeFile("\(processDirectory)/status", limit: 1 << 20) {
-            for line in status.split(separator: 0x0a) where line.starts(with: Array("NSpid:".utf8)) {
-                let last = line.dropFirst(6).split(whereSeparator: { $0 == 0x09 || $0 == 0x20 }).last
-                if let last, let value = Int32(String(decoding: last, as: UTF8.self)) {
-                    namespacePID = value
+    private func refreshPerfMap(of process: inout ProcessState, pid: Int32, now: ContinuousClock.Instant) {
+        let path: String
+        if let known = process.perfMap?.path {
+            path = known
+        } else {
+            let processDirectory = "\(self.configuration.procRoot)/\(pid)"
+            var namespacePID = pid
+            if let status = try? readWholeFile("\(processDirectory)/status", limit: 1 << 20) {
+                for line in status.split(separator: 0x0a) where line.starts(with: Array("NSpid:".utf8)) {
+                    let last = line.dropFirst(6).split(whereSeparator: { $0 == 0x09 || $0 == 0x20 }).last
+                    if let last, let value = Int32(String(decoding: last, as: UTF8.self)) {
+                        namespacePID = value
+                    }
                 }
             }
+            path = "\(processDirectory)/root/tmp/perf-\(namespacePID).map"
         }
-        guard let text = try? readWholeFile("\(processDirectory)/root/tmp/perf-\(namespacePID).map", limit: 64 << 20)
-        else {
+        let fileKey = FileKey(path: path)
+        if let known = process.perfMap, known.fileKey == fileKey {
+            process.perfMap?.checkedAt = now
+            return
+        }
+        let table = fileKey == nil ? .empty : self.loadPerfMap(path: path, pid: pid)
+        process.perfMap = PerfMapState(path: path, fileKey: fileKey, table: table, checkedAt: now)
+    }
+
+    private func loadPerfMap(path: String, pid: Int32) -> SymbolTable {
+        guard let text = try? readWholeFile(path, limit: 64 << 20) else {
             return .empty
         }
         var builder = SymbolTable.Builder()
@@ -645,13 +661,23 @@ enum MappingResolution {
     }
 }
 
+/// A process's `/tmp/perf-PID.map`: where it is, which version of it was parsed, and when it was last
+/// checked for changes.
+struct PerfMapState {
+    var path: String
+    /// nil when the file didn't exist.
+    var fileKey: FileKey?
+    var table: SymbolTable
+    var checkedAt: ContinuousClock.Instant
+}
+
 struct ProcessState {
     var mappings: [MemoryMapping]
     /// Parallel to `mappings`; filled on first use of each mapping.
     var resolutions: [MappingResolution?]
     var lastRead: ContinuousClock.Instant
     /// The process's perf map for JIT code, read on the first lookup in anonymous memory.
-    var perfMap: (table: SymbolTable, readAt: ContinuousClock.Instant)?
+    var perfMap: PerfMapState?
 
     init(mappings: [MemoryMapping], lastRead: ContinuousClock.Instant) {
         self.mappings = mappings
