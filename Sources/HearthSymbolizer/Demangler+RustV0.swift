@@ -22,17 +22,21 @@ extension Demangler {
 
 /// A recursive-descent parser that prints while it parses, following the grammar of RFC 2603 and
 /// `rustc-demangle`'s `v0.rs`. Hostile input is bounded three ways: backreferences must point backwards,
-/// recursion is limited to ``maximumDepth`` and output to ``maximumOutput`` bytes.
+/// recursion is limited to ``maximumDepth``, output to ``maximumOutput`` bytes, and work to ``maximumSteps``
+/// grammar productions (backreferences inside a skipped `impl` path could otherwise re-parse exponentially
+/// without printing anything).
 private struct RustV0Printer {
     private struct Failure: Error {}
 
     static let maximumDepth = 300
     static let maximumOutput = 1 << 16
+    static let maximumSteps = 1 << 18
 
     let bytes: [UInt8]
     private var position = 0
     private var output = ""
     private var depth = 0
+    private var steps = 0
     /// How many lifetimes enclosing `for<…>` binders have bound, for naming `'a`, `'b`, ….
     private var boundLifetimes = 0
     /// While > 0, parse without printing (the path of an `impl`, which the output leaves out).
@@ -180,7 +184,8 @@ private struct RustV0Printer {
 
     private mutating func enter() throws(Failure) {
         self.depth += 1
-        guard self.depth <= Self.maximumDepth else {
+        self.steps += 1
+        guard self.depth <= Self.maximumDepth, self.steps <= Self.maximumSteps else {
             throw Failure()
         }
     }

@@ -118,6 +118,30 @@ struct DemanglerTests {
             #expect(Demangler.demangle(symbol) == symbol)
         }
         #expect(Demangler.demangle("_RNvNtCs1234_7mycrate3foo3bar") == "mycrate::foo::bar")
+
+        // Tuples of two backreferences to the previous tuple, 60 levels deep, inside an impl path that
+        // isn't printed: 2^60 productions without a work limit.
+        func base62(_ value: Int) -> String {
+            if value == 0 { return "_" }
+            var n = value - 1
+            var digits = ""
+            let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+            repeat {
+                digits = String(alphabet[n % 62]) + digits
+                n /= 62
+            } while n > 0
+            return digits + "_"
+        }
+        var bomb = "MIC1au"
+        var previous = 5
+        for _ in 0..<60 {
+            let position = bomb.utf8.count
+            bomb += "TB\(base62(previous))B\(base62(previous))E"
+            previous = position
+        }
+        bomb = "_R" + bomb + "Eu"
+        #expect(Demangler.demangle(bomb) == bomb)
+
         var state: UInt64 = 0x5275_7374
         func next() -> Int {
             state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
