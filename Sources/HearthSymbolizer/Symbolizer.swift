@@ -353,6 +353,7 @@ public final class Symbolizer: Sendable {
                 "module.path": "\(mappedPath)",
                 "module.build_id": "\(elf.buildID ?? "")",
                 "module.symbols": "\(module.symbols.count)",
+                "module.symbols_bytes": "\(module.symbols.byteCount)",
                 "module.symbol_source": "\(symbolSource)",
             ]
         )
