@@ -27,16 +27,30 @@ private func _swiftDemangle(
 ///   matches what the toolchain prints (`static Foo.bar(x: Swift.Int) -> Swift.String`).
 /// - Rust legacy (`_ZN…17h<16 hex digits>E`): the path joined with `::`, the hash dropped and the `$…$`
 ///   escapes decoded (`core::fmt::Write::write_fmt`, `<alloc::vec::Vec<T> as core::ops::Drop>::drop`).
+/// - Rust v0 (`_R…`): printed as `rustc-demangle` does without crate hashes
+///   (`<mycrate::Wrapper<u32> as mycrate::Greeter>::greet`, `mycrate::main::{closure#0}`).
 /// - C++ Itanium ABI (`_Z…`): the C++ runtime's `__cxa_demangle` (`foo::bar()`).
 /// - Anything else, or a name a demangler rejects, is returned unchanged.
+///
+/// Names come from binaries the agent doesn't control, and the C++ and Swift demanglers are recursive, so
+/// names longer than ``maximumLength`` bytes are returned unchanged rather than risk a deep recursion.
 public enum Demangler {
+    /// The longest name handed to a demangler, in UTF-8 bytes.
+    public static let maximumLength = 8192
+
     /// Demangles `symbol`, or returns it unchanged when it isn't a recognised mangled name.
     public static func demangle(_ symbol: String) -> String {
+        guard symbol.utf8.count <= Self.maximumLength else {
+            return symbol
+        }
         if Self.isSwift(symbol) {
             return Self.demangleSwift(symbol) ?? symbol
         }
         if let rust = Self.demangleRustLegacy(symbol) {
             return rust
+        }
+        if symbol.hasPrefix("_R") || symbol.hasPrefix("__R") {
+            return Self.demangleRustV0(symbol) ?? symbol
         }
         if symbol.hasPrefix("_Z") {
             return Self.demangleCxx(symbol) ?? symbol

@@ -171,6 +171,11 @@ struct SymbolTable: Sendable {
 
     /// The function containing `address` (a link-time address), if any.
     func lookup(_ address: UInt64) -> (name: String, start: UInt64)? {
+        self.index(containing: address).map { (self.name(at: $0), self.starts[$0]) }
+    }
+
+    /// The index of the function containing `address` (a link-time address), if any.
+    func index(containing address: UInt64) -> Int? {
         // First index whose start is greater than the address.
         var low = 0
         var high = self.starts.count
@@ -186,7 +191,7 @@ struct SymbolTable: Sendable {
         var depth = 0
         while index >= 0, depth < Self.overlapSearchDepth {
             if address < self.ends[index] {
-                return (self.name(at: index), self.starts[index])
+                return index
             }
             index -= 1
             depth += 1
@@ -194,7 +199,8 @@ struct SymbolTable: Sendable {
         return nil
     }
 
-    private func name(at index: Int) -> String {
+    /// The raw name of the function at `index`.
+    func name(at index: Int) -> String {
         let offset = Int(self.nameOffsets[index])
         let length = Int(self.nameLengths[index])
         return String(decoding: self.names[offset..<offset + length], as: UTF8.self)
@@ -213,6 +219,8 @@ struct SymbolTable: Sendable {
 
         private var entries: [Entry] = []
         private var names: [UInt8] = []
+        /// Whether to cut names at `@` (ELF symbol versions); off for perf maps, whose names may contain `@`.
+        var stripsSymbolVersions = true
 
         var count: Int { self.entries.count }
 
@@ -220,7 +228,9 @@ struct SymbolTable: Sendable {
             var symbol = symbol
             // Symbol versions spelled into .symtab names (`realpath@@GLIBC_2.3`, `memcpy@GLIBC_2.2.5`, as in
             // glibc's debug files) are not part of the function's name.
-            if let at = symbol.name.firstIndex(of: UInt8(ascii: "@")), at > symbol.name.startIndex {
+            if self.stripsSymbolVersions, let at = symbol.name.firstIndex(of: UInt8(ascii: "@")),
+                at > symbol.name.startIndex
+            {
                 symbol.name = symbol.name[symbol.name.startIndex..<at]
             }
             guard symbol.name.count < Int(UInt32.max), self.names.count < Int(UInt32.max) - symbol.name.count else {

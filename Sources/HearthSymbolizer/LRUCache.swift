@@ -91,11 +91,6 @@ struct LRUCache<Key: Hashable, Value> {
         return self.removeNode(index)
     }
 
-    /// Removes every entry.
-    mutating func removeAll() {
-        self = LRUCache(capacity: self.capacity)
-    }
-
     private mutating func unlink(_ index: Int) {
         let previous = self.nodes[index].previous
         let next = self.nodes[index].next

@@ -48,6 +48,12 @@ struct MemoryMapping: Hashable, Sendable {
         return .special
     }
 
+    /// Whether this is anonymous memory, where JIT compilers put code: no path, or a name given with
+    /// `prctl(PR_SET_VMA_ANON_NAME)` (`[anon:…]`).
+    var isAnonymousMemory: Bool {
+        self.path.isEmpty || self.path.hasPrefix("[anon:")
+    }
+
     /// The module name reported for frames in this mapping.
     var moduleName: String {
         self.path.isEmpty ? "[anon]" : self.path

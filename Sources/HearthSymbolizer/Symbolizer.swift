@@ -15,7 +15,8 @@ import Musl
 ///
 /// User addresses are resolved through the process's `/proc/PID/maps`, the mapped ELF files (opened
 /// through `/proc/PID/root` so binaries inside containers resolve, or `/proc/PID/map_files` for deleted
-/// ones), their `.symtab` and `.dynsym`, and separate debug files found by build id or `.gnu_debuglink`.
+/// ones), their `.symtab` and `.dynsym`, separate debug files found by build id or `.gnu_debuglink`, and
+/// MiniDebugInfo (`.gnu_debugdata`).
 /// Kernel addresses are resolved through `/proc/kallsyms`. Names are demangled with ``Demangler``; an
 /// address that can't be named becomes a frame with `function == nil` whose
 /// ``SymbolizedFrame/displayName`` is `module+0xoffset`.
@@ -37,6 +38,10 @@ public final class Symbolizer: Sendable {
         /// The shortest time between two re-reads of one process's maps, which happen when an address falls
         /// outside every known mapping (after `dlopen`, for example). Default one second.
         public var mapsRefreshInterval: Duration = .seconds(1)
+        /// How long one reading of a process's maps is trusted at all: older maps are re-read on the next
+        /// call, so a process that `exec`s in place (a container entrypoint script) or a recycled PID isn't
+        /// symbolized with stale mappings for long. Default 30 seconds.
+        public var mapsMaximumAge: Duration = .seconds(30)
         /// Directories searched for separate debug files, inside the process's root: `DIR/.build-id/xx/rest.debug`
         /// and `DIR/<directory of the binary>/<debuglink name>`. Default `["/usr/lib/debug"]`.
         public var debugDirectories: [String] = ["/usr/lib/debug"]
@@ -89,9 +94,15 @@ public final class Symbolizer: Sendable {
     ///   - addresses: Runtime addresses, leaf first.
     /// - Returns: One frame per address, in the same order.
     public func symbolizeUser(pid: Int32, addresses: [UInt64]) -> [SymbolizedFrame] {
+        if addresses.isEmpty {
+            return []
+        }
         let now = ContinuousClock.now
         return self.state.withLock { state in
             var process = state.processes.remove(pid) ?? self.readProcess(pid: pid, now: now)
+            if process.lastRead.duration(to: now) > self.configuration.mapsMaximumAge {
+                process = self.readProcess(pid: pid, now: now)
+            }
             var frames: [SymbolizedFrame] = []
             frames.reserveCapacity(addresses.count)
             for (position, address) in addresses.enumerated() {
@@ -109,6 +120,7 @@ public final class Symbolizer: Sendable {
                         mappingIndex: index,
                         process: &process,
                         pid: pid,
+                        now: now,
                         state: &state
                     )
                 } else {
@@ -179,21 +191,49 @@ public final class Symbolizer: Sendable {
         mappingIndex: Int,
         process: inout ProcessState,
         pid: Int32,
+        now: ContinuousClock.Instant,
         state: inout State
     ) -> SymbolizedFrame {
         let mapping = process.mappings[mappingIndex]
         let resolution = self.resolution(of: mappingIndex, process: &process, pid: pid, state: &state)
         guard case .module(let module, let bias) = resolution else {
+            // JIT code: runtimes (V8 with --perf-basic-prof, .NET, the JVM through perf-map-agent) describe
+            // it in /tmp/perf-PID.map.
+            var function: String?
+            if mapping.isAnonymousMemory {
+                function = process.perfMap?.table.lookup(lookupAddress)?.name
+                // Runtimes append to the map as they compile: on a miss, look again (rate-limited), and
+                // re-parse only if the file changed.
+                if function == nil,
+                    process.perfMap.map({ $0.checkedAt.duration(to: now) >= self.configuration.mapsRefreshInterval })
+                        ?? true
+                {
+                    self.refreshPerfMap(of: &process, pid: pid, now: now)
+                    function = process.perfMap?.table.lookup(lookupAddress)?.name
+                }
+            }
             return SymbolizedFrame(
-                function: nil,
+                function: function,
                 module: mapping.moduleName,
                 address: address,
                 moduleOffset: address &- mapping.start &+ mapping.fileOffset
             )
         }
-        let name = module.symbols.lookup(lookupAddress &- bias)?.name
+        var function: String?
+        if let index = module.symbols.index(containing: lookupAddress &- bias) {
+            // Demangling (Swift's especially) costs far more than the lookups, and hot functions recur in
+            // every stack: keep demangled names per (module, symbol).
+            let key = NameKey(module: module.serial, symbol: index)
+            if let cached = state.demangledNames.get(key) {
+                function = cached
+            } else {
+                let demangled = Demangler.demangle(module.symbols.name(at: index))
+                state.demangledNames.set(key, demangled)
+                function = demangled
+            }
+        }
         return SymbolizedFrame(
-            function: name.map(Demangler.demangle),
+            function: function,
             module: mapping.moduleName,
             address: address,
             moduleOffset: address &- bias,
@@ -224,12 +264,17 @@ public final class Symbolizer: Sendable {
         }
         let resolution: MappingResolution
         if let module {
-            let bias = ELFFile.loadBias(
-                segments: module.loadSegments,
-                mappingStart: mapping.start,
-                fileOffset: mapping.fileOffset,
-                executable: mapping.isExecutable
-            )
+            // ET_EXEC files run at their link-time addresses (as pprof assumes too); everything else is
+            // relocated by the bias of the segment the mapping shows.
+            let bias =
+                module.isPositionDependent
+                ? 0
+                : ELFFile.loadBias(
+                    segments: module.loadSegments,
+                    mappingStart: mapping.start,
+                    fileOffset: mapping.fileOffset,
+                    executable: mapping.isExecutable
+                )
             resolution = .module(module, bias: bias)
         } else {
             resolution = .unavailable
@@ -285,6 +330,9 @@ public final class Symbolizer: Sendable {
             if let (debugFile, debugPath) = self.findDebugFile(for: elf, mappedPath: mappedPath, root: root) {
                 self.collect(from: debugFile, kinds: .symtab, into: &builder, path: debugPath)
                 symbolSource = "debug file \(debugPath)"
+            } else if let miniDebugInfo = MiniDebugInfo.image(in: elf) {
+                self.collect(from: miniDebugInfo, kinds: .symtab, into: &builder, path: "\(mappedPath) .gnu_debugdata")
+                symbolSource = "MiniDebugInfo"
             } else {
                 symbolSource = "dynsym"
                 hasFullSymbols = false
@@ -295,7 +343,9 @@ public final class Symbolizer: Sendable {
             buildID: elf.buildID,
             loadSegments: elf.programHeaders.filter(\.isLoad),
             symbols: builder.build(),
-            hasFullSymbols: hasFullSymbols
+            hasFullSymbols: hasFullSymbols,
+            isPositionDependent: elf.fileType == .executable,
+            serial: state.nextModuleSerial()
         )
         self.logger.debug(
             "loaded symbols",
@@ -303,6 +353,7 @@ public final class Symbolizer: Sendable {
                 "module.path": "\(mappedPath)",
                 "module.build_id": "\(elf.buildID ?? "")",
                 "module.symbols": "\(module.symbols.count)",
+                "module.symbols_bytes": "\(module.symbols.byteCount)",
                 "module.symbol_source": "\(symbolSource)",
             ]
         )
@@ -357,6 +408,74 @@ public final class Symbolizer: Sendable {
         return nil
     }
 
+    /// Reads the process's perf map (`/tmp/perf-PID.map` inside its root, named with its PID in its own
+    /// namespace): lines of `START SIZE NAME`, hex start and size. Returns an empty table when there is none.
+    private func refreshPerfMap(of process: inout ProcessState, pid: Int32, now: ContinuousClock.Instant) {
+        let path: String
+        if let known = process.perfMap?.path {
+            path = known
+        } else {
+            let processDirectory = "\(self.configuration.procRoot)/\(pid)"
+            var namespacePID = pid
+            if let status = try? readWholeFile("\(processDirectory)/status", limit: 1 << 20) {
+                for line in status.split(separator: 0x0a) where line.starts(with: Array("NSpid:".utf8)) {
+                    let last = line.dropFirst(6).split(whereSeparator: { $0 == 0x09 || $0 == 0x20 }).last
+                    if let last, let value = Int32(String(decoding: last, as: UTF8.self)) {
+                        namespacePID = value
+                    }
+                }
+            }
+            path = "\(processDirectory)/root/tmp/perf-\(namespacePID).map"
+        }
+        let fileKey = FileKey(path: path)
+        if let known = process.perfMap, known.fileKey == fileKey {
+            process.perfMap?.checkedAt = now
+            return
+        }
+        let table = fileKey == nil ? .empty : self.loadPerfMap(path: path, pid: pid)
+        process.perfMap = PerfMapState(path: path, fileKey: fileKey, table: table, checkedAt: now)
+    }
+
+    private func loadPerfMap(path: String, pid: Int32) -> SymbolTable {
+        guard let text = try? readWholeFile(path, limit: 64 << 20) else {
+            return .empty
+        }
+        var builder = SymbolTable.Builder()
+        builder.stripsSymbolVersions = false
+        for line in text.split(separator: 0x0a) {
+            let fields = line.split(separator: 0x20, maxSplits: 2, omittingEmptySubsequences: true)
+            guard fields.count == 3,
+                let start = Self.perfMapHex(fields[0]),
+                let size = Self.perfMapHex(fields[1]),
+                start != 0
+            else {
+                continue
+            }
+            builder.add(
+                RawFunctionSymbol(
+                    value: start,
+                    size: size,
+                    type: 2,
+                    binding: 1,
+                    sectionIndex: 0,
+                    isDynamic: false,
+                    name: ArraySlice(fields[2]),
+                    sectionEnd: nil
+                )
+            )
+        }
+        self.logger.debug("loaded perf map", metadata: ["pid": "\(pid)", "perf_map.symbols": "\(builder.count)"])
+        return builder.build()
+    }
+
+    private static func perfMapHex(_ field: ArraySlice<UInt8>) -> UInt64? {
+        var digits = String(decoding: field, as: UTF8.self)
+        if digits.hasPrefix("0x") || digits.hasPrefix("0X") {
+            digits.removeFirst(2)
+        }
+        return UInt64(digits, radix: 16)
+    }
+
     /// The vDSO is an ELF image the kernel maps into every process; read it from `/proc/PID/mem`.
     private func loadVDSO(mapping: MemoryMapping, pid: Int32, state: inout State) -> LoadedModule? {
         let size = mapping.end - mapping.start
@@ -379,7 +498,9 @@ public final class Symbolizer: Sendable {
             buildID: elf.buildID,
             loadSegments: elf.programHeaders.filter(\.isLoad),
             symbols: builder.build(),
-            hasFullSymbols: true
+            hasFullSymbols: true,
+            isPositionDependent: elf.fileType == .executable,
+            serial: state.nextModuleSerial()
         )
         if let buildID = elf.buildID {
             state.modulesByBuildID.set(buildID, module)
@@ -474,12 +595,32 @@ final class LoadedModule: Sendable {
     /// Whether the table came from a `.symtab` (the file's own or a debug file's), not `.dynsym` alone.
     let hasFullSymbols: Bool
 
-    init(buildID: String?, loadSegments: [ELFFile.ProgramHeader], symbols: SymbolTable, hasFullSymbols: Bool) {
+    /// Whether the file is `ET_EXEC` (a non-PIE executable), whose load bias is always 0.
+    let isPositionDependent: Bool
+    /// Unique per symbolizer, never reused: keys the demangled-name cache.
+    let serial: UInt64
+
+    init(
+        buildID: String?,
+        loadSegments: [ELFFile.ProgramHeader],
+        symbols: SymbolTable,
+        hasFullSymbols: Bool,
+        isPositionDependent: Bool,
+        serial: UInt64
+    ) {
         self.buildID = buildID
         self.loadSegments = loadSegments
         self.symbols = symbols
         self.hasFullSymbols = hasFullSymbols
+        self.isPositionDependent = isPositionDependent
+        self.serial = serial
     }
+}
+
+/// A symbol of a loaded module: its serial and its index in the module's table.
+struct NameKey: Hashable {
+    var module: UInt64
+    var symbol: Int
 }
 
 /// A file-cache entry; `module == nil` remembers that the file couldn't be parsed.
@@ -521,11 +662,23 @@ enum MappingResolution {
     }
 }
 
+/// A process's `/tmp/perf-PID.map`: where it is, which version of it was parsed, and when it was last
+/// checked for changes.
+struct PerfMapState {
+    var path: String
+    /// nil when the file didn't exist.
+    var fileKey: FileKey?
+    var table: SymbolTable
+    var checkedAt: ContinuousClock.Instant
+}
+
 struct ProcessState {
     var mappings: [MemoryMapping]
     /// Parallel to `mappings`; filled on first use of each mapping.
     var resolutions: [MappingResolution?]
     var lastRead: ContinuousClock.Instant
+    /// The process's perf map for JIT code, read on the first lookup in anonymous memory.
+    var perfMap: PerfMapState?
 
     init(mappings: [MemoryMapping], lastRead: ContinuousClock.Instant) {
         self.mappings = mappings
@@ -540,6 +693,13 @@ struct State {
     var modulesByBuildID: LRUCache<String, LoadedModule>
     var kernel: KernelSymbols?
     var statistics = Symbolizer.Statistics()
+    var demangledNames = LRUCache<NameKey, String>(capacity: 1 << 16)
+    private var moduleSerial: UInt64 = 0
+
+    mutating func nextModuleSerial() -> UInt64 {
+        self.moduleSerial += 1
+        return self.moduleSerial
+    }
 
     init(configuration: Symbolizer.Configuration) {
         self.processes = LRUCache(capacity: configuration.maxCachedProcesses)

@@ -121,6 +121,20 @@ struct ELFFileTests {
         }
     }
 
+    @Test("MiniDebugInfo: the .gnu_debugdata image decompresses to the missing local symbols")
+    func miniDebugInfo() throws {
+        let fixtures = try Fixtures.get()
+        let elf = try ELFFile(path: fixtures.miniDebugInfo)
+        #expect(!elf.hasSymbolTable)
+        #expect(MiniDebugInfo.isAvailable)
+        let embedded = try #require(MiniDebugInfo.image(in: elf))
+        #expect(embedded.hasSymbolTable)
+        let names = Set(try embedded.functionSymbols().map(\.name))
+        #expect(names.isSuperset(of: ["hearth_leaf", "hearth_middle", "hearth_static_helper", "main"]))
+        #expect(MiniDebugInfo.decompress(Array("not xz".utf8)) == nil)
+        #expect(MiniDebugInfo.decompress([]) == nil)
+    }
+
     @Test("rejects non-ELF input with typed errors")
     func rejects() throws {
         for bytes in [[], [0x7f, 0x45], Array("#!/bin/sh\necho hello\n".utf8), [0x7f, 0x45, 0x4c, 0x46, 9, 1, 1]] {

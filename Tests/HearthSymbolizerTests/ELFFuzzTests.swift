@@ -148,6 +148,9 @@ private func exercise(_ bytes: [UInt8]) -> Bool {
         _ = try? elf.data(of: section)
     }
     _ = try? elf.functionSymbols()
+    if let embedded = MiniDebugInfo.image(in: elf) {
+        _ = try? embedded.functionSymbols()
+    }
     var builder = SymbolTable.Builder()
     try? elf.forEachFunctionSymbol(in: .all) { builder.add($0) }
     let table = builder.build()
@@ -166,7 +169,8 @@ struct ELFFuzzTests {
     @Test("thousands of truncated and mutated ELF files produce errors, never traps")
     func mutatedFiles() throws {
         let fixtures = try Fixtures.get()
-        let paths = ["/bin/ls", fixtures.pie, fixtures.nonPIE, fixtures.library] + fixtures.foreign
+        let paths =
+            ["/bin/ls", fixtures.pie, fixtures.nonPIE, fixtures.library, fixtures.miniDebugInfo] + fixtures.foreign
         let originals = try paths.map { path in
             [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         }
@@ -174,7 +178,7 @@ struct ELFFuzzTests {
         let started = ContinuousClock.now
         var parsed = 0
         var rejected = 0
-        let iterationsPerFile = 1500
+        let iterationsPerFile = 1300
         for original in originals {
             #expect(exercise(original))
             for _ in 0..<iterationsPerFile {

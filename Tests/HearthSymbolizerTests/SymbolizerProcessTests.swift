@@ -88,11 +88,11 @@ struct SymbolizerProcessTests {
         #expect(symbolizer.statistics.userFramesUnresolved == 1)
     }
 
-    @Test("separate debug files are found through .gnu_debuglink and /usr/lib/debug/.build-id")
+    @Test("separate debug files (.gnu_debuglink, /usr/lib/debug/.build-id) and MiniDebugInfo are used")
     func separateDebugFiles() throws {
         let fixtures = try Fixtures.get()
         let symbolizer = makeSymbolizer { $0.debugDirectories = [fixtures.debugRoot] }
-        for path in [fixtures.debugLinked, fixtures.buildIDDebug] {
+        for path in [fixtures.debugLinked, fixtures.buildIDDebug, fixtures.miniDebugInfo] {
             let child = try FixtureProcess(path)
             defer { child.stop() }
             let frames = symbolizer.symbolizeUser(
@@ -126,6 +126,12 @@ struct SymbolizerProcessTests {
         // until the process is forgotten.
         let slow = makeSymbolizer { $0.mapsRefreshInterval = .seconds(3600) }
         _ = slow.symbolizeUser(pid: child.pid, addresses: [function])
+        // One that re-reads maps on every call, however seldom it may re-read them on a miss.
+        let shortLived = makeSymbolizer {
+            $0.mapsRefreshInterval = .seconds(3600)
+            $0.mapsMaximumAge = .zero
+        }
+        _ = shortLived.symbolizeUser(pid: child.pid, addresses: [function])
 
         let loaded = try child.dlopen(fixtures.dlopenLibrary)
         let fresh = symbolizer.symbolizeUser(pid: child.pid, addresses: [loaded + 1])
@@ -135,6 +141,9 @@ struct SymbolizerProcessTests {
         let stale = slow.symbolizeUser(pid: child.pid, addresses: [loaded + 1])
         #expect(stale[0].function == nil)
         #expect(stale[0].module == "[unknown]")
+        #expect(
+            shortLived.symbolizeUser(pid: child.pid, addresses: [loaded + 1])[0].function == "hearth_library_function"
+        )
         slow.forget(pid: child.pid)
         let reread = slow.symbolizeUser(pid: child.pid, addresses: [loaded + 1])
         #expect(reread[0].function == "hearth_library_function")
@@ -160,6 +169,27 @@ struct SymbolizerProcessTests {
         let named = symbolizer.symbolizeUser(pid: full.pid, addresses: [try full.address("hearth_leaf") + 1])
         #expect(named[0].function == "hearth_leaf")
         #expect(named[0].buildID == unnamed[0].buildID)
+    }
+
+    @Test("a binary in another mount namespace (a container) resolves through /proc/PID/root, debug file too")
+    func containerRoot() throws {
+        let fixtures = try Fixtures.get()
+        #expect(!FileManager.default.fileExists(atPath: "/bin/prog_rooted"))
+        // The launcher execs the program in place, so the child's PID is the program's.
+        let child = try FixtureProcess(fixtures.launcher, arguments: [fixtures.rootDirectory, "/bin/prog_rooted"])
+        defer { child.stop() }
+        let symbolizer = makeSymbolizer()
+        let frames = symbolizer.symbolizeUser(
+            pid: child.pid,
+            addresses: [try child.address("hearth_leaf") + 1, try child.address("hearth_static_helper") + 8]
+        )
+        // The binary is stripped: these names come from /bin/prog_rooted.debug, which exists only in the
+        // container's root.
+        #expect(frames.map(\.function) == ["hearth_leaf", "hearth_static_helper"])
+        #expect(frames[0].module == "/bin/prog_rooted")
+        let symbols = try nmSymbols("\(fixtures.rootDirectory)/bin/prog_rooted.debug")
+        #expect(frames[0].moduleOffset == (try #require(symbols["hearth_leaf"])).value + 1)
+        #expect(symbolizer.mappings(pid: child.pid).contains { $0.path == "/bin/prog_rooted" && $0.buildID != nil })
     }
 
     @Test("a binary deleted while running resolves through /proc/PID/map_files")
@@ -196,6 +226,41 @@ struct SymbolizerProcessTests {
         #expect(symbolizer.statistics.userFramesUnresolved == 4)
     }
 
+    @Test("JIT code in anonymous memory is named from /tmp/perf-PID.map, re-read as it grows")
+    func perfMap() throws {
+        let size = 1 << 16
+        let memory = try #require(mmap(nil, size, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
+        defer { munmap(memory, size) }
+        let start = UInt64(UInt(bitPattern: memory))
+        // The "JIT" region lives in this process, so this process's perf map describes it; its entries
+        // stay inside the region, so other tests' anonymous memory stays unnamed.
+        let path = "/tmp/perf-\(getpid()).map"
+        func write(_ lines: [String]) throws {
+            try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        try write([
+            "\(String(start + 0x100, radix: 16)) 40 LazyCompile:*handleRequest /app/server.js:12",
+            "0x\(String(start + 0x200, radix: 16)) 0x80 Interpreter@main",
+        ])
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let symbolizer = makeSymbolizer { $0.mapsRefreshInterval = .zero }
+        let frames = symbolizer.symbolizeUser(
+            pid: getpid(),
+            addresses: [start + 0x120, start + 0x280, start + 0x180, start + 0x1000]
+        )
+        #expect(
+            frames.map(\.function) == ["LazyCompile:*handleRequest /app/server.js:12", "Interpreter@main", nil, nil]
+        )
+        #expect(frames.allSatisfy { $0.module == "[anon]" })
+
+        try write([
+            "\(String(start + 0x100, radix: 16)) 40 LazyCompile:*handleRequest /app/server.js:12",
+            "\(String(start + 0x1000, radix: 16)) 10 compiled_later",
+        ])
+        let later = symbolizer.symbolizeUser(pid: getpid(), addresses: [start + 0x1008])
+        #expect(later[0].function == "compiled_later")
+    }
+
     @Test("symbolizes the test process itself: libc through .dynsym, Swift through the runtime demangler")
     func ownProcess() throws {
         let symbolizer = makeSymbolizer()
@@ -214,6 +279,57 @@ struct SymbolizerProcessTests {
             "\(names)"
         )
         #expect(names.contains { $0.contains("SymbolizerProcessTests.ownProcess()") }, "\(names)")
+    }
+
+    @Test("tiny caches and concurrent callers still give the same answers")
+    func evictionAndConcurrency() async throws {
+        let fixtures = try Fixtures.get()
+        let first = try FixtureProcess(fixtures.pie)
+        defer { first.stop() }
+        let second = try FixtureProcess(fixtures.linked)
+        defer { second.stop() }
+        let symbolizer = makeSymbolizer {
+            $0.maxCachedFiles = 1
+            $0.maxCachedProcesses = 1
+        }
+        let firstStack = [try first.address("hearth_leaf") + 1, try first.address("main") + 1]
+        let secondStack = [try second.address("hearth_library_function") + 1, try second.address("hearth_middle") + 1]
+        let qsort = try address(dlsym(dlopen(nil, RTLD_NOW), "qsort"))
+        let ownPID = getpid()
+        let firstPID = first.pid
+        let secondPID = second.pid
+        let results = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for task in 0..<8 {
+                group.addTask {
+                    for round in 0..<25 {
+                        switch (task + round) % 3 {
+                        case 0:
+                            let frames = symbolizer.symbolizeUser(pid: firstPID, addresses: firstStack)
+                            guard frames.map(\.function) == ["hearth_leaf", "main"] else { return false }
+                        case 1:
+                            let frames = symbolizer.symbolizeUser(pid: secondPID, addresses: secondStack)
+                            guard frames.map(\.function) == ["hearth_library_function", "hearth_middle"] else {
+                                return false
+                            }
+                        default:
+                            let frames = symbolizer.symbolizeUser(pid: ownPID, addresses: [qsort])
+                            guard frames[0].function == "qsort" else { return false }
+                        }
+                    }
+                    return true
+                }
+            }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(results == Array(repeating: true, count: 8))
+        var expectedFrames = 0
+        for task in 0..<8 {
+            for round in 0..<25 {
+                expectedFrames += (task + round) % 3 == 2 ? 1 : 2
+            }
+        }
+        #expect(symbolizer.statistics.userFramesResolved == expectedFrames)
+        #expect(symbolizer.statistics.userFramesUnresolved == 0)
     }
 
     @Test("symbolizes the vDSO from the process's memory")

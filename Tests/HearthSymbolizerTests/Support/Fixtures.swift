@@ -24,6 +24,8 @@ struct Fixtures: Sendable {
     let debugLinked: String
     /// PIE, stripped; its debug file lives under `debugRoot/.build-id/xx/rest.debug`.
     let buildIDDebug: String
+    /// PIE, stripped, with MiniDebugInfo (`.gnu_debugdata`).
+    let miniDebugInfo: String
     /// A debug directory (use in `Configuration.debugDirectories`).
     let debugRoot: String
     /// PIE, linked against `library`.
@@ -32,6 +34,11 @@ struct Fixtures: Sendable {
     let library: String
     /// Another copy of the shared library, only ever `dlopen`ed.
     let dlopenLibrary: String
+    /// A root directory holding `/bin/prog_rooted` (a stripped static PIE) and its `.gnu_debuglink` debug
+    /// file: run it with `launcher` and both paths exist only inside the process's root, as in a container.
+    let rootDirectory: String
+    /// `launcher ROOT PROGRAM`: runs PROGRAM in a new mount namespace whose root is ROOT.
+    let launcher: String
     /// Freestanding executables of other classes and byte orders: ELF32 little-endian (i386), ELF64
     /// big-endian (s390x) and ELF32 big-endian (MIPS), each defining `f`, `g` and `_start`.
     let foreign: [String]
@@ -76,12 +83,14 @@ struct Fixtures: Sendable {
             char line[4096];
             while (fgets(line, sizeof line, stdin)) {
                 line[strcspn(line, "\n")] = 0;
+        #ifndef HEARTH_STATIC
                 if (strncmp(line, "dlopen ", 7) == 0) {
                     void *handle = dlopen(line + 7, RTLD_NOW);
                     void *function = handle ? dlsym(handle, "hearth_library_function") : NULL;
                     printf("loaded %p\n", function);
                     fflush(stdout);
                 }
+        #endif
             }
             return 0;
         }
@@ -93,6 +102,33 @@ struct Fixtures: Sendable {
         void _start(void) { for (;;) g(1); }
         """#
 
+    /// `launcher ROOT PROGRAM` runs PROGRAM (a path inside ROOT) with ROOT as the root of a new mount
+    /// namespace, as a container runtime does (pivot_root onto a bind mount), so that PROGRAM's path in
+    /// /proc/PID/maps is the one inside the container. Static, so it needs nothing from either root.
+    private static let launcherSource = #"""
+        #define _GNU_SOURCE
+        #include <sched.h>
+        #include <stdio.h>
+        #include <sys/mount.h>
+        #include <sys/syscall.h>
+        #include <unistd.h>
+
+        int main(int argc, char **argv) {
+            if (argc != 3) return 2;
+            if (unshare(CLONE_NEWNS) != 0) { perror("unshare"); return 1; }
+            if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) { perror("mount"); return 1; }
+            if (mount(argv[1], argv[1], NULL, MS_BIND | MS_REC, NULL) != 0) { perror("bind"); return 1; }
+            if (chdir(argv[1]) != 0) { perror("chdir"); return 1; }
+            if (syscall(SYS_pivot_root, ".", "old") != 0) { perror("pivot_root"); return 1; }
+            if (chroot(".") != 0 || chdir("/") != 0) { perror("chroot"); return 1; }
+            if (umount2("/old", MNT_DETACH) != 0) { perror("umount2"); return 1; }
+            char *arguments[] = {argv[2], NULL};
+            execv(argv[2], arguments);
+            perror("execv");
+            return 1;
+        }
+        """#
+
     private static let librarySource = #"""
         __attribute__((noinline)) static int hearth_library_static(int x) { return x * 3; }
 
@@ -100,6 +136,13 @@ struct Fixtures: Sendable {
         """#
 
     private static func build() throws -> Fixtures {
+        // Remove fixtures left by earlier test processes that have exited.
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []
+        where entry.hasPrefix("hearth-symbolizer-tests-") {
+            if let pid = Int32(entry.dropFirst("hearth-symbolizer-tests-".count)), kill(pid, 0) != 0, errno == ESRCH {
+                try? FileManager.default.removeItem(atPath: "/tmp/\(entry)")
+            }
+        }
         let directory = "/tmp/hearth-symbolizer-tests-\(getpid())"
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -145,10 +188,46 @@ struct Fixtures: Sendable {
         )
         try runTool("strip", ["--strip-all", buildIDDebug], in: directory)
 
+        // MiniDebugInfo, per the GDB manual: the symbols .dynsym lacks, in an xz-compressed ELF in
+        // .gnu_debugdata of a stripped binary.
+        let miniDebugInfo = try compile("prog_minidebuginfo", ["-fPIE", "-pie"])
+        try runTool("objcopy", ["--only-keep-debug", "prog_minidebuginfo", "mini.debug"], in: directory)
+        try runTool("objcopy", ["--strip-debug", "--remove-section", ".comment", "mini.debug"], in: directory)
+        try? FileManager.default.removeItem(atPath: "\(directory)/mini.debug.xz")
+        try runTool("xz", ["mini.debug"], in: directory)
+        try runTool("strip", ["--strip-all", "prog_minidebuginfo"], in: directory)
+        try runTool(
+            "objcopy",
+            ["--add-section", ".gnu_debugdata=mini.debug.xz", "prog_minidebuginfo"],
+            in: directory
+        )
+
         let linked = try compile(
             "prog_linked",
             ["-fPIE", "-pie", "-DHEARTH_LINKED", "-L\(directory)", "-lhearthfixture", "-Wl,-rpath,\(directory)"]
         )
+        // A container root: a stripped static PIE whose debug file (found through .gnu_debuglink) exists only
+        // inside the root, and a launcher that enters it.
+        let rootDirectory = "\(directory)/root"
+        try FileManager.default.createDirectory(atPath: "\(rootDirectory)/bin", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: "\(rootDirectory)/old", withIntermediateDirectories: true)
+        try runTool(
+            "cc",
+            [
+                "-g", "-O1", "-DHEARTH_VARIANT=\"prog_rooted\"", "-DHEARTH_STATIC", "-fPIE", "-static-pie", "-o",
+                "\(rootDirectory)/bin/prog_rooted", programSource,
+            ],
+            in: directory
+        )
+        let binDirectory = "\(rootDirectory)/bin"
+        try runTool("objcopy", ["--only-keep-debug", "prog_rooted", "prog_rooted.debug"], in: binDirectory)
+        try runTool("strip", ["--strip-all", "prog_rooted"], in: binDirectory)
+        try runTool("objcopy", ["--add-gnu-debuglink=prog_rooted.debug", "prog_rooted"], in: binDirectory)
+        let launcherSource = "\(directory)/launcher.c"
+        try Self.launcherSource.write(toFile: launcherSource, atomically: true, encoding: .utf8)
+        let launcher = "\(directory)/launcher"
+        try runTool("cc", ["-static", "-O1", "-o", launcher, launcherSource], in: directory)
+
         let freestandingSource = "\(directory)/freestanding.c"
         try Self.freestandingSource.write(toFile: freestandingSource, atomically: true, encoding: .utf8)
         let freestanding = ["-O1", "-nostdlib", "-static", freestandingSource, "-o"]
@@ -170,10 +249,13 @@ struct Fixtures: Sendable {
             stripped: stripped,
             debugLinked: debugLinked,
             buildIDDebug: buildIDDebug,
+            miniDebugInfo: miniDebugInfo,
             debugRoot: debugRoot,
             linked: linked,
             library: library,
             dlopenLibrary: dlopenLibrary,
+            rootDirectory: rootDirectory,
+            launcher: launcher,
             foreign: [i386, s390x, mips]
         )
     }
@@ -245,8 +327,9 @@ final class FixtureProcess {
 
     var pid: Int32 { self.process.processIdentifier }
 
-    init(_ path: String) throws {
+    init(_ path: String, arguments: [String] = []) throws {
         self.process.executableURL = URL(fileURLWithPath: path)
+        self.process.arguments = arguments
         self.process.standardInput = self.input
         self.process.standardOutput = self.output
         try self.process.run()
