@@ -115,8 +115,7 @@ struct WatcherTests {
                     _ = try await configMaps.create(ConfigMap(name: "cm\(index)", namespace: "default"))
                 }
                 let target = server.resourceVersion
-                // Wait until a bookmark at or past `target` reached the watcher, seen as the rv it resumes from.
-                server.compactHistory()
+                // A later watch resumes at or past `target`: only a bookmark can have told the watcher that version.
                 #expect(
                     await eventually(timeout: .seconds(20)) {
                         requests(server, verb: "watch").contains {
@@ -124,6 +123,10 @@ struct WatcherTests {
                         }
                     }
                 )
+                // History before `target` is gone now; resuming from the last gizmo event would need a relist.
+                server.compactHistory()
+                let watches = requests(server, verb: "watch").count
+                #expect(await eventually(timeout: .seconds(20)) { requests(server, verb: "watch").count > watches })
                 _ = try await gizmos.create(Gizmo.object("b"))
                 #expect(await eventually { storeGizmos(store) == serverGizmos(server) })
             }
