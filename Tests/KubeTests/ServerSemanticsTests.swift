@@ -174,6 +174,9 @@ struct ServerSemanticsTests {
             _ = try await configMaps.patch("fg-child", .merge(["metadata": ["finalizers": nil]]))
             #expect(try await configMaps.getIfExists("fg-child") == nil)
             #expect(try await gizmos.getIfExists("fg") == nil)
+            // A dependent written after its owner is gone is collected too.
+            try await owned("late-child", by: foreground)
+            #expect(try await configMaps.getIfExists("late-child") == nil)
         }
     }
 
