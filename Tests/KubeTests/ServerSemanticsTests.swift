@@ -281,4 +281,26 @@ struct ServerSemanticsTests {
             #expect(writes.map(\.verb) == ["create", "patch", "delete"])
         }
     }
+
+    @Test("finalizer helpers: add and remove guarded by JSON patch tests")
+    func finalizerHelpers() async throws {
+        try await withServerAndClient { _, client in
+            try await Gizmo.install(client)
+            let gizmos = client.resource(Gizmo.type, namespace: "default")
+            let created = try await gizmos.create(Gizmo.object("g1"))
+            let held = try await gizmos.addFinalizer("hearth.dev/cleanup", to: created)
+            #expect(held.metadata.finalizers == ["hearth.dev/cleanup"])
+            let twice = try await gizmos.addFinalizer("example.com/other", to: held)
+            #expect(twice.metadata.finalizers == ["hearth.dev/cleanup", "example.com/other"])
+            // A stale read fails the test op instead of clobbering the list.
+            let stale = await #expect(throws: KubeError.self) { try await gizmos.addFinalizer("x/y", to: held) }
+            #expect(stale?.code == .invalid)
+            let deleting = try #require(try await gizmos.delete("g1"))
+            let remaining = try await gizmos.removeFinalizer("hearth.dev/cleanup", from: deleting)
+            #expect(remaining?.metadata.finalizers == ["example.com/other"])
+            let gone = try await gizmos.removeFinalizer("example.com/other", from: try #require(remaining))
+            #expect(gone == nil)
+            #expect(try await gizmos.getIfExists("g1") == nil)
+        }
+    }
 }
