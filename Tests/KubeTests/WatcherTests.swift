@@ -273,6 +273,7 @@ struct WatcherTests {
             // 100 + 200 + 400 + 800 + 800 ms: a handful of attempts in ~2.5 s, never a tight loop.
             #expect(records.count >= 4 && records.count <= 8, "\(records.count) attempts")
             #expect(records.messages.allSatisfy { $0 == "list failed; retrying" })
+            #expect(records.levels.prefix(4) == [.info, .info, .debug, .info])
             #expect(!store.hasSynced)
         }
     }
@@ -280,12 +281,13 @@ struct WatcherTests {
 
 /// Captures log records.
 final class LogRecords: LogHandler, Sendable {
-    let storage = Mutex<[String]>([])
+    let storage = Mutex<[(String, Logger.Level)]>([])
     var count: Int { self.storage.withLock { $0.count } }
-    var messages: [String] { self.storage.withLock { $0 } }
+    var messages: [String] { self.storage.withLock { $0.map(\.0) } }
+    var levels: [Logger.Level] { self.storage.withLock { $0.map(\.1) } }
 
     func log(event: LogEvent) {
-        self.storage.withLock { $0.append(event.message.description) }
+        self.storage.withLock { $0.append((event.message.description, event.level)) }
     }
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
