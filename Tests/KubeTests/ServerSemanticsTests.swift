@@ -303,4 +303,27 @@ struct ServerSemanticsTests {
             #expect(try await gizmos.getIfExists("g1") == nil)
         }
     }
+
+    @Test("retryOnConflict re-reads and retries stale updates")
+    func retryConflicts() async throws {
+        try await withServerAndClient { _, client in
+            let configMaps = client.resource(ConfigMap.self, namespace: "default")
+            _ = try await configMaps.create(ConfigMap(name: "counter", namespace: "default"))
+            let attempts = Locked(0)
+            let result = try await retryOnConflict {
+                var object = try await configMaps.get("counter")
+                if attempts.withLock({
+                    $0 += 1
+                    return $0
+                }) == 1 {
+                    // Someone else writes between our read and our update.
+                    _ = try await configMaps.patch("counter", .merge(["data": ["other": "1"]]))
+                }
+                object.data = (object.data ?? [:]).merging(["mine": "1"]) { $1 }
+                return try await configMaps.update(object)
+            }
+            #expect(attempts.value == 2)
+            #expect(result.data == ["other": "1", "mine": "1"])
+        }
+    }
 }
