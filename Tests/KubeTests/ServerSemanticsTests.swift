@@ -326,4 +326,21 @@ struct ServerSemanticsTests {
             #expect(result.data == ["other": "1", "mine": "1"])
         }
     }
+
+    @Test("every call has a timeout: a delayed server gives a typed timeout error")
+    func callTimeout() async throws {
+        try await withServerAndClient(clientSettings: { $0.timeout = .milliseconds(300) }) { server, client in
+            let namespaces = client.resource(Namespace.self)
+            let before = try await namespaces.get("default")
+            #expect(before.metadata.name == "default")
+            server.setDelay(.seconds(2))
+            let start = ContinuousClock.now
+            let error = await #expect(throws: KubeError.self) { try await namespaces.get("default") }
+            #expect(error?.code == .timeout)
+            #expect(ContinuousClock.now - start < .seconds(2))
+            server.setDelay(nil)
+            let after = try await namespaces.get("default")
+            #expect(after.metadata.name == "default")
+        }
+    }
 }
