@@ -92,6 +92,15 @@ let package = Package(
             path: "Tests/Workloads/hearth-workload-swift"
         ),
 
+        .testTarget(name: "HearthSamplerTests", dependencies: ["HearthSampler"]),
+        .testTarget(name: "HearthSymbolizerTests", dependencies: ["HearthSymbolizer"]),
+        .testTarget(name: "HearthProfileTests", dependencies: ["HearthProfile"]),
+        .testTarget(
+            name: "HearthAgentTests",
+            dependencies: ["HearthSampler", "HearthSymbolizer", "HearthProfile"],
+            exclude: ["Fixtures"]
+        ),
+
         // MARK: Kubernetes layer: model, client, controller runtime, in-memory API server
 
         .target(name: "KubeModel"),
@@ -125,16 +134,6 @@ let package = Package(
                 "KubeModel", "KubeClient", "KubeRuntime", "KubeTestServer", serviceLifecycle, metrics, metricsTestKit,
                 nioHTTP1, nioPosix, logging,
             ]
-        ),
-
-        // MARK: Node agent tests
-        .testTarget(name: "HearthSamplerTests", dependencies: ["HearthSampler"]),
-        .testTarget(name: "HearthSymbolizerTests", dependencies: ["HearthSymbolizer"]),
-        .testTarget(name: "HearthProfileTests", dependencies: ["HearthProfile"]),
-        .testTarget(
-            name: "HearthAgentTests",
-            dependencies: ["HearthSampler", "HearthSymbolizer", "HearthProfile"],
-            exclude: ["Fixtures"]
         ),
     ]
 )
