@@ -104,7 +104,7 @@ let package = Package(
             name: "KubeClient",
             dependencies: [
                 "KubeModel", asyncHTTPClient, nioCore, nioPosix, nioHTTP1, nioFoundationCompat, nioSSL, yams, metrics,
-                logging,
+                serviceLifecycle, logging,
             ]
         ),
         .target(

@@ -11,6 +11,7 @@ import NIOFoundationCompat
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import ServiceLifecycle
 import Synchronization
 
 /// One request to the API server.
@@ -286,6 +287,15 @@ public final class KubeClient: Sendable {
     /// A client for any resource type (custom resources).
     public func resource(_ type: ResourceType, namespace: String? = nil) -> ResourceClient<DynamicObject> {
         ResourceClient(client: self, type: type, namespace: namespace)
+    }
+}
+
+extension KubeClient: ServiceLifecycle.Service {
+    /// Keeps the client open until graceful shutdown or cancellation, then shuts its HTTP clients down. Put it
+    /// first in a ServiceGroup so it shuts down after the services that use it.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        try await self.shutdown()
     }
 }
 

@@ -17,8 +17,8 @@ public enum WatcherEvent<Object: JSONView>: Sendable {
 
 /// A list+watch of one resource, as an AsyncSequence of ``WatcherEvent``.
 ///
-/// The sequence ends only when the consuming task is cancelled. Failures are retried with ``Backoff``; each failed
-/// attempt is logged once, at warning level only after repeated failures, so an unreachable server does not cause a
+/// The sequence ends only when the consuming task is cancelled. Failures are retried with ``Backoff``; failed
+/// attempts 1, 2, 4, 8, ... are logged at info and the others at debug, so an unreachable server does not cause a
 /// log storm.
 public struct Watcher<Object: JSONView>: AsyncSequence, Sendable {
     /// Watcher settings.
@@ -83,7 +83,9 @@ public struct Watcher<Object: JSONView>: AsyncSequence, Sendable {
         mutating func fail(_ what: String, _ error: any Error) async -> Bool {
             self.failures += 1
             let delay = self.backoff.next()
-            let level: Logger.Level = self.failures >= 3 ? .warning : .info
+            // Libraries log at info or below; attempts 1, 2, 4, 8, ... at info, the rest at debug, so an outage
+            // that lasts hours logs a few dozen lines, not one per retry.
+            let level: Logger.Level = self.failures & (self.failures - 1) == 0 ? .info : .debug
             self.logger.log(
                 level: level,
                 "\(what) failed; retrying",

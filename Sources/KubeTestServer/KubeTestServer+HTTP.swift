@@ -252,10 +252,7 @@ extension KubeTestServer {
     func decodeBody(_ request: HTTPRequest, yaml: Bool = false) throws(APIError) -> JSONValue {
         let contentType = request.header("content-type")
         if contentType.contains("protobuf") {
-            throw .unsupportedMediaType(
-                "the body of the request was in an unknown format - accepted media types include: application/json, "
-                    + "application/yaml"
-            )
+            return try KubeProtobuf.decode(Array(request.body.readableBytesView))
         }
         if let value = try? JSONValue.parse(request.body.readableBytesView) { return value }
         let data = Data(buffer: request.body)

@@ -305,7 +305,8 @@ enum BuiltinResources {
         short: [String] = [],
         status: Bool = false,
         generation: Bool = false,
-        createOnly: Bool = false
+        createOnly: Bool = false,
+        categories: [String] = []
     ) -> ResourceInfo {
         let version = group == "" ? "v1" : "v1"
         return ResourceInfo(
@@ -313,6 +314,7 @@ enum BuiltinResources {
             versions: [version],
             singular: kind.lowercased(),
             shortNames: short,
+            categories: categories,
             hasStatus: status,
             hasGeneration: generation,
             createOnly: createOnly
@@ -323,13 +325,31 @@ enum BuiltinResources {
         make("", "Namespace", "namespaces", namespaced: false, short: ["ns"], status: true),
         make("", "ConfigMap", "configmaps", namespaced: true, short: ["cm"]),
         make("", "Secret", "secrets", namespaced: true),
-        make("", "Service", "services", namespaced: true, short: ["svc"], status: true),
+        make("", "Service", "services", namespaced: true, short: ["svc"], status: true, categories: ["all"]),
         make("", "ServiceAccount", "serviceaccounts", namespaced: true, short: ["sa"]),
-        make("", "Pod", "pods", namespaced: true, short: ["po"], status: true, generation: true),
+        make("", "Pod", "pods", namespaced: true, short: ["po"], status: true, generation: true, categories: ["all"]),
         make("", "Node", "nodes", namespaced: false, short: ["no"], status: true),
         make("", "Event", "events", namespaced: true, short: ["ev"]),
-        make("apps", "DaemonSet", "daemonsets", namespaced: true, short: ["ds"], status: true, generation: true),
-        make("apps", "Deployment", "deployments", namespaced: true, short: ["deploy"], status: true, generation: true),
+        make(
+            "apps",
+            "DaemonSet",
+            "daemonsets",
+            namespaced: true,
+            short: ["ds"],
+            status: true,
+            generation: true,
+            categories: ["all"]
+        ),
+        make(
+            "apps",
+            "Deployment",
+            "deployments",
+            namespaced: true,
+            short: ["deploy"],
+            status: true,
+            generation: true,
+            categories: ["all"]
+        ),
         make("rbac.authorization.k8s.io", "Role", "roles", namespaced: true),
         make("rbac.authorization.k8s.io", "RoleBinding", "rolebindings", namespaced: true),
         make("rbac.authorization.k8s.io", "ClusterRole", "clusterroles", namespaced: false),

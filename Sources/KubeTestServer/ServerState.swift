@@ -329,7 +329,23 @@ struct ServerState {
         object.setResourceVersion(rv)
         self.store(info, key, object)
         self.emit(.added, info, object, old: nil)
-        return object
+        self.collectIfOrphaned(info, key)
+        return self.current(info, key) ?? object
+    }
+
+    /// The garbage collector also removes dependents whose owners (by uid) are all gone when they are written,
+    /// e.g. created by a controller that acted on a stale cache after the owner was deleted.
+    mutating func collectIfOrphaned(_ info: ResourceInfo, _ key: ObjectKey) {
+        guard let object = self.current(info, key) else { return }
+        let owners = ObjectMeta(object: object["metadata"]?.objectValue ?? [:]).ownerReferences ?? []
+        guard !owners.isEmpty, owners.allSatisfy({ self.uidIndex[$0.uid ?? ""] == nil }) else { return }
+        _ = try? self.delete(
+            info,
+            namespace: key.namespace,
+            name: key.name,
+            policy: "Background",
+            preconditions: (nil, nil)
+        )
     }
 
     mutating func store(_ info: ResourceInfo, _ key: ObjectKey, _ object: JSONObject) {
@@ -496,6 +512,7 @@ struct ServerState {
         }
         self.store(info, key, candidate)
         self.emit(.modified, info, candidate, old: old)
+        self.collectIfOrphaned(info, key)
         if info.type.plural == "customresourcedefinitions" {
             self.register(CustomResourceDefinition(object: candidate))
         }

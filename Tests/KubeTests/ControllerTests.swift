@@ -4,6 +4,7 @@ import Foundation
 import KubeClient
 import KubeModel
 import KubeRuntime
+import KubeTestServer
 import Logging
 import Metrics
 import MetricsTestKit
@@ -165,6 +166,24 @@ struct ControllerTests {
                 try metrics.expectCounter("workqueue_retries_total", [("name", "flaky"), ("controller", "flaky")])
                     .totalValue == 2
             )
+        }
+    }
+
+    @Test("KubeClient runs as a Service and shuts its HTTP clients down on graceful shutdown")
+    func clientAsService() async throws {
+        try await KubeTestServer.withRunning(logger: testLogger) { server in
+            let client = try KubeClient(configuration: clientConfiguration(server.url), logger: testLogger)
+            let group = ServiceGroup(configuration: .init(services: [client], logger: testLogger))
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                #expect(try await client.resource(Namespace.self).get("default").metadata.name == "default")
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+            let error = await #expect(throws: KubeError.self) {
+                try await client.resource(Namespace.self).get("default")
+            }
+            #expect(error?.code == .transport)
         }
     }
 }

@@ -382,4 +382,30 @@ struct KubectlTests {
             #expect(selected.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "namespace/default")
         }
     }
+
+    @Test("typed commands that send protobuf: create namespace|configmap|secret, auth can-i")
+    func protobufCommands() async throws {
+        try await KubectlHarness.with { k in
+            let namespace = try await k.run("create", "namespace", "team-a")
+            #expect(namespace.stdout.contains("namespace/team-a created"), "\(namespace.output)")
+            let configMap = try await k.run("create", "configmap", "c1", "--from-literal=a=1", "-n", "team-a")
+            #expect(configMap.status == 0, "\(configMap.output)")
+            let data = try await k.run("get", "cm", "c1", "-n", "team-a", "-o", "jsonpath={.data.a}")
+            #expect(data.stdout == "1")
+            let secret = try await k.run(
+                "create",
+                "secret",
+                "generic",
+                "s1",
+                "--from-literal=pw=hunter2",
+                "-n",
+                "team-a"
+            )
+            #expect(secret.status == 0, "\(secret.output)")
+            let encoded = try await k.run("get", "secret", "s1", "-n", "team-a", "-o", "jsonpath={.data.pw}")
+            #expect(encoded.stdout == Data("hunter2".utf8).base64EncodedString())
+            let canI = try await k.run("auth", "can-i", "create", "pods")
+            #expect(canI.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "yes", "\(canI.output)")
+        }
+    }
 }

@@ -174,6 +174,9 @@ struct ServerSemanticsTests {
             _ = try await configMaps.patch("fg-child", .merge(["metadata": ["finalizers": nil]]))
             #expect(try await configMaps.getIfExists("fg-child") == nil)
             #expect(try await gizmos.getIfExists("fg") == nil)
+            // A dependent written after its owner is gone is collected too.
+            try await owned("late-child", by: foreground)
+            #expect(try await configMaps.getIfExists("late-child") == nil)
         }
     }
 
@@ -276,6 +279,68 @@ struct ServerSemanticsTests {
             try await gizmos.delete("g2")
             let writes = server.requestLog.filter(\.isWrite)
             #expect(writes.map(\.verb) == ["create", "patch", "delete"])
+        }
+    }
+
+    @Test("finalizer helpers: add and remove guarded by JSON patch tests")
+    func finalizerHelpers() async throws {
+        try await withServerAndClient { _, client in
+            try await Gizmo.install(client)
+            let gizmos = client.resource(Gizmo.type, namespace: "default")
+            let created = try await gizmos.create(Gizmo.object("g1"))
+            let held = try await gizmos.addFinalizer("hearth.dev/cleanup", to: created)
+            #expect(held.metadata.finalizers == ["hearth.dev/cleanup"])
+            let twice = try await gizmos.addFinalizer("example.com/other", to: held)
+            #expect(twice.metadata.finalizers == ["hearth.dev/cleanup", "example.com/other"])
+            // A stale read fails the test op instead of clobbering the list.
+            let stale = await #expect(throws: KubeError.self) { try await gizmos.addFinalizer("x/y", to: held) }
+            #expect(stale?.code == .invalid)
+            let deleting = try #require(try await gizmos.delete("g1"))
+            let remaining = try await gizmos.removeFinalizer("hearth.dev/cleanup", from: deleting)
+            #expect(remaining?.metadata.finalizers == ["example.com/other"])
+            let gone = try await gizmos.removeFinalizer("example.com/other", from: try #require(remaining))
+            #expect(gone == nil)
+            #expect(try await gizmos.getIfExists("g1") == nil)
+        }
+    }
+
+    @Test("retryOnConflict re-reads and retries stale updates")
+    func retryConflicts() async throws {
+        try await withServerAndClient { _, client in
+            let configMaps = client.resource(ConfigMap.self, namespace: "default")
+            _ = try await configMaps.create(ConfigMap(name: "counter", namespace: "default"))
+            let attempts = Locked(0)
+            let result = try await retryOnConflict {
+                var object = try await configMaps.get("counter")
+                if attempts.withLock({
+                    $0 += 1
+                    return $0
+                }) == 1 {
+                    // Someone else writes between our read and our update.
+                    _ = try await configMaps.patch("counter", .merge(["data": ["other": "1"]]))
+                }
+                object.data = (object.data ?? [:]).merging(["mine": "1"]) { $1 }
+                return try await configMaps.update(object)
+            }
+            #expect(attempts.value == 2)
+            #expect(result.data == ["other": "1", "mine": "1"])
+        }
+    }
+
+    @Test("every call has a timeout: a delayed server gives a typed timeout error")
+    func callTimeout() async throws {
+        try await withServerAndClient(clientSettings: { $0.timeout = .milliseconds(300) }) { server, client in
+            let namespaces = client.resource(Namespace.self)
+            let before = try await namespaces.get("default")
+            #expect(before.metadata.name == "default")
+            server.setDelay(.seconds(2))
+            let start = ContinuousClock.now
+            let error = await #expect(throws: KubeError.self) { try await namespaces.get("default") }
+            #expect(error?.code == .timeout)
+            #expect(ContinuousClock.now - start < .seconds(2))
+            server.setDelay(nil)
+            let after = try await namespaces.get("default")
+            #expect(after.metadata.name == "default")
         }
     }
 }

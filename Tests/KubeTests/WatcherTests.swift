@@ -115,8 +115,7 @@ struct WatcherTests {
                     _ = try await configMaps.create(ConfigMap(name: "cm\(index)", namespace: "default"))
                 }
                 let target = server.resourceVersion
-                // Wait until a bookmark at or past `target` reached the watcher, seen as the rv it resumes from.
-                server.compactHistory()
+                // A later watch resumes at or past `target`: only a bookmark can have told the watcher that version.
                 #expect(
                     await eventually(timeout: .seconds(20)) {
                         requests(server, verb: "watch").contains {
@@ -124,6 +123,10 @@ struct WatcherTests {
                         }
                     }
                 )
+                // History before `target` is gone now; resuming from the last gizmo event would need a relist.
+                server.compactHistory()
+                let watches = requests(server, verb: "watch").count
+                #expect(await eventually(timeout: .seconds(20)) { requests(server, verb: "watch").count > watches })
                 _ = try await gizmos.create(Gizmo.object("b"))
                 #expect(await eventually { storeGizmos(store) == serverGizmos(server) })
             }
@@ -270,6 +273,7 @@ struct WatcherTests {
             // 100 + 200 + 400 + 800 + 800 ms: a handful of attempts in ~2.5 s, never a tight loop.
             #expect(records.count >= 4 && records.count <= 8, "\(records.count) attempts")
             #expect(records.messages.allSatisfy { $0 == "list failed; retrying" })
+            #expect(records.levels.prefix(4) == [.info, .info, .debug, .info])
             #expect(!store.hasSynced)
         }
     }
@@ -277,12 +281,13 @@ struct WatcherTests {
 
 /// Captures log records.
 final class LogRecords: LogHandler, Sendable {
-    let storage = Mutex<[String]>([])
+    let storage = Mutex<[(String, Logger.Level)]>([])
     var count: Int { self.storage.withLock { $0.count } }
-    var messages: [String] { self.storage.withLock { $0 } }
+    var messages: [String] { self.storage.withLock { $0.map(\.0) } }
+    var levels: [Logger.Level] { self.storage.withLock { $0.map(\.1) } }
 
     func log(event: LogEvent) {
-        self.storage.withLock { $0.append(event.message.description) }
+        self.storage.withLock { $0.append((event.message.description, event.level)) }
     }
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
