@@ -457,9 +457,23 @@ struct SymbolTable: Sendable {
                     sourceByLink[section.link] = sourceIndex
                 }
                 let first = self.entries.count
-                self.entries.reserveCapacity(first + count)
+                // Count first (reading the table twice, in chunks) so the entries are allocated once, at their
+                // exact size: growing by doubling would hold up to three times as much while copying.
+                var functions = 0
+                try? self.readEntries(
+                    of: section,
+                    in: elf,
+                    stride: stride,
+                    count: count,
+                    sourceIndex: sourceIndex,
+                    isDynamic: isDynamic,
+                    stringTableSize: stringSection.size,
+                    countingInto: &functions
+                )
+                self.entries.reserveCapacity(first + functions)
                 var failure: ELFError?
                 do {
+                    var added = 0
                     try self.readEntries(
                         of: section,
                         in: elf,
@@ -467,7 +481,9 @@ struct SymbolTable: Sendable {
                         count: count,
                         sourceIndex: sourceIndex,
                         isDynamic: isDynamic,
-                        stringTableSize: stringSection.size
+                        stringTableSize: stringSection.size,
+                        appending: true,
+                        countingInto: &added
                     )
                 } catch {
                     failure = error
@@ -527,7 +543,9 @@ struct SymbolTable: Sendable {
             count: Int,
             sourceIndex: Int,
             isDynamic: Bool,
-            stringTableSize: UInt64
+            stringTableSize: UInt64,
+            appending: Bool = false,
+            countingInto found: inout Int
         ) throws(ELFError) {
             let is64 = elf.is64Bit
             let perChunk = max(1, Self.chunkSize / stride)
@@ -568,6 +586,10 @@ struct SymbolTable: Sendable {
                     else {
                         continue
                     }
+                    found += 1
+                    guard appending else {
+                        continue
+                    }
                     var sectionEnd: UInt64?
                     if Int(sectionIndex) < elf.sections.count {
                         let home = elf.sections[Int(sectionIndex)]
@@ -597,7 +619,9 @@ struct SymbolTable: Sendable {
             guard first < self.entries.count else {
                 return
             }
-            self.entries[first...].sort { $0.nameOffset < $1.nameOffset }
+            self.entries.withUnsafeMutableBufferPointer { entries in
+                Self.heapSort(UnsafeMutableBufferPointer(rebasing: entries[first...])) { $0.nameOffset < $1.nameOffset }
+            }
             // Names at or before the table's last NUL are terminated.
             var lastNUL: UInt64?
             var end = source.size
@@ -646,6 +670,52 @@ struct SymbolTable: Sendable {
             self.entries.removeSubrange(kept...)
         }
 
+        /// Heapsort: in place and without allocating, unlike the standard library's stable sort, whose scratch
+        /// buffer would cost another 12 bytes per symbol while a large table is built.
+        private static func heapSort(
+            _ entries: UnsafeMutableBufferPointer<Entry>,
+            by areInIncreasingOrder: (Entry, Entry) -> Bool
+        ) {
+            let count = entries.count
+            if count < 2 {
+                return
+            }
+            var start = count / 2 - 1
+            while start >= 0 {
+                Self.siftDown(entries, from: start, end: count, by: areInIncreasingOrder)
+                start -= 1
+            }
+            var end = count - 1
+            while end > 0 {
+                entries.swapAt(0, end)
+                Self.siftDown(entries, from: 0, end: end, by: areInIncreasingOrder)
+                end -= 1
+            }
+        }
+
+        private static func siftDown(
+            _ entries: UnsafeMutableBufferPointer<Entry>,
+            from start: Int,
+            end: Int,
+            by areInIncreasingOrder: (Entry, Entry) -> Bool
+        ) {
+            var root = start
+            while true {
+                var child = 2 * root + 1
+                if child >= end {
+                    return
+                }
+                if child + 1 < end, areInIncreasingOrder(entries[child], entries[child + 1]) {
+                    child += 1
+                }
+                if !areInIncreasingOrder(entries[root], entries[child]) {
+                    return
+                }
+                entries.swapAt(root, child)
+                root = child
+            }
+        }
+
         /// Sorts, deduplicates and compacts the collected symbols. The builder is left empty.
         mutating func build() -> SymbolTable {
             var entries = self.entries
@@ -676,8 +746,15 @@ struct SymbolTable: Sendable {
             if bases.contains(nil) {
                 entries.removeAll { bases[$0.source] == nil }
             }
-            entries.sort { a, b in
-                a.start != b.start ? a.start < b.start : a.rank > b.rank
+            // By address, then best alias first; source and name offset make the order total, so the unstable
+            // sort is deterministic.
+            entries.withUnsafeMutableBufferPointer { entries in
+                Self.heapSort(entries) { a, b in
+                    if a.start != b.start { return a.start < b.start }
+                    if a.rank != b.rank { return a.rank > b.rank }
+                    if a.source != b.source { return a.source < b.source }
+                    return a.nameOffset < b.nameOffset
+                }
             }
             var unique = 0
             for index in entries.indices where unique == 0 || entries[unique - 1].start != entries[index].start {
