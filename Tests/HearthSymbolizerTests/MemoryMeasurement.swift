@@ -76,6 +76,11 @@ func sampledTextSymbols(
     return stride(from: 0, to: sorted.count, by: step).map { sorted[$0] }
 }
 
+/// The symbolizer's accounted cache bytes, for the measurement's output (not available before the byte budget).
+func cachedBytes(_ symbolizer: Symbolizer) -> String {
+    " cached_kib=\(symbolizer.cachedSymbolBytes >> 10)"
+}
+
 /// A `VmRSS`/`VmHWM` line of /proc/self/status, in KiB.
 func memoryStatus(_ field: String) -> Int {
     let text = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
@@ -173,7 +178,7 @@ struct MemoryMeasurement {
         try functions.joined(separator: "\n").write(toFile: "\(procRoot)/functions", atomically: true, encoding: .utf8)
         print(
             "MEASUREMENT addresses=\(addresses.count) rss_before_kib=\(before) peak_kib=\(peak) "
-                + "peak_minus_before_kib=\(peak - before) elapsed=\(elapsed)"
+                + "peak_minus_before_kib=\(peak - before) elapsed=\(elapsed)" + cachedBytes(symbolizer)
         )
     }
 }
