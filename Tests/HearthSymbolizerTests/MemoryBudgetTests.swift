@@ -49,6 +49,7 @@ struct MemoryBudgetTests {
         var builder = SymbolTable.Builder()
         try builder.addFunctionSymbols(of: elf, in: .all)
         let table = builder.build()
+        print("swift-frontend: \(table.count) functions, \(table.byteCount) bytes")
         #expect(table.count > 100_000)
         #expect(table.byteCount < table.count * 16 + 4096)
         let symbols = try sampledTextSymbols(["-S", "--defined-only"], path: path, limit: 2000)
