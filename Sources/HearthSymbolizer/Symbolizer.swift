@@ -309,7 +309,7 @@ public final class Symbolizer: Sendable {
                 pinned[serial] = module
                 return (module, bias)
             }
-        // Evicted from the cache: find or load it again.
+        // Evicted from the cache: find or load it again, below.
         case nil:
             break
         }
