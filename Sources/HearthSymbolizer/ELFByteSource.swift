@@ -60,6 +60,14 @@ final class ELFByteSource: Sendable {
         self.size = UInt64(max(0, info.st_size))
     }
 
+    /// Bytes this source holds in memory: the buffer's size, or 0 for a file descriptor.
+    var residentByteCount: Int {
+        switch self.storage {
+        case .memory(let bytes): bytes.count
+        case .descriptor: 0
+        }
+    }
+
     deinit {
         if case .descriptor(let fd) = self.storage {
             close(fd)

@@ -145,33 +145,126 @@ extension ELFFile {
     }
 }
 
+/// Where a symbol table's names are read from when a lookup first needs one: a string table in an open file
+/// (the descriptor stays open as long as the table is alive and closes with it) or a small byte array.
+final class NameSource: Sendable {
+    /// The longest name read; longer names (never seen outside hostile input) are cut.
+    static let maximumNameLength = 64 << 10
+
+    private let source: ELFByteSource
+    /// Where the string table starts in `source`.
+    private let offset: UInt64
+    /// The string table's size; `offset + size` lies inside `source` (checked at creation).
+    let size: UInt64
+    /// Whether to cut names at `@` (ELF symbol versions).
+    private let stripsSymbolVersions: Bool
+
+    /// A string table read on demand from `source`; nil if the table lies outside it.
+    init?(source: ELFByteSource, offset: UInt64, size: UInt64, stripsSymbolVersions: Bool) {
+        let (end, overflow) = offset.addingReportingOverflow(size)
+        guard !overflow, end <= source.size else {
+            return nil
+        }
+        self.source = source
+        self.offset = offset
+        self.size = size
+        self.stripsSymbolVersions = stripsSymbolVersions
+    }
+
+    /// Bytes this source keeps in memory (0 for a file, whose names stay on disk).
+    var residentByteCount: Int { self.source.residentByteCount }
+
+    /// Reads `count` bytes of the string table at `position`; nil on I/O errors or outside the table.
+    func bytes(at position: UInt64, count: UInt64) -> [UInt8]? {
+        guard position <= self.size, count <= self.size - position else {
+            return nil
+        }
+        return try? self.source.read(offset: self.offset + position, count: count, what: "string table")
+    }
+
+    /// The NUL-terminated name at `position`, without its symbol version; nil if it is empty, unterminated,
+    /// or can't be read. Reads a small piece first and more only for long names.
+    func name(at position: UInt64) -> String? {
+        guard position < self.size else {
+            return nil
+        }
+        var name: [UInt8] = []
+        var next = position
+        var piece: UInt64 = 512
+        while name.count < Self.maximumNameLength {
+            if next == self.size {
+                // No NUL before the end of the table.
+                return nil
+            }
+            let count = min(piece, self.size - next, UInt64(Self.maximumNameLength - name.count))
+            guard let chunk = self.bytes(at: next, count: count) else {
+                return nil
+            }
+            if let nul = chunk.firstIndex(of: 0) {
+                name.append(contentsOf: chunk[..<nul])
+                break
+            }
+            name.append(contentsOf: chunk)
+            next += count
+            piece = 4096
+        }
+        var slice = name[...]
+        // Symbol versions spelled into .symtab names (`realpath@@GLIBC_2.3`, `memcpy@GLIBC_2.2.5`, as in
+        // glibc's debug files) are not part of the function's name.
+        if self.stripsSymbolVersions, let at = slice.firstIndex(of: UInt8(ascii: "@")), at > slice.startIndex {
+            slice = slice[..<at]
+        }
+        return slice.isEmpty ? nil : String(decoding: slice, as: UTF8.self)
+    }
+}
+
 /// A compact, sorted function table for address lookup.
 ///
-/// Names are stored once in a byte blob; each entry costs 24 bytes plus its name. Entries are sorted by
-/// start address and deduplicated (aliases at one address keep the best name), and every entry has an end:
-/// `start + size` for sized symbols, or the next symbol's start (bounded by the end of its section) for
-/// symbols recorded with size 0.
+/// Each entry costs 16 bytes: its start, its length and the offset of its name in one of the table's
+/// ``NameSource``s. Names stay in the file's string table and are read (with `pread`) when a lookup needs
+/// one. Entries are sorted by start address and deduplicated (aliases at one address keep the best name), and
+/// every entry has an end: `start + size` for sized symbols, or the next symbol's start (bounded by the end of
+/// its section) for symbols recorded with size 0.
 struct SymbolTable: Sendable {
     private var starts: [UInt64] = []
-    private var ends: [UInt64] = []
-    private var nameOffsets: [UInt32] = []
-    private var nameLengths: [UInt32] = []
-    private var names: [UInt8] = []
+    /// `end - start`; `UInt32.max` means the end is in `longEnds`.
+    private var lengths: [UInt32] = []
+    /// The name's offset in the concatenation of `sources` (source `k` starts at `bases[k]`).
+    private var nameReferences: [UInt32] = []
+    /// Ends of the (hostile-input only) entries longer than 4 GiB, by index.
+    private var longEnds: [Int: UInt64] = [:]
+    private var sources: [NameSource] = []
+    private var bases: [UInt64] = []
 
     static let empty = SymbolTable()
 
     /// The number of functions in the table.
     var count: Int { self.starts.count }
 
-    /// Bytes used by the table's arrays, for cache accounting and logs.
-    var byteCount: Int { self.starts.count * 24 + self.names.count }
+    /// Bytes held by the table, for the cache's byte budget and logs: the entries, the names kept in memory
+    /// (perf maps, MiniDebugInfo and vDSO string tables) and a fixed overhead per source.
+    var byteCount: Int {
+        self.starts.count * 16 + self.longEnds.count * 48
+            + self.sources.reduce(0) { $0 + $1.residentByteCount + 64 }
+    }
 
     /// How far back lookups look for an enclosing symbol when the nearest one ends before the address.
     private static let overlapSearchDepth = 16
 
-    /// The function containing `address` (a link-time address), if any.
+    /// The function containing `address` (a link-time address), if any and if its name can be read.
     func lookup(_ address: UInt64) -> (name: String, start: UInt64)? {
-        self.index(containing: address).map { (self.name(at: $0), self.starts[$0]) }
+        guard let index = self.index(containing: address), let name = self.name(at: index) else {
+            return nil
+        }
+        return (name, self.starts[index])
+    }
+
+    private func end(at index: Int) -> UInt64 {
+        let length = self.lengths[index]
+        if length == UInt32.max, let end = self.longEnds[index] {
+            return end
+        }
+        return self.starts[index] &+ UInt64(length)
     }
 
     /// The index of the function containing `address` (a link-time address), if any.
@@ -190,7 +283,7 @@ struct SymbolTable: Sendable {
         var index = low - 1
         var depth = 0
         while index >= 0, depth < Self.overlapSearchDepth {
-            if address < self.ends[index] {
+            if address < self.end(at: index) {
                 return index
             }
             index -= 1
@@ -199,105 +292,504 @@ struct SymbolTable: Sendable {
         return nil
     }
 
-    /// The raw name of the function at `index`.
-    func name(at index: Int) -> String {
-        let offset = Int(self.nameOffsets[index])
-        let length = Int(self.nameLengths[index])
-        return String(decoding: self.names[offset..<offset + length], as: UTF8.self)
+    /// The raw name of the function at `index`, read from its string table; nil if it can't be read.
+    func name(at index: Int) -> String? {
+        let reference = UInt64(self.nameReferences[index])
+        for (source, base) in zip(self.sources, self.bases) where reference >= base && reference - base < source.size {
+            return source.name(at: reference - base)
+        }
+        return nil
     }
 
     /// Collects symbols from one or more files, then sorts them into a ``SymbolTable``.
+    ///
+    /// Symbol tables are read in chunks of about 64 KiB and their string tables are only scanned (to reject
+    /// empty and unterminated names and rank aliases), so building costs 24 bytes per function symbol plus
+    /// the final table, whatever the files' sizes.
     struct Builder {
+        /// 24 bytes.
         private struct Entry {
             var start: UInt64
             var size: UInt64
-            var sectionEnd: UInt64
+            /// The name's offset in its source's string table.
             var nameOffset: UInt32
-            var nameLength: UInt32
-            var rank: Int
+            /// `rank` (bits 0–10) | source index (bits 11–15) | `sectionEnds` index (bits 16–31).
+            var packed: UInt32
+
+            var rank: UInt32 { self.packed & 0x7ff }
+            var source: Int { Int((self.packed >> 11) & 0x1f) }
+            var sectionEndIndex: Int { Int(self.packed >> 16) }
         }
 
+        /// Source 0 holds names added as bytes (``add(_:)``); file string tables follow.
+        private static let maximumSources = 32
+        private static let chunkSize = 64 << 10
+
         private var entries: [Entry] = []
-        private var names: [UInt8] = []
+        /// Names added as bytes, NUL-terminated.
+        private var inlineNames: [UInt8] = []
+        private var sources: [NameSource?] = [nil]
+        /// Distinct section ends; index 0 means none.
+        private var sectionEnds: [UInt64] = [0]
+        private var sectionEndIndices: [UInt64: UInt32] = [:]
         /// Whether to cut names at `@` (ELF symbol versions); off for perf maps, whose names may contain `@`.
         var stripsSymbolVersions = true
 
         var count: Int { self.entries.count }
 
-        mutating func add(_ symbol: RawFunctionSymbol) {
-            var symbol = symbol
-            // Symbol versions spelled into .symtab names (`realpath@@GLIBC_2.3`, `memcpy@GLIBC_2.2.5`, as in
-            // glibc's debug files) are not part of the function's name.
-            if self.stripsSymbolVersions, let at = symbol.name.firstIndex(of: UInt8(ascii: "@")),
-                at > symbol.name.startIndex
-            {
-                symbol.name = symbol.name[symbol.name.startIndex..<at]
+        private mutating func sectionEndIndex(_ end: UInt64?) -> UInt32 {
+            guard let end, end != 0 else {
+                return 0
             }
-            guard symbol.name.count < Int(UInt32.max), self.names.count < Int(UInt32.max) - symbol.name.count else {
-                return
+            if let known = self.sectionEndIndices[end] {
+                return known
             }
-            // Prefer, among aliases at one address: a recorded size, global over weak over local binding,
-            // fewer leading underscores (`malloc` over `__libc_malloc`), and .symtab over .dynsym.
-            var rank = 0
-            if symbol.size > 0 { rank += 1000 }
-            switch symbol.binding {
+            guard self.sectionEnds.count <= Int(UInt16.max) else {
+                return 0
+            }
+            let index = UInt32(self.sectionEnds.count)
+            self.sectionEnds.append(end)
+            self.sectionEndIndices[end] = index
+            return index
+        }
+
+        /// The rank of an alias, without the part that depends on its name: a recorded size, global over
+        /// weak over local binding, and .symtab over .dynsym.
+        private static func baseRank(size: UInt64, binding: UInt8, isDynamic: Bool) -> UInt32 {
+            var rank: UInt32 = 0
+            if size > 0 { rank += 1000 }
+            switch binding {
             case 1: rank += 200
             case 2: rank += 100
             default: break
             }
-            let underscores = symbol.name.prefix { $0 == 0x5f }.count
-            rank += 10 * (9 - min(underscores, 9))
-            if !symbol.isDynamic { rank += 1 }
+            if !isDynamic { rank += 1 }
+            return rank
+        }
+
+        /// The name's share of the rank: fewer leading underscores (`malloc` over `__libc_malloc`).
+        private static func nameRank(_ name: some Collection<UInt8>) -> UInt32 {
+            let underscores = name.prefix { $0 == 0x5f }.count
+            return UInt32(10 * (9 - min(underscores, 9)))
+        }
+
+        /// Adds a symbol whose name is given as bytes (perf maps, tests).
+        mutating func add(_ symbol: RawFunctionSymbol) {
+            var name = symbol.name
+            if self.stripsSymbolVersions, let at = name.firstIndex(of: UInt8(ascii: "@")), at > name.startIndex {
+                name = name[name.startIndex..<at]
+            }
+            guard !name.isEmpty, self.inlineNames.count < Int(UInt32.max) - name.count - 1 else {
+                return
+            }
+            let rank =
+                Self.baseRank(size: symbol.size, binding: symbol.binding, isDynamic: symbol.isDynamic)
+                + Self.nameRank(name)
             self.entries.append(
                 Entry(
                     start: symbol.value,
                     size: symbol.size,
-                    sectionEnd: symbol.sectionEnd ?? 0,
-                    nameOffset: UInt32(self.names.count),
-                    nameLength: UInt32(symbol.name.count),
-                    rank: rank
+                    nameOffset: UInt32(self.inlineNames.count),
+                    packed: rank | self.sectionEndIndex(symbol.sectionEnd) << 16
                 )
             )
-            self.names.append(contentsOf: symbol.name)
+            self.inlineNames.append(contentsOf: name)
+            self.inlineNames.append(0)
         }
 
-        /// Sorts, deduplicates and compacts the collected symbols.
-        func build() -> SymbolTable {
-            let sorted = self.entries.sorted { a, b in
-                a.start != b.start ? a.start < b.start : a.rank > b.rank
+        /// Adds the defined function symbols of `elf`'s selected tables (the same ones
+        /// ``ELFFile/forEachFunctionSymbol(in:_:)`` reports), reading each table in bounded chunks and keeping
+        /// a reference to its string table instead of the names.
+        ///
+        /// - Throws: ``ELFError`` when a symbol table or its string table is malformed; symbols read before
+        ///   the damage are kept.
+        mutating func addFunctionSymbols(of elf: ELFFile, in kinds: ELFFile.SymbolTableKinds) throws(ELFError) {
+            let is64 = elf.is64Bit
+            let minimumEntrySize: UInt64 = is64 ? 24 : 16
+            var sourceByLink: [UInt32: Int] = [:]
+            for section in elf.sections {
+                let isDynamic: Bool
+                switch section.type {
+                case ELFFile.Section.typeSymtab where kinds.contains(.symtab): isDynamic = false
+                case ELFFile.Section.typeDynsym where kinds.contains(.dynsym): isDynamic = true
+                default: continue
+                }
+                if section.hasNoBits || section.size == 0 {
+                    continue
+                }
+                guard section.entrySize >= minimumEntrySize else {
+                    throw ELFError(
+                        code: .malformed,
+                        message: "symbol table \(section.name) entry size \(section.entrySize)"
+                    )
+                }
+                guard Int(exactly: section.link).map({ $0 < elf.sections.count }) ?? false else {
+                    throw ELFError(code: .malformed, message: "symbol table \(section.name) sh_link \(section.link)")
+                }
+                let stringSection = elf.sections[Int(section.link)]
+                guard stringSection.type == ELFFile.Section.typeStrtab, !stringSection.hasNoBits else {
+                    throw ELFError(
+                        code: .malformed,
+                        message: "symbol table \(section.name) links to non-string section \(section.link)"
+                    )
+                }
+                try Self.checkReadable(section, in: elf)
+                try Self.checkReadable(stringSection, in: elf)
+                // The table is ≤ 512 MiB (checked above) and the stride at most its size, so offsets fit an Int.
+                guard let stride = Int(exactly: section.entrySize), UInt64(stride) <= section.size else {
+                    continue
+                }
+                let count = Int(section.size) / stride
+                if count < 2 {
+                    continue
+                }
+                let sourceIndex: Int
+                if let known = sourceByLink[section.link] {
+                    sourceIndex = known
+                } else {
+                    guard self.sources.count < Self.maximumSources,
+                        let source = try Self.nameSource(for: stringSection, in: elf, strips: self.stripsSymbolVersions)
+                    else {
+                        continue
+                    }
+                    sourceIndex = self.sources.count
+                    self.sources.append(source)
+                    sourceByLink[section.link] = sourceIndex
+                }
+                let first = self.entries.count
+                // Count first (reading the table twice, in chunks) so the entries are allocated once, at their
+                // exact size: growing by doubling would hold up to three times as much while copying.
+                var functions = 0
+                try? self.readEntries(
+                    of: section,
+                    in: elf,
+                    stride: stride,
+                    count: count,
+                    sourceIndex: sourceIndex,
+                    isDynamic: isDynamic,
+                    stringTableSize: stringSection.size,
+                    countingInto: &functions
+                )
+                self.entries.reserveCapacity(first + functions)
+                var failure: ELFError?
+                do {
+                    var added = 0
+                    try self.readEntries(
+                        of: section,
+                        in: elf,
+                        stride: stride,
+                        count: count,
+                        sourceIndex: sourceIndex,
+                        isDynamic: isDynamic,
+                        stringTableSize: stringSection.size,
+                        appending: true,
+                        countingInto: &added
+                    )
+                } catch {
+                    failure = error
+                }
+                if let source = self.sources[sourceIndex] {
+                    self.checkNames(from: first, in: source)
+                }
+                if let failure {
+                    throw failure
+                }
             }
-            var unique: [Entry] = []
-            unique.reserveCapacity(sorted.count)
-            for entry in sorted where unique.last?.start != entry.start {
-                unique.append(entry)
+        }
+
+        /// Throws as ``ELFFile/data(of:)`` would for `section`, without reading it.
+        private static func checkReadable(_ section: ELFFile.Section, in elf: ELFFile) throws(ELFError) {
+            let (end, overflow) = section.offset.addingReportingOverflow(section.size)
+            guard !overflow, end <= elf.source.size else {
+                throw ELFError(
+                    code: .truncated,
+                    message:
+                        "section \(section.name) at offset \(section.offset) size \(section.size) lies outside the \(elf.source.size)-byte file"
+                )
             }
+            guard section.size <= ELFByteSource.maximumReadSize else {
+                throw ELFError(code: .tooLarge, message: "section \(section.name) is \(section.size) bytes")
+            }
+        }
+
+        /// A file's string table stays in the file; one inside an in-memory image (MiniDebugInfo, the vDSO)
+        /// is copied so the image can be freed.
+        private static func nameSource(
+            for section: ELFFile.Section,
+            in elf: ELFFile,
+            strips: Bool
+        ) throws(ELFError) -> NameSource? {
+            if elf.source.residentByteCount > 0 {
+                let bytes = try elf.data(of: section)
+                return NameSource(
+                    source: ELFByteSource(bytes: bytes),
+                    offset: 0,
+                    size: UInt64(bytes.count),
+                    stripsSymbolVersions: strips
+                )
+            }
+            return NameSource(
+                source: elf.source,
+                offset: section.offset,
+                size: section.size,
+                stripsSymbolVersions: strips
+            )
+        }
+
+        private mutating func readEntries(
+            of section: ELFFile.Section,
+            in elf: ELFFile,
+            stride: Int,
+            count: Int,
+            sourceIndex: Int,
+            isDynamic: Bool,
+            stringTableSize: UInt64,
+            appending: Bool = false,
+            countingInto found: inout Int
+        ) throws(ELFError) {
+            let is64 = elf.is64Bit
+            let perChunk = max(1, Self.chunkSize / stride)
+            var next = 1
+            while next < count {
+                let chunkCount = min(perChunk, count - next)
+                let bytes = try elf.source.read(
+                    offset: section.offset + UInt64(next * stride),
+                    count: UInt64(chunkCount * stride),
+                    what: "symbol table \(section.name)"
+                )
+                let table = ELFBytes(bytes: bytes, littleEndian: elf.isLittleEndian)
+                for j in 0..<chunkCount {
+                    let base = j * stride
+                    let nameOffset: UInt32
+                    let info: UInt8
+                    let sectionIndex: UInt16
+                    let value: UInt64
+                    let size: UInt64
+                    if is64 {
+                        nameOffset = try table.u32(base)
+                        info = try table.u8(base + 4)
+                        sectionIndex = try table.u16(base + 6)
+                        value = try table.u64(base + 8)
+                        size = try table.u64(base + 16)
+                    } else {
+                        nameOffset = try table.u32(base)
+                        value = UInt64(try table.u32(base + 4))
+                        size = UInt64(try table.u32(base + 8))
+                        info = try table.u8(base + 12)
+                        sectionIndex = try table.u16(base + 14)
+                    }
+                    let type = info & 0xf
+                    // STT_FUNC = 2, STT_GNU_IFUNC = 10. SHN_UNDEF = 0; 0xff00 and above are reserved indices
+                    // (SHN_ABS, SHN_COMMON, SHN_XINDEX).
+                    guard type == 2 || type == 10, sectionIndex != 0, sectionIndex < 0xff00, value != 0,
+                        UInt64(nameOffset) < stringTableSize
+                    else {
+                        continue
+                    }
+                    found += 1
+                    guard appending else {
+                        continue
+                    }
+                    var sectionEnd: UInt64?
+                    if Int(sectionIndex) < elf.sections.count {
+                        let home = elf.sections[Int(sectionIndex)]
+                        let (end, overflow) = home.address.addingReportingOverflow(home.size)
+                        if !overflow, home.size > 0 {
+                            sectionEnd = end
+                        }
+                    }
+                    let rank = Self.baseRank(size: size, binding: info >> 4, isDynamic: isDynamic)
+                    self.entries.append(
+                        Entry(
+                            start: value,
+                            size: size,
+                            nameOffset: nameOffset,
+                            packed: rank | UInt32(sourceIndex) << 11 | self.sectionEndIndex(sectionEnd) << 16
+                        )
+                    )
+                }
+                next += chunkCount
+            }
+        }
+
+        /// Scans the string table once, in name order and in chunks, for the entries from `first` on: drops
+        /// those whose names are empty or not NUL-terminated (as a whole-table read would) and adds the
+        /// name's share to each rank.
+        private mutating func checkNames(from first: Int, in source: NameSource) {
+            guard first < self.entries.count else {
+                return
+            }
+            self.entries.withUnsafeMutableBufferPointer { entries in
+                Self.heapSort(UnsafeMutableBufferPointer(rebasing: entries[first...])) { $0.nameOffset < $1.nameOffset }
+            }
+            // Names at or before the table's last NUL are terminated.
+            var lastNUL: UInt64?
+            var end = source.size
+            while end > 0 {
+                let count = min(UInt64(Self.chunkSize), end)
+                guard let chunk = source.bytes(at: end - count, count: count) else {
+                    break
+                }
+                if let index = chunk.lastIndex(of: 0) {
+                    lastNUL = end - count + UInt64(index)
+                    break
+                }
+                end -= count
+            }
+            let prefixLength: UInt64 = 10
+            var window: [UInt8] = []
+            var windowStart: UInt64 = 0
+            var kept = first
+            for index in first..<self.entries.count {
+                var entry = self.entries[index]
+                let offset = UInt64(entry.nameOffset)
+                guard let lastNUL, offset <= lastNUL else {
+                    continue
+                }
+                let windowEnd = windowStart + UInt64(window.count)
+                if window.isEmpty || offset < windowStart || offset >= windowEnd
+                    || (offset + prefixLength > windowEnd && windowEnd < source.size)
+                {
+                    let count = min(UInt64(Self.chunkSize) + prefixLength, source.size - offset)
+                    guard let bytes = source.bytes(at: offset, count: count) else {
+                        window = []
+                        continue
+                    }
+                    window = bytes
+                    windowStart = offset
+                }
+                let from = Int(offset - windowStart)
+                let prefix = window[from..<min(window.count, from + Int(prefixLength))]
+                guard let firstByte = prefix.first, firstByte != 0 else {
+                    continue
+                }
+                entry.packed += Self.nameRank(prefix.prefix { $0 != 0 })
+                self.entries[kept] = entry
+                kept += 1
+            }
+            self.entries.removeSubrange(kept...)
+        }
+
+        /// Heapsort: in place and without allocating, unlike the standard library's stable sort, whose scratch
+        /// buffer would cost another 12 bytes per symbol while a large table is built.
+        private static func heapSort(
+            _ entries: UnsafeMutableBufferPointer<Entry>,
+            by areInIncreasingOrder: (Entry, Entry) -> Bool
+        ) {
+            let count = entries.count
+            if count < 2 {
+                return
+            }
+            var start = count / 2 - 1
+            while start >= 0 {
+                Self.siftDown(entries, from: start, end: count, by: areInIncreasingOrder)
+                start -= 1
+            }
+            var end = count - 1
+            while end > 0 {
+                entries.swapAt(0, end)
+                Self.siftDown(entries, from: 0, end: end, by: areInIncreasingOrder)
+                end -= 1
+            }
+        }
+
+        private static func siftDown(
+            _ entries: UnsafeMutableBufferPointer<Entry>,
+            from start: Int,
+            end: Int,
+            by areInIncreasingOrder: (Entry, Entry) -> Bool
+        ) {
+            var root = start
+            while true {
+                var child = 2 * root + 1
+                if child >= end {
+                    return
+                }
+                if child + 1 < end, areInIncreasingOrder(entries[child], entries[child + 1]) {
+                    child += 1
+                }
+                if !areInIncreasingOrder(entries[root], entries[child]) {
+                    return
+                }
+                entries.swapAt(root, child)
+                root = child
+            }
+        }
+
+        /// Sorts, deduplicates and compacts the collected symbols. The builder is left empty.
+        mutating func build() -> SymbolTable {
+            var entries = self.entries
+            self.entries = []
             var table = SymbolTable()
-            table.starts.reserveCapacity(unique.count)
-            table.ends.reserveCapacity(unique.count)
-            table.nameOffsets.reserveCapacity(unique.count)
-            table.nameLengths.reserveCapacity(unique.count)
-            for (i, entry) in unique.enumerated() {
-                let next: UInt64? = i + 1 < unique.count ? unique[i + 1].start : nil
+            // Concatenate the sources' offset spaces; a source that doesn't fit 32 bits is dropped.
+            var inline = self.inlineNames
+            self.inlineNames = []
+            inline.append(0)
+            self.sources[0] = NameSource(
+                source: ELFByteSource(bytes: inline),
+                offset: 0,
+                size: UInt64(inline.count),
+                stripsSymbolVersions: false
+            )
+            var bases: [UInt64?] = []
+            var next: UInt64 = 0
+            for source in self.sources {
+                guard let source, next + source.size <= UInt64(UInt32.max) else {
+                    bases.append(nil)
+                    continue
+                }
+                bases.append(next)
+                table.sources.append(source)
+                table.bases.append(next)
+                next += source.size
+            }
+            if bases.contains(nil) {
+                entries.removeAll { bases[$0.source] == nil }
+            }
+            // By address, then best alias first; source and name offset make the order total, so the unstable
+            // sort is deterministic.
+            entries.withUnsafeMutableBufferPointer { entries in
+                Self.heapSort(entries) { a, b in
+                    if a.start != b.start { return a.start < b.start }
+                    if a.rank != b.rank { return a.rank > b.rank }
+                    if a.source != b.source { return a.source < b.source }
+                    return a.nameOffset < b.nameOffset
+                }
+            }
+            var unique = 0
+            for index in entries.indices where unique == 0 || entries[unique - 1].start != entries[index].start {
+                entries[unique] = entries[index]
+                unique += 1
+            }
+            table.starts.reserveCapacity(unique)
+            table.lengths.reserveCapacity(unique)
+            table.nameReferences.reserveCapacity(unique)
+            for i in 0..<unique {
+                let entry = entries[i]
+                let next: UInt64? = i + 1 < unique ? entries[i + 1].start : nil
+                let sectionEnd = self.sectionEnds[entry.sectionEndIndex]
                 var end: UInt64
                 if entry.size > 0 {
                     let (sum, overflow) = entry.start.addingReportingOverflow(entry.size)
                     end = overflow ? UInt64.max : sum
-                } else if entry.sectionEnd > entry.start {
-                    end = min(entry.sectionEnd, next ?? entry.sectionEnd)
+                } else if sectionEnd > entry.start {
+                    end = min(sectionEnd, next ?? sectionEnd)
                 } else {
                     end = next ?? (entry.start &+ 1)
                 }
                 if end <= entry.start {
                     end = entry.start &+ 1
                 }
-                // Compact the name blob: keep only names that survived deduplication.
-                let offset = UInt32(table.names.count)
-                let from = Int(entry.nameOffset)
-                table.names.append(contentsOf: self.names[from..<from + Int(entry.nameLength)])
+                // end == 0 < start only for a symbol at UInt64.max, which then contains nothing.
+                if end <= entry.start || end - entry.start >= UInt64(UInt32.max) {
+                    table.longEnds[i] = end
+                    table.lengths.append(UInt32.max)
+                } else {
+                    table.lengths.append(UInt32(end - entry.start))
+                }
                 table.starts.append(entry.start)
-                table.ends.append(end)
-                table.nameOffsets.append(offset)
-                table.nameLengths.append(entry.nameLength)
+                // bases[source] + nameOffset < bases[source] + size ≤ UInt32.max.
+                table.nameReferences.append(UInt32((bases[entry.source] ?? 0) + UInt64(entry.nameOffset)))
             }
             return table
         }

@@ -4,12 +4,17 @@
 
 /// A bounded least-recently-used cache: O(1) lookup, insert and eviction.
 ///
+/// Bounded by a number of entries and, optionally, by a total cost (bytes, for the symbolizer): inserting
+/// evicts least recently used entries until both bounds hold, and an entry costing more than the whole
+/// budget is not stored at all.
+///
 /// Entries live in an array threaded by a doubly linked recency list of indices; freed slots are reused.
 /// Not thread-safe: the ``Symbolizer`` keeps it inside its `Mutex`.
 struct LRUCache<Key: Hashable, Value> {
     private struct Node {
         var key: Key
         var value: Value?
+        var cost: Int
         var previous: Int
         var next: Int
     }
@@ -24,9 +29,14 @@ struct LRUCache<Key: Hashable, Value> {
 
     /// The largest number of entries kept.
     let capacity: Int
+    /// The largest total cost of the entries kept.
+    let maximumCost: Int
+    /// The total cost of the entries kept; never above ``maximumCost``.
+    private(set) var totalCost = 0
 
-    init(capacity: Int) {
+    init(capacity: Int, maximumCost: Int = .max) {
         self.capacity = max(1, capacity)
+        self.maximumCost = max(0, maximumCost)
     }
 
     var count: Int { self.indexByKey.count }
@@ -45,24 +55,38 @@ struct LRUCache<Key: Hashable, Value> {
         self.indexByKey[key] != nil
     }
 
-    /// Inserts or replaces the value for `key`, evicting the least recently used entry when full.
-    /// - Returns: The evicted key and value, if any.
+    /// Inserts or replaces the value for `key`, evicting least recently used entries until the count and
+    /// the total cost fit. A value costing more than ``maximumCost`` is not stored (and replaces nothing).
+    /// - Returns: The first evicted key and value, if any.
     @discardableResult
-    mutating func set(_ key: Key, _ value: Value) -> (Key, Value)? {
-        if let index = self.indexByKey[key] {
-            self.nodes[index].value = value
-            self.moveToFront(index)
+    mutating func set(_ key: Key, _ value: Value, cost: Int = 0) -> (Key, Value)? {
+        let cost = max(0, cost)
+        guard cost <= self.maximumCost else {
+            self.remove(key)
             return nil
         }
+        if let index = self.indexByKey[key] {
+            if cost <= self.nodes[index].cost {
+                self.totalCost -= self.nodes[index].cost - cost
+                self.nodes[index].value = value
+                self.nodes[index].cost = cost
+                self.moveToFront(index)
+                return nil
+            }
+            self.removeNode(index)
+        }
         var evicted: (Key, Value)?
-        if self.indexByKey.count >= self.capacity, self.tail >= 0 {
+        while self.tail >= 0,
+            self.indexByKey.count >= self.capacity || self.totalCost > self.maximumCost - cost
+        {
             let victim = self.tail
             let victimKey = self.nodes[victim].key
-            if let victimValue = self.removeNode(victim) {
+            if let victimValue = self.removeNode(victim), evicted == nil {
                 evicted = (victimKey, victimValue)
             }
         }
-        let node = Node(key: key, value: value, previous: -1, next: self.head)
+        self.totalCost += cost
+        let node = Node(key: key, value: value, cost: cost, previous: -1, next: self.head)
         let index: Int
         if let free = self.freeList.popLast() {
             index = free
@@ -122,10 +146,13 @@ struct LRUCache<Key: Hashable, Value> {
         }
     }
 
+    @discardableResult
     private mutating func removeNode(_ index: Int) -> Value? {
         self.unlink(index)
         let value = self.nodes[index].value
         self.nodes[index].value = nil
+        self.totalCost -= self.nodes[index].cost
+        self.nodes[index].cost = 0
         self.indexByKey[self.nodes[index].key] = nil
         self.freeList.append(index)
         return value

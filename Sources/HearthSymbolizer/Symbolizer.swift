@@ -22,9 +22,13 @@ import Musl
 /// ``SymbolizedFrame/displayName`` is `module+0xoffset`.
 ///
 /// All state (per-process maps, per-file symbol tables, kallsyms) lives behind one `Mutex`, and caches are
-/// bounded LRUs: symbol tables are keyed by GNU build id and by the file's (device, inode, size, mtime), so
-/// one library mapped by many processes (or many containers from one image) is parsed once. Calls do file
-/// I/O while holding the lock; call them from a thread that may block, not from the cooperative pool.
+/// bounded LRUs: symbol tables are found by GNU build id and by the file's (device, inode, size, mtime), so
+/// one library mapped by many processes (or many containers from one image) is parsed once. Symbol tables
+/// and demangled names share a byte budget, ``Configuration/maxSymbolBytes``: a table keeps 16 bytes per
+/// function and an open descriptor of its file, and names are read from the file when an address first
+/// resolves to them. Processes refer to tables by key, so an evicted table is freed (and its descriptor
+/// closed) at once and loaded again when needed. Calls do file I/O while holding the lock; call them from a
+/// thread that may block, not from the cooperative pool.
 public final class Symbolizer: Sendable {
     /// Symbolizer options.
     public struct Configuration: Sendable {
@@ -33,6 +37,13 @@ public final class Symbolizer: Sendable {
         public var procRoot: String = "/proc"
         /// The most ELF files whose symbol tables are kept. Default 256.
         public var maxCachedFiles: Int = 256
+        /// The byte budget of everything cached about symbols: symbol tables (of files, the vDSO and perf
+        /// maps) get three quarters, demangled names one quarter. Least recently used entries are evicted to
+        /// stay within it; a table larger than its share is used for the call that loaded it and not kept.
+        /// A table costs 16 bytes per function (names stay in the file, which is kept open while the table is
+        /// cached; swift-frontend's 300,000 symbols take about 4 MiB) plus the string tables of in-memory
+        /// images (MiniDebugInfo, vDSO, perf maps). Default 16 MiB.
+        public var maxSymbolBytes: Int = 16 << 20
         /// The most processes whose memory maps are kept. Default 4096.
         public var maxCachedProcesses: Int = 4096
         /// The shortest time between two re-reads of one process's maps, which happen when an address falls
@@ -81,6 +92,16 @@ public final class Symbolizer: Sendable {
         self.state.withLock { $0.statistics }
     }
 
+    /// Bytes held by cached symbol tables and demangled names (at most ``Configuration/maxSymbolBytes``).
+    var cachedSymbolBytes: Int {
+        self.state.withLock { $0.cachedSymbolBytes }
+    }
+
+    /// The number of symbol tables cached.
+    var cachedModuleCount: Int {
+        self.state.withLock { $0.modules.count }
+    }
+
     // MARK: User space
 
     /// Symbolizes a user-space stack of process `pid`, leaf first.
@@ -99,6 +120,8 @@ public final class Symbolizer: Sendable {
         }
         let now = ContinuousClock.now
         return self.state.withLock { state in
+            // Tables used by this call, kept alive for it even if the cache can't hold them.
+            var pinned: [UInt64: LoadedModule] = [:]
             var process = state.processes.remove(pid) ?? self.readProcess(pid: pid, now: now)
             if process.lastRead.duration(to: now) > self.configuration.mapsMaximumAge {
                 process = self.readProcess(pid: pid, now: now)
@@ -121,7 +144,8 @@ public final class Symbolizer: Sendable {
                         process: &process,
                         pid: pid,
                         now: now,
-                        state: &state
+                        state: &state,
+                        pinned: &pinned
                     )
                 } else {
                     frame = SymbolizedFrame(function: nil, module: "[unknown]", address: address, moduleOffset: address)
@@ -143,6 +167,7 @@ public final class Symbolizer: Sendable {
     public func mappings(pid: Int32) -> [ProcessMapping] {
         let now = ContinuousClock.now
         return self.state.withLock { state in
+            var pinned: [UInt64: LoadedModule] = [:]
             var process = state.processes.remove(pid) ?? self.readProcess(pid: pid, now: now)
             var result: [ProcessMapping] = []
             for index in process.mappings.indices {
@@ -150,14 +175,20 @@ public final class Symbolizer: Sendable {
                 guard mapping.isExecutable, mapping.kind == .file else {
                     continue
                 }
-                let resolution = self.resolution(of: index, process: &process, pid: pid, state: &state)
+                let resolution = self.resolution(
+                    of: index,
+                    process: &process,
+                    pid: pid,
+                    state: &state,
+                    pinned: &pinned
+                )
                 result.append(
                     ProcessMapping(
                         start: mapping.start,
                         end: mapping.end,
                         fileOffset: mapping.fileOffset,
                         path: mapping.path,
-                        buildID: resolution.module?.buildID
+                        buildID: resolution?.module.buildID
                     )
                 )
             }
@@ -192,24 +223,44 @@ public final class Symbolizer: Sendable {
         process: inout ProcessState,
         pid: Int32,
         now: ContinuousClock.Instant,
-        state: inout State
+        state: inout State,
+        pinned: inout [UInt64: LoadedModule]
     ) -> SymbolizedFrame {
         let mapping = process.mappings[mappingIndex]
-        let resolution = self.resolution(of: mappingIndex, process: &process, pid: pid, state: &state)
-        guard case .module(let module, let bias) = resolution else {
+        let resolution = self.resolution(
+            of: mappingIndex,
+            process: &process,
+            pid: pid,
+            state: &state,
+            pinned: &pinned
+        )
+        guard let (module, bias) = resolution else {
             // JIT code: runtimes (V8 with --perf-basic-prof, .NET, the JVM through perf-map-agent) describe
             // it in /tmp/perf-PID.map.
             var function: String?
             if mapping.isAnonymousMemory {
-                function = process.perfMap?.table.lookup(lookupAddress)?.name
+                let table = Self.perfMapTable(of: process, state: &state, pinned: &pinned)
+                function = table?.lookup(lookupAddress)?.name
+                let evicted = table == nil && process.perfMap?.tableSerial != nil
                 // Runtimes append to the map as they compile: on a miss, look again (rate-limited), and
-                // re-parse only if the file changed.
+                // re-parse only if the file changed or its table was evicted.
                 if function == nil,
-                    process.perfMap.map({ $0.checkedAt.duration(to: now) >= self.configuration.mapsRefreshInterval })
-                        ?? true
+                    evicted
+                        || process.perfMap.map({
+                            $0.checkedAt.duration(to: now) >= self.configuration.mapsRefreshInterval
+                        }) ?? true
                 {
-                    self.refreshPerfMap(of: &process, pid: pid, now: now)
-                    function = process.perfMap?.table.lookup(lookupAddress)?.name
+                    self.refreshPerfMap(
+                        of: &process,
+                        pid: pid,
+                        now: now,
+                        reload: evicted,
+                        state: &state,
+                        pinned: &pinned
+                    )
+                    function =
+                        Self.perfMapTable(of: process, state: &state, pinned: &pinned)?
+                        .lookup(lookupAddress)?.name
                 }
             }
             return SymbolizedFrame(
@@ -226,9 +277,9 @@ public final class Symbolizer: Sendable {
             let key = NameKey(module: module.serial, symbol: index)
             if let cached = state.demangledNames.get(key) {
                 function = cached
-            } else {
-                let demangled = Demangler.demangle(module.symbols.name(at: index))
-                state.demangledNames.set(key, demangled)
+            } else if let name = module.symbols.name(at: index) {
+                let demangled = Demangler.demangle(name)
+                state.demangledNames.set(key, demangled, cost: State.cost(ofName: demangled))
                 function = demangled
             }
         }
@@ -247,43 +298,57 @@ public final class Symbolizer: Sendable {
         of index: Int,
         process: inout ProcessState,
         pid: Int32,
-        state: inout State
-    ) -> MappingResolution {
-        if let known = process.resolutions[index] {
-            return known
+        state: inout State,
+        pinned: inout [UInt64: LoadedModule]
+    ) -> (module: LoadedModule, bias: UInt64)? {
+        switch process.resolutions[index] {
+        case .unavailable?:
+            return nil
+        case .module(let serial, let bias)?:
+            if let module = pinned[serial] ?? state.modules.get(serial) {
+                pinned[serial] = module
+                return (module, bias)
+            }
+        // Evicted from the cache: find or load it again, below.
+        case nil:
+            break
         }
         let mapping = process.mappings[index]
         let module: LoadedModule?
         switch mapping.kind {
         case .file:
-            module = self.loadFileModule(mapping: mapping, pid: pid, state: &state)
+            module = self.loadFileModule(mapping: mapping, pid: pid, state: &state, pinned: &pinned)
         case .vdso:
-            module = self.loadVDSO(mapping: mapping, pid: pid, state: &state)
+            module = self.loadVDSO(mapping: mapping, pid: pid, state: &state, pinned: &pinned)
         case .anonymous, .special:
             module = nil
         }
-        let resolution: MappingResolution
-        if let module {
-            // ET_EXEC files run at their link-time addresses (as pprof assumes too); everything else is
-            // relocated by the bias of the segment the mapping shows.
-            let bias =
-                module.isPositionDependent
-                ? 0
-                : ELFFile.loadBias(
-                    segments: module.loadSegments,
-                    mappingStart: mapping.start,
-                    fileOffset: mapping.fileOffset,
-                    executable: mapping.isExecutable
-                )
-            resolution = .module(module, bias: bias)
-        } else {
-            resolution = .unavailable
+        guard let module else {
+            process.resolutions[index] = .unavailable
+            return nil
         }
-        process.resolutions[index] = resolution
-        return resolution
+        // ET_EXEC files run at their link-time addresses (as pprof assumes too); everything else is
+        // relocated by the bias of the segment the mapping shows.
+        let bias =
+            module.isPositionDependent
+            ? 0
+            : ELFFile.loadBias(
+                segments: module.loadSegments,
+                mappingStart: mapping.start,
+                fileOffset: mapping.fileOffset,
+                executable: mapping.isExecutable
+            )
+        pinned[module.serial] = module
+        process.resolutions[index] = .module(serial: module.serial, bias: bias)
+        return (module, bias)
     }
 
-    private func loadFileModule(mapping: MemoryMapping, pid: Int32, state: inout State) -> LoadedModule? {
+    private func loadFileModule(
+        mapping: MemoryMapping,
+        pid: Int32,
+        state: inout State,
+        pinned: inout [UInt64: LoadedModule]
+    ) -> LoadedModule? {
         let processDirectory = "\(self.configuration.procRoot)/\(pid)"
         let root = "\(processDirectory)/root"
         let mapFile =
@@ -296,17 +361,36 @@ public final class Symbolizer: Sendable {
                 continue
             }
             if let cached = state.modulesByFile.get(key) {
-                return cached.module
+                // nil: the file couldn't be parsed.
+                guard let serial = cached else {
+                    return nil
+                }
+                if let module = pinned[serial] ?? state.modules.get(serial) {
+                    return module
+                }
+                // Evicted: load it again.
             }
-            let module = self.loadModule(openPath: path, mappedPath: mapping.path, root: root, state: &state)
-            state.modulesByFile.set(key, CachedModule(module: module))
+            let module = self.loadModule(
+                openPath: path,
+                mappedPath: mapping.path,
+                root: root,
+                state: &state,
+                pinned: &pinned
+            )
+            state.modulesByFile.set(key, module?.serial)
             return module
         }
         self.logger.debug("cannot stat mapped file", metadata: ["pid": "\(pid)", "module.path": "\(mapping.path)"])
         return nil
     }
 
-    private func loadModule(openPath: String, mappedPath: String, root: String, state: inout State) -> LoadedModule? {
+    private func loadModule(
+        openPath: String,
+        mappedPath: String,
+        root: String,
+        state: inout State,
+        pinned: inout [UInt64: LoadedModule]
+    ) -> LoadedModule? {
         let elf: ELFFile
         do {
             elf = try ELFFile(path: openPath)
@@ -316,7 +400,8 @@ public final class Symbolizer: Sendable {
         }
         // Another file with this build id was loaded already (the same library in another container, or a
         // stripped copy): reuse its table, unless this file has better symbols than that one had.
-        if let buildID = elf.buildID, let cached = state.modulesByBuildID.get(buildID),
+        if let buildID = elf.buildID, let serial = state.modulesByBuildID.get(buildID),
+            let cached = pinned[serial] ?? state.modules.get(serial),
             cached.hasFullSymbols || !elf.hasSymbolTable
         {
             return cached
@@ -357,9 +442,7 @@ public final class Symbolizer: Sendable {
                 "module.symbol_source": "\(symbolSource)",
             ]
         )
-        if let buildID = elf.buildID {
-            state.modulesByBuildID.set(buildID, module)
-        }
+        state.cache(module, pinned: &pinned)
         return module
     }
 
@@ -370,7 +453,7 @@ public final class Symbolizer: Sendable {
         path: String
     ) {
         do {
-            try elf.forEachFunctionSymbol(in: kinds) { builder.add($0) }
+            try builder.addFunctionSymbols(of: elf, in: kinds)
         } catch {
             // Symbols read before the damaged entry are kept.
             self.logger.debug("damaged symbol table", metadata: ["module.path": "\(path)", "error": "\(error)"])
@@ -410,7 +493,14 @@ public final class Symbolizer: Sendable {
 
     /// Reads the process's perf map (`/tmp/perf-PID.map` inside its root, named with its PID in its own
     /// namespace): lines of `START SIZE NAME`, hex start and size. Returns an empty table when there is none.
-    private func refreshPerfMap(of process: inout ProcessState, pid: Int32, now: ContinuousClock.Instant) {
+    private func refreshPerfMap(
+        of process: inout ProcessState,
+        pid: Int32,
+        now: ContinuousClock.Instant,
+        reload: Bool,
+        state: inout State,
+        pinned: inout [UInt64: LoadedModule]
+    ) {
         let path: String
         if let known = process.perfMap?.path {
             path = known
@@ -428,12 +518,40 @@ public final class Symbolizer: Sendable {
             path = "\(processDirectory)/root/tmp/perf-\(namespacePID).map"
         }
         let fileKey = FileKey(path: path)
-        if let known = process.perfMap, known.fileKey == fileKey {
+        if !reload, let known = process.perfMap, known.fileKey == fileKey {
             process.perfMap?.checkedAt = now
             return
         }
-        let table = fileKey == nil ? .empty : self.loadPerfMap(path: path, pid: pid)
-        process.perfMap = PerfMapState(path: path, fileKey: fileKey, table: table, checkedAt: now)
+        var tableSerial: UInt64?
+        if fileKey != nil {
+            let module = LoadedModule(
+                buildID: nil,
+                loadSegments: [],
+                symbols: self.loadPerfMap(path: path, pid: pid),
+                hasFullSymbols: false,
+                isPositionDependent: false,
+                serial: state.nextModuleSerial()
+            )
+            state.modules.set(module.serial, module, cost: module.byteCount)
+            pinned[module.serial] = module
+            tableSerial = module.serial
+        }
+        process.perfMap = PerfMapState(path: path, fileKey: fileKey, tableSerial: tableSerial, checkedAt: now)
+    }
+
+    /// The process's parsed perf map, if it has one and its table is still cached.
+    private static func perfMapTable(
+        of process: ProcessState,
+        state: inout State,
+        pinned: inout [UInt64: LoadedModule]
+    ) -> SymbolTable? {
+        guard let serial = process.perfMap?.tableSerial,
+            let module = pinned[serial] ?? state.modules.get(serial)
+        else {
+            return nil
+        }
+        pinned[serial] = module
+        return module.symbols
     }
 
     private func loadPerfMap(path: String, pid: Int32) -> SymbolTable {
@@ -477,7 +595,12 @@ public final class Symbolizer: Sendable {
     }
 
     /// The vDSO is an ELF image the kernel maps into every process; read it from `/proc/PID/mem`.
-    private func loadVDSO(mapping: MemoryMapping, pid: Int32, state: inout State) -> LoadedModule? {
+    private func loadVDSO(
+        mapping: MemoryMapping,
+        pid: Int32,
+        state: inout State,
+        pinned: inout [UInt64: LoadedModule]
+    ) -> LoadedModule? {
         let size = mapping.end - mapping.start
         guard size <= 1 << 20, mapping.fileOffset == 0 else {
             return nil
@@ -489,7 +612,9 @@ public final class Symbolizer: Sendable {
             self.logger.debug("cannot read vdso", metadata: ["pid": "\(pid)"])
             return nil
         }
-        if let buildID = elf.buildID, let cached = state.modulesByBuildID.get(buildID) {
+        if let buildID = elf.buildID, let serial = state.modulesByBuildID.get(buildID),
+            let cached = pinned[serial] ?? state.modules.get(serial)
+        {
             return cached
         }
         var builder = SymbolTable.Builder()
@@ -502,9 +627,7 @@ public final class Symbolizer: Sendable {
             isPositionDependent: elf.fileType == .executable,
             serial: state.nextModuleSerial()
         )
-        if let buildID = elf.buildID {
-            state.modulesByBuildID.set(buildID, module)
-        }
+        state.cache(module, pinned: &pinned)
         return module
     }
 
@@ -597,8 +720,14 @@ final class LoadedModule: Sendable {
 
     /// Whether the file is `ET_EXEC` (a non-PIE executable), whose load bias is always 0.
     let isPositionDependent: Bool
-    /// Unique per symbolizer, never reused: keys the demangled-name cache.
+    /// Unique per symbolizer, never reused: keys the module and demangled-name caches.
     let serial: UInt64
+
+    /// The module's share of the symbolizer's byte budget.
+    var byteCount: Int {
+        self.symbols.byteCount + self.loadSegments.count * MemoryLayout<ELFFile.ProgramHeader>.stride + 256
+            + (self.buildID?.utf8.count ?? 0)
+    }
 
     init(
         buildID: String?,
@@ -623,11 +752,6 @@ struct NameKey: Hashable {
     var symbol: Int
 }
 
-/// A file-cache entry; `module == nil` remembers that the file couldn't be parsed.
-struct CachedModule {
-    var module: LoadedModule?
-}
-
 /// Identifies a file's contents without reading them: (device, inode) plus size and mtime, so a path
 /// replaced in place by a different binary doesn't hit a stale entry.
 struct FileKey: Hashable {
@@ -650,16 +774,11 @@ struct FileKey: Hashable {
     }
 }
 
+/// What a mapping resolved to: a module, by its serial (looked up in the cache on each use, so a process
+/// never keeps an evicted table alive), or nothing.
 enum MappingResolution {
-    case module(LoadedModule, bias: UInt64)
+    case module(serial: UInt64, bias: UInt64)
     case unavailable
-
-    var module: LoadedModule? {
-        if case .module(let module, _) = self {
-            return module
-        }
-        return nil
-    }
 }
 
 /// A process's `/tmp/perf-PID.map`: where it is, which version of it was parsed, and when it was last
@@ -668,7 +787,8 @@ struct PerfMapState {
     var path: String
     /// nil when the file didn't exist.
     var fileKey: FileKey?
-    var table: SymbolTable
+    /// The serial of the parsed table in the module cache; nil when the file didn't exist.
+    var tableSerial: UInt64?
     var checkedAt: ContinuousClock.Instant
 }
 
@@ -689,12 +809,31 @@ struct ProcessState {
 
 struct State {
     var processes: LRUCache<Int32, ProcessState>
-    var modulesByFile: LRUCache<FileKey, CachedModule>
-    var modulesByBuildID: LRUCache<String, LoadedModule>
+    /// Every loaded table (files, vDSOs, perf maps) by serial, within the tables' share of the byte budget.
+    /// The other caches and processes refer to tables by serial only.
+    var modules: LRUCache<UInt64, LoadedModule>
+    /// Serials by file; nil remembers that the file couldn't be parsed.
+    var modulesByFile: LRUCache<FileKey, UInt64?>
+    var modulesByBuildID: LRUCache<String, UInt64>
     var kernel: KernelSymbols?
     var statistics = Symbolizer.Statistics()
-    var demangledNames = LRUCache<NameKey, String>(capacity: 1 << 16)
+    var demangledNames: LRUCache<NameKey, String>
     private var moduleSerial: UInt64 = 0
+
+    /// Bytes held by the cached tables and demangled names; never above `maxSymbolBytes`.
+    var cachedSymbolBytes: Int { self.modules.totalCost + self.demangledNames.totalCost }
+
+    /// A cached name's share of the budget: its bytes plus the cache node and string overhead.
+    static func cost(ofName name: String) -> Int { name.utf8.count + 64 }
+
+    /// Caches a new module by serial and build id, and keeps it for the current call.
+    mutating func cache(_ module: LoadedModule, pinned: inout [UInt64: LoadedModule]) {
+        self.modules.set(module.serial, module, cost: module.byteCount)
+        pinned[module.serial] = module
+        if let buildID = module.buildID {
+            self.modulesByBuildID.set(buildID, module.serial)
+        }
+    }
 
     mutating func nextModuleSerial() -> UInt64 {
         self.moduleSerial += 1
@@ -703,7 +842,11 @@ struct State {
 
     init(configuration: Symbolizer.Configuration) {
         self.processes = LRUCache(capacity: configuration.maxCachedProcesses)
+        let budget = max(0, configuration.maxSymbolBytes)
+        let namesBudget = budget / 4
+        self.modules = LRUCache(capacity: configuration.maxCachedFiles, maximumCost: budget - namesBudget)
         self.modulesByFile = LRUCache(capacity: configuration.maxCachedFiles)
         self.modulesByBuildID = LRUCache(capacity: configuration.maxCachedFiles)
+        self.demangledNames = LRUCache(capacity: 1 << 16, maximumCost: namesBudget)
     }
 }

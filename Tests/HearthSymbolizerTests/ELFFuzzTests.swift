@@ -272,3 +272,60 @@ struct ELFFuzzTests {
         }
     }
 }
+
+/// Builds a table the way the symbolizer does (chunked reads, names left in the file) and looks up every
+/// symbol start and some hostile addresses. Returns the table's size and what the lookups found.
+private func lazyLookups(_ elf: ELFFile, probes: [UInt64]) -> (count: Int, found: [String?]) {
+    var builder = SymbolTable.Builder()
+    try? builder.addFunctionSymbols(of: elf, in: .all)
+    let table = builder.build()
+    _ = table.byteCount
+    return (table.count, probes.map { table.lookup($0).map { "\($0.name)@\($0.start)" } })
+}
+
+@Suite("Lazily named symbol tables on hostile input")
+struct LazySymbolTableFuzzTests {
+    @Test("mutated files: the chunked, lazily named table matches between memory and pread, and never traps")
+    func mutatedLazyTables() throws {
+        let fixtures = try Fixtures.get()
+        let directory = "\(fixtures.directory)/lazy-fuzz-\(UUID())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var random = SeededGenerator(state: 0x4c41_5a59)
+        var parsed = 0
+        for path in [fixtures.pie, fixtures.nonPIE, fixtures.library, fixtures.miniDebugInfo] {
+            let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+            let symbols = (try? ELFFile(bytes: original).functionSymbols()) ?? []
+            var probes: [UInt64] = [0, 1, 0x1000, 0x1139, UInt64.max, UInt64.max - 1, UInt64(Int64.max)]
+            for symbol in symbols.prefix(64) {
+                probes += [symbol.value, symbol.value &+ 1]
+            }
+            for i in 0..<150 {
+                let bytes = i == 0 ? original : mutate(original, &random)
+                let file = "\(directory)/\(i)"
+                try Data(bytes).write(to: URL(fileURLWithPath: file))
+                guard let fromMemory = try? ELFFile(bytes: bytes), let fromFile = try? ELFFile(path: file) else {
+                    continue
+                }
+                parsed += 1
+                let memory = lazyLookups(fromMemory, probes: probes)
+                let disk = lazyLookups(fromFile, probes: probes)
+                #expect(memory.count == disk.count)
+                #expect(memory.found == disk.found)
+                if i == 0 {
+                    // Unmutated: the same answers as a table built from names read up front.
+                    var eager = SymbolTable.Builder()
+                    try? fromMemory.forEachFunctionSymbol(in: .all) { eager.add($0) }
+                    let table = eager.build()
+                    #expect(memory.count == table.count)
+                    #expect(memory.found == probes.map { table.lookup($0).map { "\($0.name)@\($0.start)" } })
+                    #expect(symbols.isEmpty || memory.found.contains { $0 != nil })
+                }
+                if let embedded = MiniDebugInfo.image(in: fromMemory) {
+                    _ = lazyLookups(embedded, probes: probes)
+                }
+            }
+        }
+        #expect(parsed > 100)
+    }
+}
