@@ -276,6 +276,50 @@ struct ServerSideApplyTests {
         }
     }
 
+    @Test("ownerReferences merge by uid and status conditions by type")
+    func ownerReferencesAndConditions() async throws {
+        try await withServerAndClient { _, client in
+            let daemonSets = client.resource(Self.daemonSets, namespace: "default")
+            // Owners that exist, so that garbage collection leaves the DaemonSet alone.
+            let configMaps = client.resource(
+                ResourceType(group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", namespaced: true),
+                namespace: "default"
+            )
+            var uids: [String] = []
+            for name in ["owner-1", "owner-2"] {
+                let created = try await configMaps.create(
+                    DynamicObject(configMaps.type, name: name, namespace: "default")
+                )
+                uids.append(try #require(created.metadata.uid))
+            }
+            func owner(_ index: Int) -> JSONValue {
+                [
+                    "apiVersion": "v1", "kind": "ConfigMap", "name": .string("owner-\(index + 1)"),
+                    "uid": .string(uids[index]),
+                ]
+            }
+            var alphaIntent = Self.daemonSet([Self.container("agent", image: "agent:1")])
+            alphaIntent.object["metadata"]?.setValue(.array([owner(0)]), at: ["ownerReferences"])
+            _ = try await daemonSets.apply(alphaIntent, fieldManager: "alpha")
+            var betaIntent = Self.daemonSet([Self.container("sidecar", image: "sidecar:1")])
+            betaIntent.object["metadata"]?.setValue(.array([owner(1)]), at: ["ownerReferences"])
+            let both = try await daemonSets.apply(betaIntent, fieldManager: "beta")
+            #expect(both.metadata.ownerReferences?.map(\.uid) == uids)
+            let betaOwner = "k:{\"uid\":\"\(uids[1])\"}"
+            #expect(Self.fields(both, "beta")?[path: ["f:metadata", "f:ownerReferences", betaOwner, "f:name"]] != nil)
+
+            func condition(_ type: String) -> DynamicObject {
+                var object = DynamicObject(Self.daemonSets, name: "agent", namespace: "default")
+                object.status = ["conditions": [["type": .string(type), "status": "True"]]]
+                return object
+            }
+            _ = try await daemonSets.applyStatus(condition("Ready"), fieldManager: "ready-controller")
+            let status = try await daemonSets.applyStatus(condition("Progressing"), fieldManager: "rollout-controller")
+            let types = status.status?["conditions"]?.arrayValue?.compactMap { $0["type"]?.stringValue }
+            #expect(types == ["Ready", "Progressing"])
+        }
+    }
+
     static let widgets = ResourceType(
         group: "example.com",
         version: "v1",
