@@ -180,6 +180,7 @@ public struct Controller<Primary: JSONView>: ServiceLifecycle.Service {
                 for source in self.sources {
                     group.addTask { await source(queue, logger) }
                 }
+                group.addTask { await queue.runMetricsUpdates() }
                 if self.configuration.resyncPeriod > .zero {
                     group.addTask {
                         while !Task.isCancelled {

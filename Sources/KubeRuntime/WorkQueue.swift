@@ -72,6 +72,8 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
     let retriesCounter: Counter
     let queueDuration: Metrics.Timer
     let workDuration: Metrics.Timer
+    let unfinishedWorkGauge: Gauge
+    let longestRunningGauge: Gauge
 
     public init(
         name: String,
@@ -94,6 +96,52 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
             dimensions: dimensions,
             factory: metricsFactory
         )
+        self.unfinishedWorkGauge = Gauge(
+            label: "workqueue_unfinished_work_seconds",
+            dimensions: dimensions,
+            factory: metricsFactory
+        )
+        self.longestRunningGauge = Gauge(
+            label: "workqueue_longest_running_processor_seconds",
+            dimensions: dimensions,
+            factory: metricsFactory
+        )
+    }
+
+    /// How often ``runMetricsUpdates(every:)`` refreshes the in-progress gauges (client-go: 500 ms).
+    public static var unfinishedWorkUpdatePeriod: Duration { .milliseconds(500) }
+
+    /// The work in progress as client-go's `updateUnfinishedWork` measures it: the summed seconds every item being
+    /// processed has run so far, and the seconds of the longest-running one (both 0 when nothing is processing).
+    public func unfinishedWork(
+        now: ContinuousClock.Instant = .now
+    ) -> (unfinishedSeconds: Double, longestRunningSeconds: Double) {
+        let ages = self.state.withLock { state in state.startedAt.values.map { now - $0 } }
+        var total = 0.0
+        var longest = 0.0
+        for age in ages {
+            let seconds = Double(Self.nanoseconds(age)) / 1e9
+            total += seconds
+            longest = max(longest, seconds)
+        }
+        return (total, longest)
+    }
+
+    /// Records `workqueue_unfinished_work_seconds` and `workqueue_longest_running_processor_seconds` now.
+    public func updateUnfinishedWork() {
+        let (total, longest) = self.unfinishedWork()
+        self.unfinishedWorkGauge.record(total)
+        self.longestRunningGauge.record(longest)
+    }
+
+    /// Refreshes the in-progress gauges periodically (as client-go's `updateUnfinishedWorkLoop` does) until the
+    /// queue shuts down or the task is cancelled.
+    public func runMetricsUpdates(every period: Duration = .milliseconds(500)) async {
+        while !self.isShuttingDown && !Task.isCancelled {
+            self.updateUnfinishedWork()
+            do { try await Task.sleep(for: period) } catch { break }
+        }
+        self.updateUnfinishedWork()
     }
 
     /// Adds an item now.
@@ -225,6 +273,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
             return ([], started)
         }
         if let started { self.workDuration.recordNanoseconds(Self.nanoseconds(.now - started)) }
+        self.updateUnfinishedWork()
         for waiter in waiters { waiter.resume() }
     }
 

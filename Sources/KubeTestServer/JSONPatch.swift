@@ -143,10 +143,11 @@ struct FieldSet: Sendable, Hashable {
 
     init(_ paths: Set<[String]> = []) { self.paths = paths }
 
-    /// The leaf paths of an object, leaving out fields the server owns.
-    init(of value: JSONValue) {
+    /// The leaf paths of an object, leaving out fields the server owns. Items of associative lists (list maps and
+    /// sets, see ``ListTypes``) get a path of their own, and the fields of list-map items are paths below it.
+    init(of value: JSONValue, lists: ListTypes = ListTypes()) {
         var paths = Set<[String]>()
-        Self.collect(value, prefix: [], into: &paths)
+        Self.collect(value, prefix: [], lists: lists, into: &paths)
         self.paths = paths.filter { !Self.isServerOwned($0) }
     }
 
@@ -159,23 +160,46 @@ struct FieldSet: Sendable, Hashable {
         ].contains(path[1])
     }
 
-    private static func collect(_ value: JSONValue, prefix: [String], into paths: inout Set<[String]>) {
+    private static func collect(
+        _ value: JSONValue,
+        prefix: [String],
+        lists: ListTypes,
+        into paths: inout Set<[String]>
+    ) {
         if case .object(let object) = value, !object.isEmpty {
-            for (key, child) in object { collect(child, prefix: prefix + [key], into: &paths) }
-        } else if !prefix.isEmpty {
-            paths.insert(prefix)
+            for (key, child) in object { collect(child, prefix: prefix + [key], lists: lists, into: &paths) }
+            return
         }
+        if case .array(let items) = value, !items.isEmpty, !prefix.isEmpty {
+            let type = lists.type(at: prefix)
+            let components = items.map { FieldPath.component(for: $0, in: type) }
+            if type != .atomic, components.allSatisfy({ $0 != nil }) {
+                for (item, component) in zip(items, components) {
+                    let itemPath = prefix + [component!]
+                    paths.insert(itemPath)
+                    if case .map = type, case .object(let object) = item {
+                        for (key, child) in object {
+                            collect(child, prefix: itemPath + [key], lists: lists, into: &paths)
+                        }
+                    }
+                }
+                return
+            }
+        }
+        if !prefix.isEmpty { paths.insert(prefix) }
     }
 
-    /// Parses `fieldsV1` (`{"f:spec":{"f:size":{}}}`); non-`f:` keys end a path.
+    /// Parses `fieldsV1` (`{"f:spec":{"f:size":{}}}`, list items as `k:{...}` and `v:...`); `.` marks a path that
+    /// is owned itself as well as through its children.
     init(fieldsV1: JSONValue) {
         var paths = Set<[String]>()
         func walk(_ value: JSONValue, _ prefix: [String]) {
             guard case .object(let object) = value else { return }
             var hasChild = false
-            for (key, child) in object where key.hasPrefix("f:") {
+            for (key, child) in object {
+                guard let component = FieldPath.component(fieldsV1Key: key) else { continue }
                 hasChild = true
-                walk(child, prefix + [String(key.dropFirst(2))])
+                walk(child, prefix + [component])
             }
             if !hasChild || object["."] != nil, !prefix.isEmpty { paths.insert(prefix) }
         }
@@ -189,11 +213,27 @@ struct FieldSet: Sendable, Hashable {
         for path in self.paths {
             var current: [String] = []
             for component in path {
-                current.append("f:" + component)
+                current.append(FieldPath.fieldsV1Key(component))
                 if root[path: current] == nil { root.setValue(.object([:]), at: current[...]) }
             }
         }
+        // A path owned itself that also has owned children (a list-map item) carries ".".
+        for path in self.paths {
+            let keys = path.map(FieldPath.fieldsV1Key)
+            if let node = root[path: keys]?.objectValue, !node.isEmpty, node["."] == nil {
+                root.setValue(.object([:]), at: (keys + ["."])[...])
+            }
+        }
         return root
+    }
+
+    /// Whether owning one path claims the other: one is a prefix of the other, except that owning a list item
+    /// (its `.`) does not claim the item's fields, and owning a field of an item does not claim the item.
+    static func covers(_ a: [String], _ b: [String]) -> Bool {
+        guard overlaps(a, b) else { return false }
+        let shorter = a.count <= b.count ? a : b
+        if a.count != b.count, let last = shorter.last, FieldPath.isItem(last) { return false }
+        return true
     }
 
     /// Whether two paths overlap (one is a prefix of the other).

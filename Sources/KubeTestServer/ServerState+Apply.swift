@@ -149,7 +149,8 @@ extension ServerState {
                 )
             }
         }
-        let appliedSet = FieldSet(of: .object(applied))
+        let lists = ListTypes(info)
+        let appliedSet = FieldSet(of: .object(applied), lists: lists)
         let key = self.key(info, namespace: namespace, name: name)
         let now = KubeTime.format(Date())
         func entry(_ set: FieldSet) -> ManagedFieldsEntry {
@@ -179,7 +180,15 @@ extension ServerState {
             return (created, true)
         }
         let live = JSONValue.object(old)
+        let appliedValue = JSONValue.object(applied)
         let entries = ObjectMeta(object: old["metadata"]?.objectValue ?? [:]).managedFields ?? []
+        // Whether applying changes the value at a path (for a list item: whether it adds the item).
+        func differs(_ path: [String]) -> Bool {
+            if let last = path.last, FieldPath.isItem(last) {
+                return (live.value(atFieldPath: path) == nil) != (appliedValue.value(atFieldPath: path) == nil)
+            }
+            return live.value(atFieldPath: path) != appliedValue.value(atFieldPath: path)
+        }
         // Conflicts: fields in the body owned by another manager with a different value.
         var conflicts: [(manager: ManagedFieldsEntry, path: [String])] = []
         for other in entries {
@@ -187,11 +196,9 @@ extension ServerState {
                 other.manager == context.manager && other.operation == "Apply" && other.subresource == subresource
             if isSelf { continue }
             let owned = FieldSet(fieldsV1: other.fieldsV1 ?? [:])
-            for path in appliedSet.paths.sorted(by: { $0.joined(separator: ".") < $1.joined(separator: ".") }) {
-                for ownedPath in owned.paths where FieldSet.overlaps(ownedPath, path) {
-                    if live[path: ownedPath] != JSONValue.object(applied)[path: ownedPath]
-                        && live[path: path] != JSONValue.object(applied)[path: path]
-                    {
+            for path in appliedSet.paths.sorted(by: { FieldPath.display($0) < FieldPath.display($1) }) {
+                for ownedPath in owned.paths where FieldSet.covers(ownedPath, path) {
+                    if differs(ownedPath) && differs(path) {
                         conflicts.append((other, path))
                         break
                     }
@@ -202,7 +209,7 @@ extension ServerState {
             throw Self.conflictError(conflicts)
         }
         // Merge the applied configuration, then drop fields this manager stopped applying (unless owned elsewhere).
-        var merged = Self.deepMerge(live, .object(applied))
+        var merged = live.mergingApplied(appliedValue, lists: lists)
         let previous =
             entries.first {
                 $0.manager == context.manager && $0.operation == "Apply" && $0.subresource == subresource
@@ -210,20 +217,31 @@ extension ServerState {
         let others = entries.filter {
             !($0.manager == context.manager && $0.operation == "Apply" && $0.subresource == subresource)
         }
-        for path in previous.paths.subtracting(appliedSet.paths) {
-            let ownedElsewhere = others.contains { other in
-                FieldSet(fieldsV1: other.fieldsV1 ?? [:]).paths.contains { FieldSet.overlaps($0, path) }
+        let ownedByOthers = others.reduce(into: Set<[String]>()) {
+            $0.formUnion(FieldSet(fieldsV1: $1.fieldsV1 ?? [:]).paths)
+        }
+        // Deepest first, so that the fields of a dropped list item go before the item.
+        for path in previous.paths.subtracting(appliedSet.paths).sorted(by: { $0.count > $1.count }) {
+            // Kept when another manager owns the path, something below it, or an atomic value above it.
+            let ownedElsewhere = ownedByOthers.contains { owned in
+                owned.starts(with: path) || FieldSet.covers(owned, path)
             }
-            if !ownedElsewhere {
-                merged.setValue(nil, at: path[...])
-                // Drop maps the removal left empty, unless someone owns them as a value.
-                var parent = Array(path.dropLast())
-                while !parent.isEmpty, merged[path: parent] == .object([:]),
-                    !others.contains(where: { FieldSet(fieldsV1: $0.fieldsV1 ?? [:]).paths.contains(parent) })
-                {
-                    merged.setValue(nil, at: parent[...])
-                    parent.removeLast()
-                }
+            if ownedElsewhere { continue }
+            // Key fields go with their item, never on their own.
+            if path.count >= 2, FieldPath.isItem(path[path.count - 2]),
+                FieldPath.keyFields(path[path.count - 2]).contains(path[path.count - 1])
+            {
+                continue
+            }
+            merged.removeValue(atFieldPath: path[...])
+            // Drop maps and lists the removal left empty, unless someone owns them as a value.
+            var parent = Array(path.dropLast())
+            while !parent.isEmpty, let value = merged.value(atFieldPath: parent),
+                value == .object([:]) || value == .array([]),
+                !ownedByOthers.contains(parent)
+            {
+                merged.removeValue(atFieldPath: parent[...])
+                parent.removeLast()
             }
         }
         var newEntries: [ManagedFieldsEntry] = []
@@ -231,7 +249,7 @@ extension ServerState {
             var set = FieldSet(fieldsV1: other.fieldsV1 ?? [:])
             if context.force {
                 let taken = Set(conflicts.filter { $0.manager == other }.map(\.path))
-                set.paths = set.paths.filter { owned in !taken.contains { FieldSet.overlaps($0, owned) } }
+                set.paths = set.paths.filter { owned in !taken.contains { FieldSet.covers($0, owned) } }
             }
             if set.paths.isEmpty { continue }
             other.fieldsV1 = set.fieldsV1
@@ -255,12 +273,6 @@ extension ServerState {
         return (result, false)
     }
 
-    static func deepMerge(_ base: JSONValue, _ overlay: JSONValue) -> JSONValue {
-        guard case .object(var object) = base, case .object(let patch) = overlay else { return overlay }
-        for (key, value) in patch { object[key] = object[key].map { deepMerge($0, value) } ?? value }
-        return .object(object)
-    }
-
     static func describe(_ manager: ManagedFieldsEntry) -> String {
         if manager.operation == "Apply" { return "\"\(manager.manager ?? "")\"" }
         var text = "\"\(manager.manager ?? "")\" using \(manager.apiVersion ?? "")"
@@ -274,21 +286,21 @@ extension ServerState {
             StatusCause(
                 reason: "FieldManagerConflict",
                 message: "conflict with \(describe($0.manager))",
-                field: "." + $0.path.joined(separator: ".")
+                field: FieldPath.display($0.path)
             )
         }
         let message: String
         if conflicts.count == 1 {
             message =
                 "Apply failed with 1 conflict: conflict with \(describe(conflicts[0].manager)): "
-                + "." + conflicts[0].path.joined(separator: ".")
+                + FieldPath.display(conflicts[0].path)
         } else {
             let grouped = Dictionary(grouping: conflicts, by: { describe($0.manager) })
             message =
                 "Apply failed with \(conflicts.count) conflicts: "
                 + grouped.keys.sorted().map { manager in
                     "conflicts with \(manager):\n"
-                        + grouped[manager]!.map { "- ." + $0.path.joined(separator: ".") }
+                        + grouped[manager]!.map { "- " + FieldPath.display($0.path) }
                         .joined(separator: "\n")
                 }.joined(separator: "\n")
         }

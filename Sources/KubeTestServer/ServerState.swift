@@ -315,7 +315,7 @@ struct ServerState {
             ?? Self.updateEntries(
                 [],
                 manager: context.manager,
-                changed: FieldSet(of: .object(object)),
+                changed: FieldSet(of: .object(object), lists: ListTypes(info)),
                 removed: [],
                 apiVersion: info.type.apiVersion,
                 subresource: nil
@@ -482,9 +482,15 @@ struct ServerState {
         } else {
             var probe = candidate
             probe["metadata"] = meta.json
-            let before = FieldSet(of: .object(old))
-            let after = FieldSet(of: .object(probe))
-            let changed = after.paths.filter { JSONValue.object(old)[path: $0] != JSONValue.object(probe)[path: $0] }
+            let lists = ListTypes(info)
+            let before = FieldSet(of: .object(old), lists: lists)
+            let after = FieldSet(of: .object(probe), lists: lists)
+            // Changed: a value that differs, or a list item that is new.
+            let changed = after.paths.filter { path in
+                let was = JSONValue.object(old).value(atFieldPath: path)
+                if let last = path.last, FieldPath.isItem(last) { return was == nil }
+                return was != JSONValue.object(probe).value(atFieldPath: path)
+            }
             let removed = before.paths.subtracting(after.paths)
             let entries = Self.updateEntries(
                 oldMeta.managedFields ?? [],
@@ -567,7 +573,7 @@ struct ServerState {
                 own = set
                 continue
             }
-            set.paths = set.paths.filter { path in !changed.paths.contains { FieldSet.overlaps($0, path) } }
+            set.paths = set.paths.filter { path in !changed.paths.contains { FieldSet.covers($0, path) } }
             if set.paths.isEmpty { continue }
             var updated = entry
             updated.fieldsV1 = set.fieldsV1

@@ -1,11 +1,54 @@
 // WorkQueueTests.swift: dedupe, per-key exclusivity, delays, failure backoff, bounded workers, shutdown.
 
 import KubeRuntime
+import MetricsTestKit
 import Synchronization
 import Testing
 
 @Suite("WorkQueue", .timeLimit(.minutes(1)))
 struct WorkQueueTests {
+    @Test("unfinished work and the longest-running processor are reported as client-go computes them")
+    func unfinishedWorkMetrics() async throws {
+        let metrics = TestMetrics()
+        let queue = WorkQueue<String>(name: "inflight", metricsFactory: metrics)
+        let dimensions = [("name", "inflight"), ("controller", "inflight")]
+        queue.updateUnfinishedWork()
+        #expect(try metrics.expectGauge("workqueue_unfinished_work_seconds", dimensions).lastValue == 0)
+        #expect(try metrics.expectGauge("workqueue_longest_running_processor_seconds", dimensions).lastValue == 0)
+
+        queue.add("a")
+        #expect(await queue.next() == "a")
+        try await Task.sleep(for: .milliseconds(200))
+        queue.add("b")
+        #expect(await queue.next() == "b")
+        try await Task.sleep(for: .milliseconds(100))
+        queue.updateUnfinishedWork()
+        let unfinished = try metrics.expectGauge("workqueue_unfinished_work_seconds", dimensions).lastValue ?? -1
+        let longest = try metrics.expectGauge("workqueue_longest_running_processor_seconds", dimensions).lastValue ?? -1
+        // a has run >= 0.3 s and b >= 0.1 s: the sum covers both, the longest is a's alone.
+        #expect(longest >= 0.3)
+        #expect(unfinished >= 0.4)
+        #expect(unfinished >= longest + 0.1)
+        #expect(unfinished < longest * 2)
+
+        // Finishing an item takes it out of both; the periodic loop keeps the gauges current.
+        queue.done("a")
+        let afterA = try metrics.expectGauge("workqueue_longest_running_processor_seconds", dimensions).lastValue ?? -1
+        #expect(afterA >= 0.1 && afterA < longest)
+        let loop = Task { await queue.runMetricsUpdates(every: .milliseconds(20)) }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(
+            try metrics.expectGauge("workqueue_longest_running_processor_seconds", dimensions).lastValue ?? 0
+                >= afterA + 0.05
+        )
+        queue.done("b")
+        #expect(try metrics.expectGauge("workqueue_unfinished_work_seconds", dimensions).lastValue == 0)
+        queue.shutdown()
+        await loop.value
+        #expect(try metrics.expectGauge("workqueue_unfinished_work_seconds", dimensions).lastValue == 0)
+        #expect(try metrics.expectGauge("workqueue_longest_running_processor_seconds", dimensions).lastValue == 0)
+    }
+
     @Test("an item added many times before a worker takes it is processed once")
     func dedupe() async throws {
         let queue = WorkQueue<String>(name: "dedupe")
