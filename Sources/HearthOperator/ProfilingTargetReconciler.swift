@@ -101,6 +101,7 @@ public final class ProfilingTargetReconciler: Reconciler {
     let queue = Mutex<WorkQueue<ObjectKey>?>(nil)
     /// Agent syncs that ran (tests and benchmarks).
     let syncCount = Mutex(0)
+    let reconcileCount = Mutex(0)
 
     public init(
         client: KubeClient,
@@ -139,6 +140,14 @@ public final class ProfilingTargetReconciler: Reconciler {
     // MARK: Reconcile
 
     public func reconcile(_ key: ObjectKey) async throws -> ReconcileResult {
+        defer { self.reconcileCount.withLock { $0 += 1 } }
+        return try await self.reconcileOnce(key)
+    }
+
+    /// Reconciles finished so far (tests and benchmarks).
+    public var reconciles: Int { self.reconcileCount.withLock { $0 } }
+
+    func reconcileOnce(_ key: ObjectKey) async throws -> ReconcileResult {
         if key == AgentKey {
             try await self.syncAgent(reason: "agent objects changed")
             return .done
