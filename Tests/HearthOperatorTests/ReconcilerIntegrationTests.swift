@@ -156,6 +156,8 @@ struct ReconcilerIntegrationTests {
                 makeTarget("billing", namespace: "other", app: "billing")
             )
             #expect(try await eventually { try await h.configuredTargets() == ["other/billing", "shop/checkout"] })
+            // The DaemonSet is applied after the ConfigMap.
+            #expect(try await eventually { try await h.daemonSet() != nil })
             let daemonSets = try await h.client.resource(DaemonSet.self).list().items
             #expect(daemonSets.count == 1)
 
