@@ -103,7 +103,7 @@ let package = Package(
             name: "KubeClient",
             dependencies: [
                 "KubeModel", asyncHTTPClient, nioCore, nioPosix, nioHTTP1, nioFoundationCompat, nioSSL, yams, metrics,
-                logging,
+                serviceLifecycle, logging,
             ]
         ),
         .target(
@@ -117,6 +117,10 @@ let package = Package(
         .executableTarget(
             name: "kube-test-server",
             dependencies: ["KubeTestServer", logging]
+        ),
+        .executableTarget(
+            name: "kube-bench",
+            dependencies: ["KubeModel", "KubeClient", "KubeRuntime", "KubeTestServer", logging]
         ),
         .testTarget(name: "KubeModelTests", dependencies: ["KubeModel"]),
         .testTarget(

@@ -11,6 +11,7 @@ import NIOFoundationCompat
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import ServiceLifecycle
 import Synchronization
 
 /// One request to the API server.
@@ -24,8 +25,15 @@ public struct KubeRequest: Sendable {
     /// Overrides the client's timeout.
     public var timeout: Duration?
 
-    public init(method: HTTPMethod, path: String, query: [(String, String)] = [], body: Data? = nil,
-                contentType: String = "application/json", accept: String = "application/json", timeout: Duration? = nil) {
+    public init(
+        method: HTTPMethod,
+        path: String,
+        query: [(String, String)] = [],
+        body: Data? = nil,
+        contentType: String = "application/json",
+        accept: String = "application/json",
+        timeout: Duration? = nil
+    ) {
         self.method = method
         self.path = path
         self.query = query
@@ -44,10 +52,14 @@ public struct KubeResponse: Sendable {
 
     public func decode<T: Decodable>(_ type: T.Type) throws -> T {
         do {
-            return try JSONDecoder().decode(type, from: self.body)
+            return try KubeJSON.decode(type, bytes: self.body.readableBytesView)
         } catch {
-            throw KubeError(code: .decoding, message: "cannot decode \(T.self): \(error)", httpStatus: self.status,
-                            cause: error)
+            throw KubeError(
+                code: .decoding,
+                message: "cannot decode \(T.self): \(error)",
+                httpStatus: self.status,
+                cause: error
+            )
         }
     }
 }
@@ -63,7 +75,11 @@ public final class KubeClient: Sendable {
     let credentials: CredentialProvider
     let requestCounterFactory: any MetricsFactory
 
-    public init(configuration: ClientConfiguration, logger: Logger, metricsFactory: any MetricsFactory = MetricsSystem.factory)
+    public init(
+        configuration: ClientConfiguration,
+        logger: Logger,
+        metricsFactory: any MetricsFactory = MetricsSystem.factory
+    )
         throws
     {
         self.configuration = configuration
@@ -93,8 +109,11 @@ public final class KubeClient: Sendable {
                 tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))
             }
         } catch {
-            throw KubeError(code: .invalidConfiguration, message: "\(source): certificate-authority: not a PEM certificate",
-                            cause: error)
+            throw KubeError(
+                code: .invalidConfiguration,
+                message: "\(source): certificate-authority: not a PEM certificate",
+                cause: error
+            )
         }
         if configuration.insecureSkipTLSVerify { tls.certificateVerification = .none }
         var pair = configuration.clientCertificate
@@ -103,14 +122,20 @@ public final class KubeClient: Sendable {
             do {
                 tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(pair.certificate).map { .certificate($0) }
             } catch {
-                throw KubeError(code: .invalidConfiguration, message: "\(source): client-certificate: not a PEM certificate",
-                                cause: error)
+                throw KubeError(
+                    code: .invalidConfiguration,
+                    message: "\(source): client-certificate: not a PEM certificate",
+                    cause: error
+                )
             }
             do {
                 tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: pair.key, format: .pem))
             } catch {
-                throw KubeError(code: .invalidConfiguration, message: "\(source): client-key: not a PEM private key",
-                                cause: error)
+                throw KubeError(
+                    code: .invalidConfiguration,
+                    message: "\(source): client-key: not a PEM private key",
+                    cause: error
+                )
             }
         }
         return tls
@@ -153,10 +178,18 @@ public final class KubeClient: Sendable {
         if let error = error as? HTTPClientError,
             error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout
         {
-            return KubeError(code: .timeout, message: "\(request.method.rawValue) \(request.path): timed out", cause: error)
+            return KubeError(
+                code: .timeout,
+                message: "\(request.method.rawValue) \(request.path): timed out",
+                cause: error
+            )
         }
         if error is CancellationError { return KubeError(code: .other, message: "cancelled", cause: error) }
-        return KubeError(code: .transport, message: "\(request.method.rawValue) \(request.path): \(error)", cause: error)
+        return KubeError(
+            code: .transport,
+            message: "\(request.method.rawValue) \(request.path): \(error)",
+            cause: error
+        )
     }
 
     func count(_ method: HTTPMethod, _ code: String) {
@@ -168,7 +201,8 @@ public final class KubeClient: Sendable {
     }
 
     var hostLabel: String {
-        URLComponents(string: self.configuration.server).map { "\($0.host ?? ""):\($0.port.map(String.init) ?? "")" } ?? ""
+        URLComponents(string: self.configuration.server).map { "\($0.host ?? ""):\($0.port.map(String.init) ?? "")" }
+            ?? ""
     }
 
     /// Sends a request and returns the whole response; statuses ≥ 400 throw a ``KubeError`` decoded from the
@@ -179,17 +213,22 @@ public final class KubeClient: Sendable {
         let start = ContinuousClock.now
         do {
             let http = try await self.httpRequest(request)
-            let response = try await self.http.execute(http, timeout: .nanoseconds(Int64(timeout.seconds * 1e9)),
-                                                       logger: self.logger)
+            let response = try await self.http.execute(
+                http,
+                timeout: .nanoseconds(Int64(timeout.seconds * 1e9)),
+                logger: self.logger
+            )
             let body = try await response.body.collect(upTo: 256 << 20)
             self.count(request.method, String(response.status.code))
-            Timer(label: "rest_client_request_duration_seconds", dimensions: [("verb", request.method.rawValue)],
-                  factory: self.requestCounterFactory).recordNanoseconds(
+            Timer(
+                label: "rest_client_request_duration_seconds",
+                dimensions: [("verb", request.method.rawValue)],
+                factory: self.requestCounterFactory
+            ).recordNanoseconds(
                 Int64(((ContinuousClock.now - start).seconds * 1e9).rounded())
             )
             let result = KubeResponse(status: Int(response.status.code), headers: response.headers, body: body)
             if response.status.code >= 400 { throw Self.error(result) }
-            if response.status.code == 401 { self.credentials.invalidate() }
             return result
         } catch let error as KubeError {
             if error.code == .unauthorized { self.credentials.invalidate() }
@@ -201,7 +240,7 @@ public final class KubeClient: Sendable {
     }
 
     static func error(_ response: KubeResponse) -> KubeError {
-        let status = try? JSONDecoder().decode(Status.self, from: response.body)
+        let status = try? KubeJSON.decode(Status.self, bytes: response.body.readableBytesView)
         var error = KubeError(httpStatus: response.status, status: status?.kind == "Status" ? status : nil)
         if error.status == nil {
             error.message = "HTTP \(response.status): \(String(buffer: response.body).prefix(200))"
@@ -240,13 +279,23 @@ public final class KubeClient: Sendable {
     }
 
     /// A typed client for one resource.
-    public func resource<Object: KubeResource>(_ type: Object.Type, namespace: String? = nil) -> ResourceClient<Object> {
+    public func resource<Object: KubeResource>(_ type: Object.Type, namespace: String? = nil) -> ResourceClient<Object>
+    {
         ResourceClient(client: self, type: Object.resourceType, namespace: namespace)
     }
 
     /// A client for any resource type (custom resources).
     public func resource(_ type: ResourceType, namespace: String? = nil) -> ResourceClient<DynamicObject> {
         ResourceClient(client: self, type: type, namespace: namespace)
+    }
+}
+
+extension KubeClient: ServiceLifecycle.Service {
+    /// Keeps the client open until graceful shutdown or cancellation, then shuts its HTTP clients down. Put it
+    /// first in a ServiceGroup so it shuts down after the services that use it.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        try await self.shutdown()
     }
 }
 

@@ -29,8 +29,13 @@ public struct ClientConfiguration: Sendable {
         public var apiVersion: String
         public var installHint: String?
 
-        public init(command: String, args: [String] = [], env: [String: String] = [:],
-                    apiVersion: String = "client.authentication.k8s.io/v1", installHint: String? = nil) {
+        public init(
+            command: String,
+            args: [String] = [],
+            env: [String: String] = [:],
+            apiVersion: String = "client.authentication.k8s.io/v1",
+            installHint: String? = nil
+        ) {
             self.command = command
             self.args = args
             self.env = env
@@ -84,14 +89,20 @@ public struct ClientConfiguration: Sendable {
             )
         }
         guard let port = environment["KUBERNETES_SERVICE_PORT"], !port.isEmpty else {
-            throw KubeError(code: .invalidConfiguration, message: "in-cluster configuration: KUBERNETES_SERVICE_PORT is not set")
+            throw KubeError(
+                code: .invalidConfiguration,
+                message: "in-cluster configuration: KUBERNETES_SERVICE_PORT is not set"
+            )
         }
         let tokenPath = "\(directory)/token"
         guard FileManager.default.isReadableFile(atPath: tokenPath) else {
             throw KubeError(code: .missingCredentials, message: "\(tokenPath): service-account token file is missing")
         }
         let hostPart = host.contains(":") ? "[\(host)]" : host
-        var configuration = ClientConfiguration(server: "https://\(hostPart):\(port)", credentials: .tokenFile(tokenPath))
+        var configuration = ClientConfiguration(
+            server: "https://\(hostPart):\(port)",
+            credentials: .tokenFile(tokenPath)
+        )
         let caPath = "\(directory)/ca.crt"
         if let ca = FileManager.default.contents(atPath: caPath) { configuration.certificateAuthority = Array(ca) }
         if let namespace = FileManager.default.contents(atPath: "\(directory)/namespace") {
@@ -126,7 +137,12 @@ public struct ClientConfiguration: Sendable {
     }
 
     /// Parses kubeconfig YAML. `file` is used in error messages; relative paths resolve against `directory`.
-    public static func kubeconfig(yaml: String, file: String, directory: String, context requested: String? = nil)
+    public static func kubeconfig(
+        yaml: String,
+        file: String,
+        directory: String,
+        context requested: String? = nil
+    )
         throws -> ClientConfiguration
     {
         func fail(_ field: String, _ problem: String, code: KubeError.Code = .invalidConfiguration) -> KubeError {
@@ -207,12 +223,20 @@ public struct ClientConfiguration: Sendable {
         // User (optional for plain-HTTP test servers).
         guard let userName = context["user"]?.stringValue, !userName.isEmpty else {
             if server.hasPrefix("https://") {
-                throw fail("\(contextField).user", "required: no credentials for an https server", code: .missingCredentials)
+                throw fail(
+                    "\(contextField).user",
+                    "required: no credentials for an https server",
+                    code: .missingCredentials
+                )
             }
             return configuration
         }
         guard let userEntry = try named("users", userName) else {
-            throw fail("users", "no user named \"\(userName)\" (used by \(contextField).user)", code: .missingCredentials)
+            throw fail(
+                "users",
+                "no user named \"\(userName)\" (used by \(contextField).user)",
+                code: .missingCredentials
+            )
         }
         let userField = "users[name=\"\(userName)\"].user"
         let user = userEntry["user"] ?? [:]
@@ -228,7 +252,11 @@ public struct ClientConfiguration: Sendable {
             configuration.credentials = .token(token)
         } else if let tokenFile = user["tokenFile"]?.stringValue, !tokenFile.isEmpty {
             guard FileManager.default.isReadableFile(atPath: resolve(tokenFile)) else {
-                throw fail("\(userField).tokenFile", "cannot read file \"\(resolve(tokenFile))\"", code: .missingCredentials)
+                throw fail(
+                    "\(userField).tokenFile",
+                    "cannot read file \"\(resolve(tokenFile))\"",
+                    code: .missingCredentials
+                )
             }
             configuration.credentials = .tokenFile(resolve(tokenFile))
         } else if let exec = user["exec"] {
@@ -236,13 +264,16 @@ public struct ClientConfiguration: Sendable {
             guard let command = exec["command"]?.stringValue, !command.isEmpty else {
                 throw fail("\(field).command", "required")
             }
-            guard let apiVersion = exec["apiVersion"]?.stringValue, apiVersion.hasPrefix("client.authentication.k8s.io/")
+            guard let apiVersion = exec["apiVersion"]?.stringValue,
+                apiVersion.hasPrefix("client.authentication.k8s.io/")
             else {
                 throw fail("\(field).apiVersion", "required (client.authentication.k8s.io/v1 or v1beta1)")
             }
             var env: [String: String] = [:]
             for (index, item) in (exec["env"]?.arrayValue ?? []).enumerated() {
-                guard let name = item["name"]?.stringValue else { throw fail("\(field).env[\(index)].name", "required") }
+                guard let name = item["name"]?.stringValue else {
+                    throw fail("\(field).env[\(index)].name", "required")
+                }
                 env[name] = item["value"]?.stringValue ?? ""
             }
             let resolvedCommand = command.contains("/") && !command.hasPrefix("/") ? resolve(command) : command
@@ -260,7 +291,11 @@ public struct ClientConfiguration: Sendable {
         } else if user["auth-provider"] != nil {
             throw fail("\(userField).auth-provider", "auth-provider plugins are not supported; use exec credentials")
         } else if configuration.clientCertificate == nil, server.hasPrefix("https://") {
-            throw fail(userField, "no credentials (token, tokenFile, client certificate or exec)", code: .missingCredentials)
+            throw fail(
+                userField,
+                "no credentials (token, tokenFile, client certificate or exec)",
+                code: .missingCredentials
+            )
         }
         return configuration
     }

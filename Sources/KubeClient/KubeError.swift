@@ -52,8 +52,13 @@ public struct KubeError: Error, Sendable, CustomStringConvertible {
     /// The underlying error, if any.
     public var cause: (any Error & Sendable)?
 
-    public init(code: Code, message: String, httpStatus: Int? = nil, status: Status? = nil,
-                cause: (any Error & Sendable)? = nil) {
+    public init(
+        code: Code,
+        message: String,
+        httpStatus: Int? = nil,
+        status: Status? = nil,
+        cause: (any Error & Sendable)? = nil
+    ) {
         self.code = code
         self.message = message
         self.httpStatus = httpStatus

@@ -17,8 +17,14 @@ public struct ListOptions: Sendable {
     public var resourceVersion: String?
     public var resourceVersionMatch: String?
 
-    public init(labelSelector: String? = nil, fieldSelector: String? = nil, limit: Int? = nil,
-                continueToken: String? = nil, resourceVersion: String? = nil, resourceVersionMatch: String? = nil) {
+    public init(
+        labelSelector: String? = nil,
+        fieldSelector: String? = nil,
+        limit: Int? = nil,
+        continueToken: String? = nil,
+        resourceVersion: String? = nil,
+        resourceVersionMatch: String? = nil
+    ) {
         self.labelSelector = labelSelector
         self.fieldSelector = fieldSelector
         self.limit = limit
@@ -49,8 +55,14 @@ public struct WatchOptions: Sendable {
     public var timeoutSeconds: Int?
     public var sendInitialEvents: Bool
 
-    public init(resourceVersion: String? = nil, labelSelector: String? = nil, fieldSelector: String? = nil,
-                allowWatchBookmarks: Bool = true, timeoutSeconds: Int? = nil, sendInitialEvents: Bool = false) {
+    public init(
+        resourceVersion: String? = nil,
+        labelSelector: String? = nil,
+        fieldSelector: String? = nil,
+        allowWatchBookmarks: Bool = true,
+        timeoutSeconds: Int? = nil,
+        sendInitialEvents: Bool = false
+    ) {
         self.resourceVersion = resourceVersion
         self.labelSelector = labelSelector
         self.fieldSelector = fieldSelector
@@ -121,7 +133,9 @@ public struct ResourceClient<Object: JSONView>: Sendable {
     }
 
     /// The same resource in another namespace.
-    public func inNamespace(_ namespace: String?) -> Self { Self(client: self.client, type: self.type, namespace: namespace) }
+    public func inNamespace(_ namespace: String?) -> Self {
+        Self(client: self.client, type: self.type, namespace: namespace)
+    }
 
     func itemPath(_ name: String, subresource: String? = nil) -> String {
         self.type.path(namespace: self.namespace, name: name, subresource: subresource)
@@ -161,7 +175,10 @@ public struct ResourceClient<Object: JSONView>: Sendable {
     }
 
     /// Every page of a list (following `continue`), with the first page's resourceVersion.
-    public func listAll(_ options: ListOptions = .init(), pageSize: Int = 500) async throws
+    public func listAll(
+        _ options: ListOptions = .init(),
+        pageSize: Int = 500
+    ) async throws
         -> (items: [Object], resourceVersion: String)
     {
         var options = options
@@ -193,36 +210,54 @@ public struct ResourceClient<Object: JSONView>: Sendable {
 
     public func create(_ object: Object, fieldManager: String? = nil, dryRun: Bool = false) async throws -> Object {
         try await self.client.send(
-            KubeRequest(method: .POST, path: self.collectionPath,
-                        query: self.writeQuery(fieldManager: fieldManager, dryRun: dryRun),
-                        body: try self.encode(object))
+            KubeRequest(
+                method: .POST,
+                path: self.collectionPath,
+                query: self.writeQuery(fieldManager: fieldManager, dryRun: dryRun),
+                body: try self.encode(object)
+            )
         ).decode(Object.self)
     }
 
     /// PUT; the object's resourceVersion is the precondition (409 ``KubeError/Code/conflict`` when stale).
     public func update(_ object: Object, fieldManager: String? = nil, dryRun: Bool = false) async throws -> Object {
         try await self.client.send(
-            KubeRequest(method: .PUT, path: self.itemPath(object.metadata.name ?? ""),
-                        query: self.writeQuery(fieldManager: fieldManager, dryRun: dryRun),
-                        body: try self.encode(object))
+            KubeRequest(
+                method: .PUT,
+                path: self.itemPath(object.metadata.name ?? ""),
+                query: self.writeQuery(fieldManager: fieldManager, dryRun: dryRun),
+                body: try self.encode(object)
+            )
         ).decode(Object.self)
     }
 
     /// PUT on `/status`.
     public func updateStatus(_ object: Object, fieldManager: String? = nil) async throws -> Object {
         try await self.client.send(
-            KubeRequest(method: .PUT, path: self.itemPath(object.metadata.name ?? "", subresource: "status"),
-                        query: self.writeQuery(fieldManager: fieldManager, dryRun: false),
-                        body: try self.encode(object))
+            KubeRequest(
+                method: .PUT,
+                path: self.itemPath(object.metadata.name ?? "", subresource: "status"),
+                query: self.writeQuery(fieldManager: fieldManager, dryRun: false),
+                body: try self.encode(object)
+            )
         ).decode(Object.self)
     }
 
-    public func patch(_ name: String, _ patch: Patch, fieldManager: String? = nil, subresource: String? = nil,
-                      dryRun: Bool = false) async throws -> Object {
+    public func patch(
+        _ name: String,
+        _ patch: Patch,
+        fieldManager: String? = nil,
+        subresource: String? = nil,
+        dryRun: Bool = false
+    ) async throws -> Object {
         try await self.client.send(
-            KubeRequest(method: .PATCH, path: self.itemPath(name, subresource: subresource),
-                        query: self.writeQuery(fieldManager: fieldManager, dryRun: dryRun),
-                        body: try self.encode(patch.body), contentType: patch.contentType)
+            KubeRequest(
+                method: .PATCH,
+                path: self.itemPath(name, subresource: subresource),
+                query: self.writeQuery(fieldManager: fieldManager, dryRun: dryRun),
+                body: try self.encode(patch.body),
+                contentType: patch.contentType
+            )
         ).decode(Object.self)
     }
 
@@ -231,12 +266,21 @@ public struct ResourceClient<Object: JSONView>: Sendable {
     }
 
     /// Server-side apply: the object is the manager's full intent for the fields it owns.
-    public func apply(_ object: Object, fieldManager: String, force: Bool = false, subresource: String? = nil,
-                      dryRun: Bool = false) async throws -> Object {
+    public func apply(
+        _ object: Object,
+        fieldManager: String,
+        force: Bool = false,
+        subresource: String? = nil,
+        dryRun: Bool = false
+    ) async throws -> Object {
         try await self.client.send(
-            KubeRequest(method: .PATCH, path: self.itemPath(object.metadata.name ?? "", subresource: subresource),
-                        query: self.writeQuery(fieldManager: fieldManager, dryRun: dryRun, force: force),
-                        body: try self.encode(object), contentType: "application/apply-patch+yaml")
+            KubeRequest(
+                method: .PATCH,
+                path: self.itemPath(object.metadata.name ?? "", subresource: subresource),
+                query: self.writeQuery(fieldManager: fieldManager, dryRun: dryRun, force: force),
+                body: try self.encode(object),
+                contentType: "application/apply-patch+yaml"
+            )
         ).decode(Object.self)
     }
 
@@ -247,8 +291,13 @@ public struct ResourceClient<Object: JSONView>: Sendable {
 
     /// Deletes an object. Returns the object when deletion is pending on finalizers, nil when it is gone.
     @discardableResult
-    public func delete(_ name: String, propagationPolicy: PropagationPolicy? = nil, preconditionUID: String? = nil,
-                       preconditionResourceVersion: String? = nil, gracePeriodSeconds: Int? = nil) async throws
+    public func delete(
+        _ name: String,
+        propagationPolicy: PropagationPolicy? = nil,
+        preconditionUID: String? = nil,
+        preconditionResourceVersion: String? = nil,
+        gracePeriodSeconds: Int? = nil
+    ) async throws
         -> Object?
     {
         var options: JSONObject = ["kind": "DeleteOptions", "apiVersion": "v1"]
@@ -299,7 +348,7 @@ public struct WatchEventStream<Object: JSONView>: AsyncSequence, Sendable {
             }
             guard let line else { return nil }
             do {
-                return try WatchEvent(line: JSONDecoder().decode(JSONValue.self, from: line))
+                return try WatchEvent(line: JSONValue.parse(line.readableBytesView))
             } catch {
                 throw KubeError(code: .decoding, message: "watch: undecodable event: \(error)", cause: error)
             }

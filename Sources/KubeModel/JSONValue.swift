@@ -135,6 +135,8 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
 public enum KubeJSON {
     /// Encodes a value as compact JSON with sorted keys.
     public static func encode<T: Encodable>(_ value: T) throws -> Data {
+        if let value = value as? JSONValue { return Data(value.serialized()) }
+        if let value = value as? any JSONView { return Data(value.json.serialized()) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return try encoder.encode(value)
@@ -142,7 +144,28 @@ public enum KubeJSON {
 
     /// Decodes a value from JSON.
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
-        try JSONDecoder().decode(type, from: data)
+        if T.self == JSONValue.self { return try JSONValue.parse(data) as! T }
+        if let view = T.self as? any JSONView.Type {
+            let value = try JSONValue.parse(data)
+            guard let decoded = view.init(json: value) else {
+                throw JSONParseError(offset: 0, message: "expected a JSON object, got \(value.typeName)")
+            }
+            return decoded as! T
+        }
+        return try JSONDecoder().decode(type, from: data)
+    }
+
+    /// Decodes a value from JSON bytes.
+    public static func decode<T: Decodable, Bytes: Collection<UInt8>>(_ type: T.Type, bytes: Bytes) throws -> T {
+        if T.self == JSONValue.self { return try JSONValue.parse(bytes) as! T }
+        if let view = T.self as? any JSONView.Type {
+            let value = try JSONValue.parse(bytes)
+            guard let decoded = view.init(json: value) else {
+                throw JSONParseError(offset: 0, message: "expected a JSON object, got \(value.typeName)")
+            }
+            return decoded as! T
+        }
+        return try JSONDecoder().decode(type, from: Data(bytes))
     }
 
     /// Encodes a value into a JSON string.
@@ -153,6 +176,7 @@ public enum KubeJSON {
     /// Converts any Encodable into a JSON tree.
     public static func tree<T: Encodable>(_ value: T) throws -> JSONValue {
         if let value = value as? JSONValue { return value }
+        if let value = value as? any JSONView { return value.json }
         return try decode(JSONValue.self, from: encode(value))
     }
 }

@@ -61,10 +61,19 @@ public struct LabelSelectorRequirement: JSONView {
         self.values = values
     }
 
-    public var key: String? { get { self.get("key") } set { self.set("key", newValue) } }
+    public var key: String? {
+        get { self.get("key") }
+        set { self.set("key", newValue) }
+    }
     /// `In`, `NotIn`, `Exists` or `DoesNotExist`.
-    public var `operator`: String? { get { self.get("operator") } set { self.set("operator", newValue) } }
-    public var values: [String]? { get { self.get("values") } set { self.set("values", newValue) } }
+    public var `operator`: String? {
+        get { self.get("operator") }
+        set { self.set("operator", newValue) }
+    }
+    public var values: [String]? {
+        get { self.get("values") }
+        set { self.set("values", newValue) }
+    }
 }
 
 /// One requirement of a label or field selector string.

@@ -14,15 +14,30 @@ public struct ObjectMeta: JSONView {
         self.labels = labels
     }
 
-    public var name: String? { get { self.get("name") } set { self.set("name", newValue) } }
-    public var generateName: String? { get { self.get("generateName") } set { self.set("generateName", newValue) } }
-    public var namespace: String? { get { self.get("namespace") } set { self.set("namespace", newValue) } }
-    public var uid: String? { get { self.get("uid") } set { self.set("uid", newValue) } }
+    public var name: String? {
+        get { self.get("name") }
+        set { self.set("name", newValue) }
+    }
+    public var generateName: String? {
+        get { self.get("generateName") }
+        set { self.set("generateName", newValue) }
+    }
+    public var namespace: String? {
+        get { self.get("namespace") }
+        set { self.set("namespace", newValue) }
+    }
+    public var uid: String? {
+        get { self.get("uid") }
+        set { self.set("uid", newValue) }
+    }
     public var resourceVersion: String? {
         get { self.get("resourceVersion") }
         set { self.set("resourceVersion", newValue) }
     }
-    public var generation: Int64? { get { self.get("generation") } set { self.set("generation", newValue) } }
+    public var generation: Int64? {
+        get { self.get("generation") }
+        set { self.set("generation", newValue) }
+    }
     public var creationTimestamp: String? {
         get { self.get("creationTimestamp") }
         set { self.set("creationTimestamp", newValue) }
@@ -35,12 +50,18 @@ public struct ObjectMeta: JSONView {
         get { self.get("deletionGracePeriodSeconds") }
         set { self.set("deletionGracePeriodSeconds", newValue) }
     }
-    public var labels: [String: String]? { get { self.get("labels") } set { self.set("labels", newValue) } }
+    public var labels: [String: String]? {
+        get { self.get("labels") }
+        set { self.set("labels", newValue) }
+    }
     public var annotations: [String: String]? {
         get { self.get("annotations") }
         set { self.set("annotations", newValue) }
     }
-    public var finalizers: [String]? { get { self.get("finalizers") } set { self.set("finalizers", newValue) } }
+    public var finalizers: [String]? {
+        get { self.get("finalizers") }
+        set { self.set("finalizers", newValue) }
+    }
     public var ownerReferences: [OwnerReference]? {
         get { self.get("ownerReferences") }
         set { self.set("ownerReferences", newValue) }
@@ -59,8 +80,14 @@ public struct OwnerReference: JSONView {
     public var object: JSONObject
     public init(object: JSONObject) { self.object = object }
 
-    public init(apiVersion: String, kind: String, name: String, uid: String, controller: Bool? = nil,
-                blockOwnerDeletion: Bool? = nil) {
+    public init(
+        apiVersion: String,
+        kind: String,
+        name: String,
+        uid: String,
+        controller: Bool? = nil,
+        blockOwnerDeletion: Bool? = nil
+    ) {
         self.object = [:]
         self.apiVersion = apiVersion
         self.kind = kind
@@ -70,11 +97,26 @@ public struct OwnerReference: JSONView {
         self.blockOwnerDeletion = blockOwnerDeletion
     }
 
-    public var apiVersion: String? { get { self.get("apiVersion") } set { self.set("apiVersion", newValue) } }
-    public var kind: String? { get { self.get("kind") } set { self.set("kind", newValue) } }
-    public var name: String? { get { self.get("name") } set { self.set("name", newValue) } }
-    public var uid: String? { get { self.get("uid") } set { self.set("uid", newValue) } }
-    public var controller: Bool? { get { self.get("controller") } set { self.set("controller", newValue) } }
+    public var apiVersion: String? {
+        get { self.get("apiVersion") }
+        set { self.set("apiVersion", newValue) }
+    }
+    public var kind: String? {
+        get { self.get("kind") }
+        set { self.set("kind", newValue) }
+    }
+    public var name: String? {
+        get { self.get("name") }
+        set { self.set("name", newValue) }
+    }
+    public var uid: String? {
+        get { self.get("uid") }
+        set { self.set("uid", newValue) }
+    }
+    public var controller: Bool? {
+        get { self.get("controller") }
+        set { self.set("controller", newValue) }
+    }
     public var blockOwnerDeletion: Bool? {
         get { self.get("blockOwnerDeletion") }
         set { self.set("blockOwnerDeletion", newValue) }
@@ -86,12 +128,30 @@ public struct ManagedFieldsEntry: JSONView {
     public var object: JSONObject
     public init(object: JSONObject) { self.object = object }
 
-    public var manager: String? { get { self.get("manager") } set { self.set("manager", newValue) } }
-    public var operation: String? { get { self.get("operation") } set { self.set("operation", newValue) } }
-    public var apiVersion: String? { get { self.get("apiVersion") } set { self.set("apiVersion", newValue) } }
-    public var time: String? { get { self.get("time") } set { self.set("time", newValue) } }
-    public var subresource: String? { get { self.get("subresource") } set { self.set("subresource", newValue) } }
-    public var fieldsV1: JSONValue? { get { self.get("fieldsV1") } set { self.set("fieldsV1", newValue) } }
+    public var manager: String? {
+        get { self.get("manager") }
+        set { self.set("manager", newValue) }
+    }
+    public var operation: String? {
+        get { self.get("operation") }
+        set { self.set("operation", newValue) }
+    }
+    public var apiVersion: String? {
+        get { self.get("apiVersion") }
+        set { self.set("apiVersion", newValue) }
+    }
+    public var time: String? {
+        get { self.get("time") }
+        set { self.set("time", newValue) }
+    }
+    public var subresource: String? {
+        get { self.get("subresource") }
+        set { self.set("subresource", newValue) }
+    }
+    public var fieldsV1: JSONValue? {
+        get { self.get("fieldsV1") }
+        set { self.set("fieldsV1", newValue) }
+    }
 }
 
 /// metav1.ListMeta.
@@ -103,7 +163,10 @@ public struct ListMeta: JSONView {
         get { self.get("resourceVersion") }
         set { self.set("resourceVersion", newValue) }
     }
-    public var `continue`: String? { get { self.get("continue") } set { self.set("continue", newValue) } }
+    public var `continue`: String? {
+        get { self.get("continue") }
+        set { self.set("continue", newValue) }
+    }
     public var remainingItemCount: Int64? {
         get { self.get("remainingItemCount") }
         set { self.set("remainingItemCount", newValue) }

@@ -48,8 +48,14 @@ extension JSONView {
         get { self.view("metadata") }
         set { self.object["metadata"] = newValue.json }
     }
-    public var apiVersion: String? { get { self.get("apiVersion") } set { self.set("apiVersion", newValue) } }
-    public var kind: String? { get { self.get("kind") } set { self.set("kind", newValue) } }
+    public var apiVersion: String? {
+        get { self.get("apiVersion") }
+        set { self.set("apiVersion", newValue) }
+    }
+    public var kind: String? {
+        get { self.get("kind") }
+        set { self.set("kind", newValue) }
+    }
     /// The `namespace/name` key (just `name` for cluster-scoped objects).
     public var key: String { ObjectKey(namespace: self.metadata.namespace, name: self.metadata.name ?? "").description }
 }
@@ -78,8 +84,14 @@ public struct DynamicObject: KubeResource {
         self.metadata = ObjectMeta(name: name, namespace: type.namespaced ? namespace : nil)
     }
 
-    public var spec: JSONValue? { get { self.get("spec") } set { self.set("spec", newValue) } }
-    public var status: JSONValue? { get { self.get("status") } set { self.set("status", newValue) } }
+    public var spec: JSONValue? {
+        get { self.get("spec") }
+        set { self.set("spec", newValue) }
+    }
+    public var status: JSONValue? {
+        get { self.get("status") }
+        set { self.set("status", newValue) }
+    }
 }
 
 /// A reference to an object by namespace and name, the key of stores and work queues.
@@ -113,8 +125,14 @@ public struct ObjectList<Item: JSONView>: JSONView {
     public var object: JSONObject
     public init(object: JSONObject) { self.object = object }
 
-    public var metadata: ListMeta { get { self.view("metadata") } set { self.object["metadata"] = newValue.json } }
-    public var items: [Item] { get { self.get("items") ?? [] } set { self.set("items", newValue) } }
+    public var metadata: ListMeta {
+        get { self.view("metadata") }
+        set { self.object["metadata"] = newValue.json }
+    }
+    public var items: [Item] {
+        get { self.get("items") ?? [] }
+        set { self.set("items", newValue) }
+    }
 }
 
 /// A watch event type (open set).

@@ -15,11 +15,26 @@ public struct Status: JSONView {
         if let details { self.details = details }
     }
 
-    public var status: String? { get { self.get("status") } set { self.set("status", newValue) } }
-    public var message: String? { get { self.get("message") } set { self.set("message", newValue) } }
-    public var reason: String? { get { self.get("reason") } set { self.set("reason", newValue) } }
-    public var code: Int? { get { self.get("code") } set { self.set("code", newValue) } }
-    public var details: StatusDetails? { get { self.get("details") } set { self.set("details", newValue) } }
+    public var status: String? {
+        get { self.get("status") }
+        set { self.set("status", newValue) }
+    }
+    public var message: String? {
+        get { self.get("message") }
+        set { self.set("message", newValue) }
+    }
+    public var reason: String? {
+        get { self.get("reason") }
+        set { self.set("reason", newValue) }
+    }
+    public var code: Int? {
+        get { self.get("code") }
+        set { self.set("code", newValue) }
+    }
+    public var details: StatusDetails? {
+        get { self.get("details") }
+        set { self.set("details", newValue) }
+    }
 }
 
 /// metav1.StatusDetails.
@@ -35,11 +50,26 @@ public struct StatusDetails: JSONView {
         self.causes = causes
     }
 
-    public var name: String? { get { self.get("name") } set { self.set("name", newValue) } }
-    public var group: String? { get { self.get("group") } set { self.set("group", newValue) } }
-    public var kind: String? { get { self.get("kind") } set { self.set("kind", newValue) } }
-    public var uid: String? { get { self.get("uid") } set { self.set("uid", newValue) } }
-    public var causes: [StatusCause]? { get { self.get("causes") } set { self.set("causes", newValue) } }
+    public var name: String? {
+        get { self.get("name") }
+        set { self.set("name", newValue) }
+    }
+    public var group: String? {
+        get { self.get("group") }
+        set { self.set("group", newValue) }
+    }
+    public var kind: String? {
+        get { self.get("kind") }
+        set { self.set("kind", newValue) }
+    }
+    public var uid: String? {
+        get { self.get("uid") }
+        set { self.set("uid", newValue) }
+    }
+    public var causes: [StatusCause]? {
+        get { self.get("causes") }
+        set { self.set("causes", newValue) }
+    }
     public var retryAfterSeconds: Int? {
         get { self.get("retryAfterSeconds") }
         set { self.set("retryAfterSeconds", newValue) }
@@ -58,9 +88,18 @@ public struct StatusCause: JSONView {
         self.field = field
     }
 
-    public var reason: String? { get { self.get("reason") } set { self.set("reason", newValue) } }
-    public var message: String? { get { self.get("message") } set { self.set("message", newValue) } }
-    public var field: String? { get { self.get("field") } set { self.set("field", newValue) } }
+    public var reason: String? {
+        get { self.get("reason") }
+        set { self.set("reason", newValue) }
+    }
+    public var message: String? {
+        get { self.get("message") }
+        set { self.set("message", newValue) }
+    }
+    public var field: String? {
+        get { self.get("field") }
+        set { self.set("field", newValue) }
+    }
 }
 
 /// metav1.Condition.
@@ -68,8 +107,14 @@ public struct Condition: JSONView {
     public var object: JSONObject
     public init(object: JSONObject) { self.object = object }
 
-    public init(type: String, status: String, reason: String, message: String = "", observedGeneration: Int64? = nil,
-                lastTransitionTime: Date = Date()) {
+    public init(
+        type: String,
+        status: String,
+        reason: String,
+        message: String = "",
+        observedGeneration: Int64? = nil,
+        lastTransitionTime: Date = Date()
+    ) {
         self.object = [:]
         self.type = type
         self.status = status
@@ -79,11 +124,23 @@ public struct Condition: JSONView {
         self.lastTransitionTime = KubeTime.format(lastTransitionTime)
     }
 
-    public var type: String? { get { self.get("type") } set { self.set("type", newValue) } }
+    public var type: String? {
+        get { self.get("type") }
+        set { self.set("type", newValue) }
+    }
     /// `True`, `False` or `Unknown`.
-    public var status: String? { get { self.get("status") } set { self.set("status", newValue) } }
-    public var reason: String? { get { self.get("reason") } set { self.set("reason", newValue) } }
-    public var message: String? { get { self.get("message") } set { self.set("message", newValue) } }
+    public var status: String? {
+        get { self.get("status") }
+        set { self.set("status", newValue) }
+    }
+    public var reason: String? {
+        get { self.get("reason") }
+        set { self.set("reason", newValue) }
+    }
+    public var message: String? {
+        get { self.get("message") }
+        set { self.set("message", newValue) }
+    }
     public var observedGeneration: Int64? {
         get { self.get("observedGeneration") }
         set { self.set("observedGeneration", newValue) }

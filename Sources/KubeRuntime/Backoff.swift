@@ -14,8 +14,13 @@ public struct Backoff: Sendable {
     var current: Duration?
     var lastFailure: ContinuousClock.Instant?
 
-    public init(initial: Duration = .milliseconds(800), maximum: Duration = .seconds(30), factor: Double = 2,
-                jitter: Double = 1.0, resetAfter: Duration = .seconds(120)) {
+    public init(
+        initial: Duration = .milliseconds(800),
+        maximum: Duration = .seconds(30),
+        factor: Double = 2,
+        jitter: Double = 1.0,
+        resetAfter: Duration = .seconds(120)
+    ) {
         self.initial = initial
         self.maximum = maximum
         self.factor = factor

@@ -136,7 +136,9 @@ public struct Controller<Primary: JSONView>: ServiceLifecycle.Service {
                     store.apply(event)
                 case .initDone:
                     store.apply(event)
-                    let seen = Set(relisted.map { ObjectKey(namespace: $0.metadata.namespace, name: $0.metadata.name ?? "") })
+                    let seen = Set(
+                        relisted.map { ObjectKey(namespace: $0.metadata.namespace, name: $0.metadata.name ?? "") }
+                    )
                     for object in relisted { changed(object) }
                     // Objects gone during a relist still get a reconcile (as deletions).
                     for key in previous where !seen.contains(key) {
@@ -159,8 +161,12 @@ public struct Controller<Primary: JSONView>: ServiceLifecycle.Service {
         let queue = self.queue
         let logger = self.logger
         let dimensions = [("controller", self.name)]
-        Gauge(label: "controller_runtime_max_concurrent_reconciles", dimensions: dimensions, factory: self.metricsFactory)
-            .record(self.configuration.maxConcurrentReconciles)
+        Gauge(
+            label: "controller_runtime_max_concurrent_reconciles",
+            dimensions: dimensions,
+            factory: self.metricsFactory
+        )
+        .record(self.configuration.maxConcurrentReconciles)
         try await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask {
@@ -219,9 +225,16 @@ public struct Controller<Primary: JSONView>: ServiceLifecycle.Service {
 
     func worker() async {
         let dimensions = [("controller", self.name)]
-        let active = Gauge(label: "controller_runtime_active_workers", dimensions: dimensions, factory: self.metricsFactory)
-        let time = Metrics.Timer(label: "controller_runtime_reconcile_time_seconds", dimensions: dimensions,
-                                 factory: self.metricsFactory)
+        let active = Gauge(
+            label: "controller_runtime_active_workers",
+            dimensions: dimensions,
+            factory: self.metricsFactory
+        )
+        let time = Metrics.Timer(
+            label: "controller_runtime_reconcile_time_seconds",
+            dimensions: dimensions,
+            factory: self.metricsFactory
+        )
         while let key = await self.queue.next() {
             var logger = self.logger
             logger[metadataKey: "k8s.object"] = "\(key)"
@@ -241,21 +254,33 @@ public struct Controller<Primary: JSONView>: ServiceLifecycle.Service {
             } catch let error as TerminalError {
                 self.queue.forget(key)
                 logger.info("reconcile failed terminally", metadata: ["error": "\(error.cause)"])
-                Counter(label: "controller_runtime_terminal_reconcile_errors_total", dimensions: dimensions,
-                        factory: self.metricsFactory).increment()
-                Counter(label: "controller_runtime_reconcile_errors_total", dimensions: dimensions,
-                        factory: self.metricsFactory).increment()
+                Counter(
+                    label: "controller_runtime_terminal_reconcile_errors_total",
+                    dimensions: dimensions,
+                    factory: self.metricsFactory
+                ).increment()
+                Counter(
+                    label: "controller_runtime_reconcile_errors_total",
+                    dimensions: dimensions,
+                    factory: self.metricsFactory
+                ).increment()
                 result = "error"
             } catch {
                 self.queue.addRateLimited(key)
                 logger.debug("reconcile failed; requeued with backoff", metadata: ["error": "\(error)"])
-                Counter(label: "controller_runtime_reconcile_errors_total", dimensions: dimensions,
-                        factory: self.metricsFactory).increment()
+                Counter(
+                    label: "controller_runtime_reconcile_errors_total",
+                    dimensions: dimensions,
+                    factory: self.metricsFactory
+                ).increment()
                 result = "error"
             }
             time.recordNanoseconds(WorkQueue<ObjectKey>.nanoseconds(.now - start))
-            Counter(label: "controller_runtime_reconcile_total", dimensions: dimensions + [("result", result)],
-                    factory: self.metricsFactory).increment()
+            Counter(
+                label: "controller_runtime_reconcile_total",
+                dimensions: dimensions + [("result", result)],
+                factory: self.metricsFactory
+            ).increment()
             self.queue.done(key)
             active.record(self.queue.processingCount)
         }

@@ -23,8 +23,13 @@ public final class EventRecorder: Sendable {
     let seriesWindow: TimeInterval
     let cache = Mutex<[String: Entry]>([:])
 
-    public init(client: KubeClient, controller: String, instance: String, logger: Logger,
-                seriesWindow: Duration = .seconds(360)) {
+    public init(
+        client: KubeClient,
+        controller: String,
+        instance: String,
+        logger: Logger,
+        seriesWindow: Duration = .seconds(360)
+    ) {
         self.client = client
         self.controller = controller
         self.instance = instance
@@ -56,8 +61,10 @@ public final class EventRecorder: Sendable {
         reference.uid = regarding.metadata.uid
         reference.resourceVersion = regarding.metadata.resourceVersion
         let namespace = regarding.metadata.namespace ?? "default"
-        let key = [reference.uid ?? "", reference.kind ?? "", reference.name ?? "", type.rawValue, reason, action, note]
-            .joined(separator: "\u{1}")
+        let key = [
+            reference.uid ?? "", reference.kind ?? "", reference.name ?? "", type.rawValue, reason, action, note,
+        ]
+        .joined(separator: "\u{1}")
         let now = Date()
         let events = self.client.resource(Event.self, namespace: namespace)
         let existing = self.cache.withLock { cache -> Entry? in
@@ -70,7 +77,12 @@ public final class EventRecorder: Sendable {
             if let existing {
                 _ = try await events.patch(
                     existing.name,
-                    .merge(["series": ["count": .int(Int64(existing.count)), "lastObservedTime": .string(KubeTime.formatMicro(now))]])
+                    .merge([
+                        "series": [
+                            "count": .int(Int64(existing.count)),
+                            "lastObservedTime": .string(KubeTime.formatMicro(now)),
+                        ]
+                    ])
                 )
                 return
             }

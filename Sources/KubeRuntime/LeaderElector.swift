@@ -28,7 +28,8 @@ public final class LeaderElector: Sendable {
         public init(leaseName: String, namespace: String, identity: String? = nil) {
             self.leaseName = leaseName
             self.namespace = namespace
-            self.identity = identity ?? "\(ProcessInfo.processInfo.hostName)_\(UUID().uuidString.prefix(8).lowercased())"
+            self.identity =
+                identity ?? "\(ProcessInfo.processInfo.hostName)_\(UUID().uuidString.prefix(8).lowercased())"
         }
     }
 
@@ -46,8 +47,12 @@ public final class LeaderElector: Sendable {
     let status: Gauge
     let metricsFactory: any MetricsFactory
 
-    public init(client: KubeClient, configuration: Configuration, logger: Logger,
-                metricsFactory: any MetricsFactory = MetricsSystem.factory) {
+    public init(
+        client: KubeClient,
+        configuration: Configuration,
+        logger: Logger,
+        metricsFactory: any MetricsFactory = MetricsSystem.factory
+    ) {
         self.configuration = configuration
         self.leases = client.resource(Lease.self, namespace: configuration.namespace)
         var logger = logger
@@ -55,8 +60,11 @@ public final class LeaderElector: Sendable {
         logger[metadataKey: "lease.identity"] = "\(configuration.identity)"
         self.logger = logger
         self.metricsFactory = metricsFactory
-        self.status = Gauge(label: "leader_election_master_status", dimensions: [("name", configuration.leaseName)],
-                            factory: metricsFactory)
+        self.status = Gauge(
+            label: "leader_election_master_status",
+            dimensions: [("name", configuration.leaseName)],
+            factory: metricsFactory
+        )
         self.status.record(0)
     }
 

@@ -29,7 +29,8 @@ public final class Store<Object: JSONView>: Sendable {
             case .initStarted:
                 state.relist = [:]
             case .initApply(let object):
-                state.relist?[ObjectKey(namespace: object.metadata.namespace, name: object.metadata.name ?? "")] = object
+                state.relist?[ObjectKey(namespace: object.metadata.namespace, name: object.metadata.name ?? "")] =
+                    object
             case .initDone:
                 let objects = state.relist ?? [:]
                 state.relist = nil
@@ -67,7 +68,9 @@ public final class Store<Object: JSONView>: Sendable {
 
     public func get(_ key: ObjectKey) -> Object? { self.state.withLock { $0.objects[key] } }
 
-    public func get(namespace: String?, name: String) -> Object? { self.get(ObjectKey(namespace: namespace, name: name)) }
+    public func get(namespace: String?, name: String) -> Object? {
+        self.get(ObjectKey(namespace: namespace, name: name))
+    }
 
     /// Every object, sorted by key.
     public var all: [Object] { self.state.withLock { $0.objects.sorted { $0.key < $1.key }.map(\.value) } }

@@ -115,15 +115,20 @@ public struct Watcher<Object: JSONView>: AsyncSequence, Sendable {
                 case .needList:
                     do {
                         let (items, resourceVersion) = try await self.resource.listAll(
-                            ListOptions(labelSelector: self.configuration.labelSelector,
-                                        fieldSelector: self.configuration.fieldSelector),
+                            ListOptions(
+                                labelSelector: self.configuration.labelSelector,
+                                fieldSelector: self.configuration.fieldSelector
+                            ),
                             pageSize: self.configuration.pageSize
                         )
                         self.resourceVersion = resourceVersion
                         self.pending = [.initStarted] + items.map { .initApply($0) } + [.initDone]
                         self.state = .needWatch
                         self.succeeded()
-                        self.logger.debug("listed", metadata: ["k8s.count": "\(items.count)", "k8s.rv": "\(resourceVersion)"])
+                        self.logger.debug(
+                            "listed",
+                            metadata: ["k8s.count": "\(items.count)", "k8s.rv": "\(resourceVersion)"]
+                        )
                     } catch {
                         if !(await self.fail("list", error)) { return nil }
                     }
@@ -140,7 +145,10 @@ public struct Watcher<Object: JSONView>: AsyncSequence, Sendable {
                         let stream = try await self.resource.watch(options)
                         self.state = .watching(stream.makeAsyncIterator())
                     } catch let error as KubeError where error.code == .gone {
-                        self.logger.info("watch resourceVersion expired; relisting", metadata: ["k8s.rv": "\(self.resourceVersion)"])
+                        self.logger.info(
+                            "watch resourceVersion expired; relisting",
+                            metadata: ["k8s.rv": "\(self.resourceVersion)"]
+                        )
                         self.state = .needList
                     } catch {
                         if !(await self.fail("watch", error)) { return nil }
@@ -176,8 +184,10 @@ public struct Watcher<Object: JSONView>: AsyncSequence, Sendable {
                     case .error:
                         let status = event.status
                         if status?.code == 410 || status?.reason == "Expired" || status?.reason == "Gone" {
-                            self.logger.info("watch resourceVersion expired; relisting",
-                                             metadata: ["k8s.rv": "\(self.resourceVersion)"])
+                            self.logger.info(
+                                "watch resourceVersion expired; relisting",
+                                metadata: ["k8s.rv": "\(self.resourceVersion)"]
+                            )
                             self.state = .needList
                         } else {
                             self.state = .needWatch

@@ -73,17 +73,27 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
     let queueDuration: Metrics.Timer
     let workDuration: Metrics.Timer
 
-    public init(name: String, rateLimit: RateLimit = .init(), metricsFactory: any MetricsFactory = MetricsSystem.factory) {
+    public init(
+        name: String,
+        rateLimit: RateLimit = .init(),
+        metricsFactory: any MetricsFactory = MetricsSystem.factory
+    ) {
         self.name = name
         self.rateLimit = rateLimit
         let dimensions = [("name", name), ("controller", name)]
         self.depthGauge = Gauge(label: "workqueue_depth", dimensions: dimensions, factory: metricsFactory)
         self.addsCounter = Counter(label: "workqueue_adds_total", dimensions: dimensions, factory: metricsFactory)
         self.retriesCounter = Counter(label: "workqueue_retries_total", dimensions: dimensions, factory: metricsFactory)
-        self.queueDuration = Metrics.Timer(label: "workqueue_queue_duration_seconds", dimensions: dimensions,
-                                           factory: metricsFactory)
-        self.workDuration = Metrics.Timer(label: "workqueue_work_duration_seconds", dimensions: dimensions,
-                                          factory: metricsFactory)
+        self.queueDuration = Metrics.Timer(
+            label: "workqueue_queue_duration_seconds",
+            dimensions: dimensions,
+            factory: metricsFactory
+        )
+        self.workDuration = Metrics.Timer(
+            label: "workqueue_work_duration_seconds",
+            dimensions: dimensions,
+            factory: metricsFactory
+        )
     }
 
     /// Adds an item now.
@@ -207,7 +217,8 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
 
     /// Marks an item finished; if it was added while processing, it is queued again.
     public func done(_ key: Key) {
-        let (waiters, started) = self.state.withLock { state -> ([CheckedContinuation<Void, Never>], ContinuousClock.Instant?) in
+        let (waiters, started) = self.state.withLock {
+            state -> ([CheckedContinuation<Void, Never>], ContinuousClock.Instant?) in
             state.processing.remove(key)
             let started = state.startedAt.removeValue(forKey: key)
             if state.dirty.remove(key) != nil, !state.shuttingDown { return (state.enqueue(key, now: .now), started) }

@@ -38,7 +38,9 @@ extension ServerState {
         }
         let items: [JSONValue] = groups.keys.sorted().map { group in
             let versions = groups[group]!.sorted()
-            let list: [JSONValue] = versions.map { ["groupVersion": .string("\(group)/\($0)"), "version": .string($0)] }
+            let list: [JSONValue] = versions.map {
+                ["groupVersion": .string("\(group)/\($0)"), "version": .string($0)]
+            }
             return ["name": .string(group), "versions": .array(list), "preferredVersion": list[0]]
         }
         return ["kind": "APIGroupList", "apiVersion": "v1", "groups": .array(items)]
@@ -110,8 +112,11 @@ extension ServerState {
     func tableColumns(_ info: ResourceInfo) -> [(definition: JSONValue, jsonPath: String)] {
         var columns: [(JSONValue, String)] = [
             (
-                ["name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.",
-                 "priority": 0], ".metadata.name"
+                [
+                    "name": "Name", "type": "string", "format": "name",
+                    "description": "Name must be unique within a namespace.",
+                    "priority": 0,
+                ], ".metadata.name"
             )
         ]
         for column in info.printerColumns {
@@ -128,7 +133,10 @@ extension ServerState {
         if !info.printerColumns.contains(where: { $0.jsonPath == ".metadata.creationTimestamp" }) {
             columns.append(
                 (
-                    ["name": "Age", "type": "date", "format": "", "description": "Time since creation.", "priority": 0],
+                    [
+                        "name": "Age", "type": "date", "format": "", "description": "Time since creation.",
+                        "priority": 0,
+                    ],
                     ".metadata.creationTimestamp"
                 )
             )
@@ -158,8 +166,13 @@ extension ServerState {
         return .object(row)
     }
 
-    func table(_ objects: [JSONObject], _ info: ResourceInfo, includeObject: String?, listMeta: JSONObject,
-               withColumns: Bool = true) -> JSONValue {
+    func table(
+        _ objects: [JSONObject],
+        _ info: ResourceInfo,
+        includeObject: String?,
+        listMeta: JSONObject,
+        withColumns: Bool = true
+    ) -> JSONValue {
         var table: JSONObject = [
             "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": .object(listMeta),
             "rows": .array(objects.map { self.tableRow($0, info, includeObject: includeObject) }),
@@ -204,7 +217,9 @@ enum SimpleJSONPath {
                     let expected = parts[1].trimmingCharacters(in: .whitespaces).trimmingCharacters(
                         in: CharacterSet(charactersIn: "\"'")
                     )
-                    current = value.arrayValue?.first { $0[path: key.split(separator: ".").map(String.init)]?.stringValue == expected }
+                    current = value.arrayValue?.first {
+                        $0[path: key.split(separator: ".").map(String.init)]?.stringValue == expected
+                    }
                 } else {
                     return nil
                 }

@@ -32,7 +32,8 @@ enum JSONPatch {
                     throw PatchError(message: "testing value \(path) failed: test failed")
                 }
             case "move", "copy":
-                guard let from = operation["from"]?.stringValue, let value = get(document, try parsePointer(from)) else {
+                guard let from = operation["from"]?.stringValue, let value = get(document, try parsePointer(from))
+                else {
                     throw PatchError(message: "\(op) operation does not apply: doc is missing from path")
                 }
                 if op == "move" { document = try remove(document, try parsePointer(from)) }
@@ -77,7 +78,9 @@ enum JSONPatch {
                 object[token] = value
             } else {
                 guard let child = object[token] else {
-                    throw PatchError(message: "add operation does not apply: doc is missing path: /\(pointer.joined(separator: "/"))")
+                    throw PatchError(
+                        message: "add operation does not apply: doc is missing path: /\(pointer.joined(separator: "/"))"
+                    )
                 }
                 object[token] = try set(child, rest, value, insert: insert)
             }
@@ -87,7 +90,11 @@ enum JSONPatch {
                 if token == "-" {
                     array.append(value)
                 } else if let index = Int(token), index >= 0, index <= array.count {
-                    if insert { array.insert(value, at: index) } else if index < array.count { array[index] = value } else {
+                    if insert {
+                        array.insert(value, at: index)
+                    } else if index < array.count {
+                        array[index] = value
+                    } else {
                         throw PatchError(message: "index out of range: \(index)")
                     }
                 } else {
@@ -101,7 +108,9 @@ enum JSONPatch {
             }
             return .array(array)
         default:
-            throw PatchError(message: "add operation does not apply: doc is missing path: /\(pointer.joined(separator: "/"))")
+            throw PatchError(
+                message: "add operation does not apply: doc is missing path: /\(pointer.joined(separator: "/"))"
+            )
         }
     }
 
@@ -110,7 +119,9 @@ enum JSONPatch {
         let rest = Array(pointer.dropFirst())
         switch document {
         case .object(var object):
-            if rest.isEmpty { object.removeValue(forKey: token) } else if let child = object[token] {
+            if rest.isEmpty {
+                object.removeValue(forKey: token)
+            } else if let child = object[token] {
                 object[token] = try remove(child, rest)
             }
             return .object(object)

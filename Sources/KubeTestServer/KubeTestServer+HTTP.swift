@@ -156,8 +156,7 @@ extension KubeTestServer {
     }
 
     static func json(_ value: JSONValue, code: Int = 200, contentType: String = "application/json") -> HTTPResponse {
-        let data = (try? KubeJSON.encode(value)) ?? Data("null".utf8)
-        return HTTPResponse(code: code, body: ByteBuffer(data: data), contentType: contentType)
+        HTTPResponse(code: code, body: ByteBuffer(bytes: value.serialized()), contentType: contentType)
     }
 
     // MARK: Routing
@@ -222,7 +221,8 @@ extension KubeTestServer {
 
     func discovery(_ request: HTTPRequest) throws -> HTTPResponse? {
         guard request.method == "GET" else { return nil }
-        let path = request.path.hasSuffix("/") && request.path.count > 1 ? String(request.path.dropLast()) : request.path
+        let path =
+            request.path.hasSuffix("/") && request.path.count > 1 ? String(request.path.dropLast()) : request.path
         let segments = path.split(separator: "/").map(String.init)
         return try self.state.withLock { state throws -> HTTPResponse? in
             switch segments.count {
@@ -257,8 +257,8 @@ extension KubeTestServer {
                     + "application/yaml"
             )
         }
+        if let value = try? JSONValue.parse(request.body.readableBytesView) { return value }
         let data = Data(buffer: request.body)
-        if let value = try? KubeJSON.decode(JSONValue.self, from: data) { return value }
         if yaml || contentType.contains("yaml"), let text = String(data: data, encoding: .utf8),
             let value = try? YAMLDecoder().decode(JSONValue.self, from: text)
         {
@@ -284,8 +284,12 @@ extension KubeTestServer {
         object["apiVersion"] = .string(info.type.apiVersion)
         if request.wantsTable, request.method == "GET" {
             let table = self.state.withLock {
-                $0.table([object], info, includeObject: request.query["includeObject"],
-                         listMeta: ["resourceVersion": object["metadata"]?["resourceVersion"] ?? ""])
+                $0.table(
+                    [object],
+                    info,
+                    includeObject: request.query["includeObject"],
+                    listMeta: ["resourceVersion": object["metadata"]?["resourceVersion"] ?? ""]
+                )
             }
             return Self.json(table, code: code, contentType: "application/json;as=Table;v=v1;g=meta.k8s.io")
         }
@@ -311,8 +315,14 @@ extension KubeTestServer {
                 throw APIError.badRequest("specifying resource version is not allowed when using continue")
             }
             let result = try self.state.withLock { state throws(APIError) in
-                try state.list(info, namespace: namespace, labels: labels, fields: fields, limit: limit,
-                               continueToken: request.query["continue"])
+                try state.list(
+                    info,
+                    namespace: namespace,
+                    labels: labels,
+                    fields: fields,
+                    limit: limit,
+                    continueToken: request.query["continue"]
+                )
             }
             var listMeta: JSONObject = ["resourceVersion": .string(result.resourceVersion)]
             if let token = result.continueToken { listMeta["continue"] = .string(token) }
@@ -367,8 +377,13 @@ extension KubeTestServer {
                         [.invalid("metadata.resourceVersion", .int(0), "must be specified for an update")]
                     )
                 }
-                let object = try state.commitUpdate(info, old: old, candidate: body, subresource: target.subresource,
-                                                    context: context)
+                let object = try state.commitUpdate(
+                    info,
+                    old: old,
+                    candidate: body,
+                    subresource: target.subresource,
+                    context: context
+                )
                 return (object, state.warnings)
             }
             var response = self.render(object, info, request)
@@ -380,8 +395,15 @@ extension KubeTestServer {
             let body = try self.decodeBody(request, yaml: isApply)
             let context = self.context(request, info, apply: isApply)
             let result = try self.state.withLock { state throws(APIError) in
-                try state.patch(info, namespace: namespace, name: name, contentType: contentType, body: body,
-                                subresource: target.subresource, context: context)
+                try state.patch(
+                    info,
+                    namespace: namespace,
+                    name: name,
+                    contentType: contentType,
+                    body: body,
+                    subresource: target.subresource,
+                    context: context
+                )
             }
             return self.render(result.object, info, request, code: result.created ? 201 : 200)
         case ("DELETE", let name?):
@@ -394,8 +416,14 @@ extension KubeTestServer {
             )
             let dryRun = request.query["dryRun"] == "All"
             let outcome = try self.state.withLock { state throws(APIError) in
-                try state.delete(info, namespace: namespace, name: name, policy: policy, preconditions: preconditions,
-                                 dryRun: dryRun)
+                try state.delete(
+                    info,
+                    namespace: namespace,
+                    name: name,
+                    policy: policy,
+                    preconditions: preconditions,
+                    dryRun: dryRun
+                )
             }
             switch outcome {
             case .pending(let object): return self.render(object, info, request)
@@ -414,12 +442,23 @@ extension KubeTestServer {
             let labels = try self.selector(request.query["labelSelector"])
             let fields = try self.selector(request.query["fieldSelector"])
             try self.state.withLock { state throws(APIError) in
-                let result = try state.list(info, namespace: namespace, labels: labels, fields: fields, limit: nil,
-                                            continueToken: nil)
+                let result = try state.list(
+                    info,
+                    namespace: namespace,
+                    labels: labels,
+                    fields: fields,
+                    limit: nil,
+                    continueToken: nil
+                )
                 for item in result.items {
                     let meta = ObjectMeta(object: item["metadata"]?.objectValue ?? [:])
-                    _ = try? state.delete(info, namespace: meta.namespace, name: meta.name ?? "",
-                                          policy: request.query["propagationPolicy"], preconditions: (nil, nil))
+                    _ = try? state.delete(
+                        info,
+                        namespace: meta.namespace,
+                        name: meta.name ?? "",
+                        policy: request.query["propagationPolicy"],
+                        preconditions: (nil, nil)
+                    )
                 }
             }
             return Self.json(["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Success"])

@@ -36,14 +36,24 @@ extension KubeTestServer {
             throw APIError.invalid(
                 target.info,
                 "",
-                [.forbidden("resourceVersionMatch", "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")]
+                [
+                    .forbidden(
+                        "resourceVersionMatch",
+                        "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
+                    )
+                ]
             )
         }
         if !sendInitial, request.query["resourceVersionMatch"] != nil {
             throw APIError.invalid(
                 target.info,
                 "",
-                [.forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided")]
+                [
+                    .forbidden(
+                        "resourceVersionMatch",
+                        "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"
+                    )
+                ]
             )
         }
         let (stream, continuation) = AsyncStream<WatchSignal>.makeStream()
@@ -60,7 +70,9 @@ extension KubeTestServer {
                     code: 504,
                     reason: "Timeout",
                     message: "Timeout: Too large resource version: \(requested), current: \(state.rv)",
-                    details: .init(causes: [StatusCause(reason: "ResourceVersionTooLarge", message: "Too large resource version")])
+                    details: .init(causes: [
+                        StatusCause(reason: "ResourceVersionTooLarge", message: "Too large resource version")
+                    ])
                 )
                 error.status.details?.retryAfterSeconds = 1
                 throw error
@@ -113,22 +125,25 @@ extension KubeTestServer {
             var payload = JSONValue.object(object)
             if table, type != .error, type != .bookmark {
                 payload = self.state.withLock {
-                    $0.table([object], info, includeObject: request.query["includeObject"],
-                             listMeta: ["resourceVersion": object["metadata"]?["resourceVersion"] ?? ""],
-                             withColumns: !sentColumns)
+                    $0.table(
+                        [object],
+                        info,
+                        includeObject: request.query["includeObject"],
+                        listMeta: ["resourceVersion": object["metadata"]?["resourceVersion"] ?? ""],
+                        withColumns: !sentColumns
+                    )
                 }
                 sentColumns = true
             }
-            var data = (try? KubeJSON.encode(JSONValue.object(["type": .string(type.rawValue), "object": payload])))
-                ?? Data()
+            var data = JSONValue.object(["type": .string(type.rawValue), "object": payload]).serialized()
             data.append(UInt8(ascii: "\n"))
             if split, data.count > 2 {
                 let middle = data.count / 2
-                try await outbound.write(.body(.byteBuffer(ByteBuffer(data: data.prefix(middle)))))
+                try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: data[..<middle]))))
                 try await Task.sleep(for: .milliseconds(20))
-                try await outbound.write(.body(.byteBuffer(ByteBuffer(data: data.suffix(from: middle)))))
+                try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: data[middle...]))))
             } else {
-                try await outbound.write(.body(.byteBuffer(ByteBuffer(data: data))))
+                try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: data))))
             }
         }
 
@@ -162,11 +177,12 @@ extension KubeTestServer {
             let newMatch = self.state.withLock {
                 $0.matches(event.object, info, namespace: target.namespace, labels: watch.labels, fields: watch.fields)
             }
-            let oldMatch = event.old.map { old in
-                self.state.withLock {
-                    $0.matches(old, info, namespace: target.namespace, labels: watch.labels, fields: watch.fields)
-                }
-            } ?? false
+            let oldMatch =
+                event.old.map { old in
+                    self.state.withLock {
+                        $0.matches(old, info, namespace: target.namespace, labels: watch.labels, fields: watch.fields)
+                    }
+                } ?? false
             switch event.type {
             case .added where newMatch: try await send(.added, event.object)
             case .modified where newMatch: try await send(oldMatch ? .modified : .added, event.object)

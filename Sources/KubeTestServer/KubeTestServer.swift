@@ -8,6 +8,12 @@ import NIOHTTP1
 import NIOPosix
 import Synchronization
 
+/// An error of the test server's own API.
+public struct KubeTestServerError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { self.message }
+}
+
 /// An in-memory Kubernetes API server with the semantics controllers and kubectl rely on.
 ///
 /// Run it scoped with ``withRunning(configuration:logger:_:)``; the body gets the server with its bound port.
@@ -191,6 +197,40 @@ public final class KubeTestServer: Sendable {
 
     /// The number of open watch streams.
     public var openWatchCount: Int { self.state.withLock { $0.watchers.count } }
+
+    /// Creates or replaces objects directly in storage (no HTTP), emitting watch events as real writes would.
+    /// For load generation in benchmarks; each object must carry `metadata.name` (and `namespace` if namespaced).
+    public func seed(group: String, plural: String, objects: [JSONObject]) throws {
+        try self.state.withLock { state throws in
+            guard let info = state.resources["\(group)/\(plural)"] else {
+                throw KubeTestServerError(message: "unknown resource \(group)/\(plural)")
+            }
+            let context = WriteContext(manager: "seed", fieldValidation: "Ignore")
+            for object in objects {
+                let meta = ObjectMeta(object: object["metadata"]?.objectValue ?? [:])
+                let key = state.key(info, namespace: meta.namespace, name: meta.name ?? "")
+                do {
+                    if let old = state.current(info, key) {
+                        var candidate = object
+                        var candidateMeta = meta
+                        candidateMeta.resourceVersion = nil
+                        candidate["metadata"] = candidateMeta.json
+                        _ = try state.commitUpdate(
+                            info,
+                            old: old,
+                            candidate: candidate,
+                            subresource: nil,
+                            context: context
+                        )
+                    } else {
+                        _ = try state.create(info, namespace: meta.namespace, body: object, context: context)
+                    }
+                } catch {
+                    throw KubeTestServerError(message: "\((error as? APIError)?.status.message ?? "\(error)")")
+                }
+            }
+        }
+    }
 
     /// The stored objects of a resource (`group` empty for the core group), sorted by namespace and name.
     public func objects(group: String, plural: String) -> [JSONObject] {

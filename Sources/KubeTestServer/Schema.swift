@@ -20,7 +20,11 @@ struct FieldError: Sendable, Hashable {
         .init(reason: "FieldValueInvalid", field: field, detail: "Invalid value: \(renderValue(value)): \(why)")
     }
     static func required(_ field: String, _ why: String = "") -> Self {
-        .init(reason: "FieldValueRequired", field: field, detail: why.isEmpty ? "Required value" : "Required value: \(why)")
+        .init(
+            reason: "FieldValueRequired",
+            field: field,
+            detail: why.isEmpty ? "Required value" : "Required value: \(why)"
+        )
     }
     static func forbidden(_ field: String, _ why: String) -> Self {
         .init(reason: "FieldValueForbidden", field: field, detail: "Forbidden: \(why)")
@@ -57,9 +61,12 @@ struct StructuralSchema: Sendable {
     func schema(at path: [String]) -> JSONValue? {
         var current = self.root
         for key in path {
-            guard let next = current[path: ["properties", key]] ?? current["additionalProperties"].flatMap({
-                $0.objectValue != nil ? $0 : nil
-            }) else { return nil }
+            guard
+                let next = current[path: ["properties", key]]
+                    ?? current["additionalProperties"].flatMap({
+                        $0.objectValue != nil ? $0 : nil
+                    })
+            else { return nil }
             current = next
         }
         return current
@@ -93,8 +100,13 @@ struct StructuralSchema: Sendable {
         }
     }
 
-    static func prune(_ value: inout JSONValue, schema: JSONValue, path: [String], unknown: inout [String],
-                      isRoot: Bool = false) {
+    static func prune(
+        _ value: inout JSONValue,
+        schema: JSONValue,
+        path: [String],
+        unknown: inout [String],
+        isRoot: Bool = false
+    ) {
         if schema["x-kubernetes-preserve-unknown-fields"]?.boolValue == true, schema["properties"] == nil { return }
         switch value {
         case .object(var object):
@@ -134,13 +146,22 @@ struct StructuralSchema: Sendable {
     static func fieldPath(_ path: [String]) -> String {
         var result = ""
         for component in path {
-            if component.hasPrefix("[") { result += component } else { result += result.isEmpty ? component : "." + component }
+            if component.hasPrefix("[") {
+                result += component
+            } else {
+                result += result.isEmpty ? component : "." + component
+            }
         }
         return result
     }
 
-    static func validate(_ value: JSONValue, schema: JSONValue, path: [String], errors: inout [FieldError],
-                         isRoot: Bool = false) {
+    static func validate(
+        _ value: JSONValue,
+        schema: JSONValue,
+        path: [String],
+        errors: inout [FieldError],
+        isRoot: Bool = false
+    ) {
         let field = fieldPath(path)
         if value.isNull {
             if schema["nullable"]?.boolValue == true { return }
@@ -153,7 +174,11 @@ struct StructuralSchema: Sendable {
             case "array": ok = value.arrayValue != nil
             case "string": ok = value.stringValue != nil || (intOrString && value.intValue != nil)
             case "integer":
-                if case .int = value { ok = true } else if case .double(let d) = value { ok = d.rounded() == d } else {
+                if case .int = value {
+                    ok = true
+                } else if case .double(let d) = value {
+                    ok = d.rounded() == d
+                } else {
                     ok = intOrString && value.stringValue != nil
                 }
             case "number": ok = value.doubleValue != nil
@@ -198,7 +223,11 @@ struct StructuralSchema: Sendable {
         case .string(let string):
             if let maxLength = schema["maxLength"]?.intValue, string.count > maxLength {
                 errors.append(
-                    .init(reason: "FieldValueTooLong", field: field, detail: "Too long: may not be more than \(maxLength) bytes")
+                    .init(
+                        reason: "FieldValueTooLong",
+                        field: field,
+                        detail: "Too long: may not be more than \(maxLength) bytes"
+                    )
                 )
             }
             if let minLength = schema["minLength"]?.intValue, string.count < minLength {
@@ -219,7 +248,11 @@ struct StructuralSchema: Sendable {
                 if exclusive ? number <= minimum : number < minimum {
                     let bound = schema["minimum"].map { FieldError.renderValue($0) } ?? ""
                     errors.append(
-                        .invalid(field, value, "\(field) in body should be greater than \(exclusive ? "" : "or equal to ")\(bound)")
+                        .invalid(
+                            field,
+                            value,
+                            "\(field) in body should be greater than \(exclusive ? "" : "or equal to ")\(bound)"
+                        )
                     )
                 }
             }
@@ -228,14 +261,22 @@ struct StructuralSchema: Sendable {
                 if exclusive ? number >= maximum : number > maximum {
                     let bound = schema["maximum"].map { FieldError.renderValue($0) } ?? ""
                     errors.append(
-                        .invalid(field, value, "\(field) in body should be less than \(exclusive ? "" : "or equal to ")\(bound)")
+                        .invalid(
+                            field,
+                            value,
+                            "\(field) in body should be less than \(exclusive ? "" : "or equal to ")\(bound)"
+                        )
                     )
                 }
             }
         case .array(let items):
             if let maxItems = schema["maxItems"]?.intValue, items.count > maxItems {
                 errors.append(
-                    .init(reason: "FieldValueTooMany", field: field, detail: "Too many: \(items.count): must have at most \(maxItems) items")
+                    .init(
+                        reason: "FieldValueTooMany",
+                        field: field,
+                        detail: "Too many: \(items.count): must have at most \(maxItems) items"
+                    )
                 )
             }
             if let minItems = schema["minItems"]?.intValue, items.count < minItems {
@@ -247,7 +288,8 @@ struct StructuralSchema: Sendable {
                 }
             }
         case .object(let object):
-            for required in schema["required"]?.arrayValue?.compactMap(\.stringValue) ?? [] where object[required] == nil {
+            for required in schema["required"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            where object[required] == nil {
                 errors.append(.required(fieldPath(path + [required])))
             }
             let properties = schema["properties"]?.objectValue ?? [:]

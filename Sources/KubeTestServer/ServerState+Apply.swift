@@ -15,8 +15,14 @@ extension ServerState {
         context: WriteContext
     ) throws(APIError) -> (object: JSONObject, created: Bool) {
         if contentType.hasPrefix("application/apply-patch") {
-            return try self.apply(info, namespace: namespace, name: name, body: body, subresource: subresource,
-                                  context: context)
+            return try self.apply(
+                info,
+                namespace: namespace,
+                name: name,
+                body: body,
+                subresource: subresource,
+                context: context
+            )
         }
         if context.force {
             throw .invalid(info, name, [.forbidden("force", "may not be specified for non-apply patch")])
@@ -31,7 +37,11 @@ extension ServerState {
             do {
                 patched = try JSONPatch.apply(body, to: .object(old))
             } catch let error as PatchError {
-                throw .invalid(info, name, [FieldError(reason: "FieldValueInvalid", field: "patch", detail: error.message)])
+                throw .invalid(
+                    info,
+                    name,
+                    [FieldError(reason: "FieldValueInvalid", field: "patch", detail: error.message)]
+                )
             } catch {
                 throw .badRequest("\(error)")
             }
@@ -76,7 +86,10 @@ extension ServerState {
         }
         var relaxed = context
         relaxed.fieldValidation = "Ignore"
-        return (try self.commitUpdate(info, old: old, candidate: candidate, subresource: subresource, context: relaxed), false)
+        return (
+            try self.commitUpdate(info, old: old, candidate: candidate, subresource: subresource, context: relaxed),
+            false
+        )
     }
 
     static func strippingDirectives(_ value: JSONValue) -> JSONValue {
@@ -100,11 +113,19 @@ extension ServerState {
             throw APIError(
                 code: 422,
                 reason: "Invalid",
-                message: "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
-                details: .init(group: "meta.k8s.io", kind: "PatchOptions", causes: [
-                    StatusCause(reason: "FieldValueRequired", message: "Required value: is required for apply patch",
-                                field: "fieldManager")
-                ])
+                message:
+                    "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                details: .init(
+                    group: "meta.k8s.io",
+                    kind: "PatchOptions",
+                    causes: [
+                        StatusCause(
+                            reason: "FieldValueRequired",
+                            message: "Required value: is required for apply patch",
+                            field: "fieldManager"
+                        )
+                    ]
+                )
             )
         }
         if applied["metadata"]?["managedFields"] != nil {
@@ -148,8 +169,13 @@ extension ServerState {
             var meta = body["metadata"]?.objectValue ?? [:]
             meta["name"] = .string(name)
             body["metadata"] = .object(meta)
-            let created = try self.create(info, namespace: namespace, body: body, context: context,
-                                          managedFields: [entry(appliedSet)])
+            let created = try self.create(
+                info,
+                namespace: namespace,
+                body: body,
+                context: context,
+                managedFields: [entry(appliedSet)]
+            )
             return (created, true)
         }
         let live = JSONValue.object(old)
@@ -157,7 +183,8 @@ extension ServerState {
         // Conflicts: fields in the body owned by another manager with a different value.
         var conflicts: [(manager: ManagedFieldsEntry, path: [String])] = []
         for other in entries {
-            let isSelf = other.manager == context.manager && other.operation == "Apply" && other.subresource == subresource
+            let isSelf =
+                other.manager == context.manager && other.operation == "Apply" && other.subresource == subresource
             if isSelf { continue }
             let owned = FieldSet(fieldsV1: other.fieldsV1 ?? [:])
             for path in appliedSet.paths.sorted(by: { $0.joined(separator: ".") < $1.joined(separator: ".") }) {
@@ -176,9 +203,10 @@ extension ServerState {
         }
         // Merge the applied configuration, then drop fields this manager stopped applying (unless owned elsewhere).
         var merged = Self.deepMerge(live, .object(applied))
-        let previous = entries.first {
-            $0.manager == context.manager && $0.operation == "Apply" && $0.subresource == subresource
-        }.map { FieldSet(fieldsV1: $0.fieldsV1 ?? [:]) } ?? FieldSet()
+        let previous =
+            entries.first {
+                $0.manager == context.manager && $0.operation == "Apply" && $0.subresource == subresource
+            }.map { FieldSet(fieldsV1: $0.fieldsV1 ?? [:]) } ?? FieldSet()
         let others = entries.filter {
             !($0.manager == context.manager && $0.operation == "Apply" && $0.subresource == subresource)
         }
@@ -216,8 +244,14 @@ extension ServerState {
         candidate["metadata"] = .object(meta)
         var relaxed = context
         relaxed.fieldValidation = "Ignore"
-        let result = try self.commitUpdate(info, old: old, candidate: candidate, subresource: subresource,
-                                           context: relaxed, managedFields: newEntries)
+        let result = try self.commitUpdate(
+            info,
+            old: old,
+            candidate: candidate,
+            subresource: subresource,
+            context: relaxed,
+            managedFields: newEntries
+        )
         return (result, false)
     }
 
@@ -237,18 +271,24 @@ extension ServerState {
 
     static func conflictError(_ conflicts: [(manager: ManagedFieldsEntry, path: [String])]) -> APIError {
         let causes = conflicts.map {
-            StatusCause(reason: "FieldManagerConflict", message: "conflict with \(describe($0.manager))",
-                        field: "." + $0.path.joined(separator: "."))
+            StatusCause(
+                reason: "FieldManagerConflict",
+                message: "conflict with \(describe($0.manager))",
+                field: "." + $0.path.joined(separator: ".")
+            )
         }
         let message: String
         if conflicts.count == 1 {
-            message = "Apply failed with 1 conflict: conflict with \(describe(conflicts[0].manager)): "
+            message =
+                "Apply failed with 1 conflict: conflict with \(describe(conflicts[0].manager)): "
                 + "." + conflicts[0].path.joined(separator: ".")
         } else {
             let grouped = Dictionary(grouping: conflicts, by: { describe($0.manager) })
-            message = "Apply failed with \(conflicts.count) conflicts: "
+            message =
+                "Apply failed with \(conflicts.count) conflicts: "
                 + grouped.keys.sorted().map { manager in
-                    "conflicts with \(manager):\n" + grouped[manager]!.map { "- ." + $0.path.joined(separator: ".") }
+                    "conflicts with \(manager):\n"
+                        + grouped[manager]!.map { "- ." + $0.path.joined(separator: ".") }
                         .joined(separator: "\n")
                 }.joined(separator: "\n")
         }
@@ -296,9 +336,21 @@ enum BuiltinResources {
         make("rbac.authorization.k8s.io", "ClusterRoleBinding", "clusterrolebindings", namespaced: false),
         make("coordination.k8s.io", "Lease", "leases", namespaced: true),
         make("events.k8s.io", "Event", "events", namespaced: true, short: ["ev"]),
-        make("apiextensions.k8s.io", "CustomResourceDefinition", "customresourcedefinitions", namespaced: false,
-             short: ["crd", "crds"], status: true, generation: true),
-        make("authorization.k8s.io", "SelfSubjectAccessReview", "selfsubjectaccessreviews", namespaced: false,
-             createOnly: true),
+        make(
+            "apiextensions.k8s.io",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            namespaced: false,
+            short: ["crd", "crds"],
+            status: true,
+            generation: true
+        ),
+        make(
+            "authorization.k8s.io",
+            "SelfSubjectAccessReview",
+            "selfsubjectaccessreviews",
+            namespaced: false,
+            createOnly: true
+        ),
     ]
 }

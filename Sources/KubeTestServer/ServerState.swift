@@ -113,7 +113,13 @@ struct ServerState {
         var remaining: Int?
     }
 
-    func matches(_ object: JSONObject, _ info: ResourceInfo, namespace: String?, labels: Selector, fields: Selector)
+    func matches(
+        _ object: JSONObject,
+        _ info: ResourceInfo,
+        namespace: String?,
+        labels: Selector,
+        fields: Selector
+    )
         -> Bool
     {
         let meta = ObjectMeta(object: object["metadata"]?.objectValue ?? [:])
@@ -306,8 +312,14 @@ struct ServerState {
         meta = ObjectMeta(object: object["metadata"]?.objectValue ?? [:])
         meta.managedFields =
             managedFields
-            ?? Self.updateEntries([], manager: context.manager, changed: FieldSet(of: .object(object)), removed: [],
-                                  apiVersion: info.type.apiVersion, subresource: nil)
+            ?? Self.updateEntries(
+                [],
+                manager: context.manager,
+                changed: FieldSet(of: .object(object)),
+                removed: [],
+                apiVersion: info.type.apiVersion,
+                subresource: nil
+            )
         object["metadata"] = meta.json
         if info.type.plural == "customresourcedefinitions" {
             object = try self.establishCRD(object)
@@ -317,7 +329,23 @@ struct ServerState {
         object.setResourceVersion(rv)
         self.store(info, key, object)
         self.emit(.added, info, object, old: nil)
-        return object
+        self.collectIfOrphaned(info, key)
+        return self.current(info, key) ?? object
+    }
+
+    /// The garbage collector also removes dependents whose owners (by uid) are all gone when they are written,
+    /// e.g. created by a controller that acted on a stale cache after the owner was deleted.
+    mutating func collectIfOrphaned(_ info: ResourceInfo, _ key: ObjectKey) {
+        guard let object = self.current(info, key) else { return }
+        let owners = ObjectMeta(object: object["metadata"]?.objectValue ?? [:]).ownerReferences ?? []
+        guard !owners.isEmpty, owners.allSatisfy({ self.uidIndex[$0.uid ?? ""] == nil }) else { return }
+        _ = try? self.delete(
+            info,
+            namespace: key.namespace,
+            name: key.name,
+            policy: "Background",
+            preconditions: (nil, nil)
+        )
     }
 
     mutating func store(_ info: ResourceInfo, _ key: ObjectKey, _ object: JSONObject) {
@@ -354,7 +382,8 @@ struct ServerState {
         let meta = ObjectMeta(object: value["metadata"]?.objectValue ?? [:])
         if let owners = meta.ownerReferences {
             for (index, owner) in owners.enumerated() {
-                for field in ["apiVersion", "kind", "name", "uid"] where owner.object[field]?.stringValue?.isEmpty ?? true {
+                for field in ["apiVersion", "kind", "name", "uid"]
+                where owner.object[field]?.stringValue?.isEmpty ?? true {
                     errors.append(.required("metadata.ownerReferences[\(index)].\(field)"))
                 }
             }
@@ -409,7 +438,11 @@ struct ServerState {
             throw .conflict(info, name)
         }
         if let uid = meta.uid, !uid.isEmpty, uid != oldMeta.uid {
-            throw .conflict(info, name, "Precondition failed: UID in precondition: \(uid), UID in object meta: \(oldMeta.uid ?? "")")
+            throw .conflict(
+                info,
+                name,
+                "Precondition failed: UID in precondition: \(uid), UID in object meta: \(oldMeta.uid ?? "")"
+            )
         }
         if let requested = meta.name, !requested.isEmpty, requested != name {
             throw .badRequest("the name of the object (\(requested)) does not match the name on the URL (\(name))")
@@ -479,7 +512,10 @@ struct ServerState {
         }
         self.store(info, key, candidate)
         self.emit(.modified, info, candidate, old: old)
-        if info.type.plural == "customresourcedefinitions" { self.register(CustomResourceDefinition(object: candidate)) }
+        self.collectIfOrphaned(info, key)
+        if info.type.plural == "customresourcedefinitions" {
+            self.register(CustomResourceDefinition(object: candidate))
+        }
         return candidate
     }
 
@@ -571,7 +607,11 @@ struct ServerState {
         guard let old = self.current(info, key) else { throw .notFound(info, name) }
         let oldMeta = ObjectMeta(object: old["metadata"]?.objectValue ?? [:])
         if let uid = preconditions.uid, uid != oldMeta.uid {
-            throw .conflict(info, name, "Precondition failed: UID in precondition: \(uid), UID in object meta: \(oldMeta.uid ?? "")")
+            throw .conflict(
+                info,
+                name,
+                "Precondition failed: UID in precondition: \(uid), UID in object meta: \(oldMeta.uid ?? "")"
+            )
         }
         if let rv = preconditions.rv, rv != oldMeta.resourceVersion {
             throw .conflict(
@@ -583,7 +623,9 @@ struct ServerState {
         }
         if oldMeta.deletionTimestamp != nil { return .pending(old) }
         var finalizers = oldMeta.finalizers ?? []
-        if policy == "Foreground", !finalizers.contains("foregroundDeletion") { finalizers.append("foregroundDeletion") }
+        if policy == "Foreground", !finalizers.contains("foregroundDeletion") {
+            finalizers.append("foregroundDeletion")
+        }
         if policy == "Orphan", !finalizers.contains("orphan") { finalizers.append("orphan") }
         if dryRun { return finalizers.isEmpty ? .removed(old) : .pending(old) }
         if finalizers.isEmpty {
@@ -660,15 +702,25 @@ struct ServerState {
             let owners = meta.ownerReferences ?? []
             let alive = owners.filter { owner in owner.uid != uid && self.uidIndex[owner.uid ?? ""] != nil }
             if alive.isEmpty {
-                _ = try? self.delete(info, namespace: key.namespace, name: key.name, policy: "Background",
-                                     preconditions: (nil, nil))
+                _ = try? self.delete(
+                    info,
+                    namespace: key.namespace,
+                    name: key.name,
+                    policy: "Background",
+                    preconditions: (nil, nil)
+                )
             } else {
                 var updated = object
                 var updatedMeta = meta
                 updatedMeta.ownerReferences = owners.filter { $0.uid != uid }
                 updated["metadata"] = updatedMeta.json
-                _ = try? self.commitUpdate(info, old: object, candidate: updated, subresource: nil,
-                                           context: .init(manager: "kube-controller-manager"))
+                _ = try? self.commitUpdate(
+                    info,
+                    old: object,
+                    candidate: updated,
+                    subresource: nil,
+                    context: .init(manager: "kube-controller-manager")
+                )
             }
         }
     }
@@ -680,14 +732,25 @@ struct ServerState {
             meta.ownerReferences = (meta.ownerReferences ?? []).filter { $0.uid != uid }
             if meta.ownerReferences?.isEmpty ?? false { meta.ownerReferences = nil }
             updated["metadata"] = meta.json
-            _ = try? self.commitUpdate(info, old: object, candidate: updated, subresource: nil,
-                                       context: .init(manager: "kube-controller-manager"))
+            _ = try? self.commitUpdate(
+                info,
+                old: object,
+                candidate: updated,
+                subresource: nil,
+                context: .init(manager: "kube-controller-manager")
+            )
         }
     }
 
     mutating func deleteDependents(of uid: String, policy: String) {
         for (info, key, _) in self.dependents(of: uid) {
-            _ = try? self.delete(info, namespace: key.namespace, name: key.name, policy: policy, preconditions: (nil, nil))
+            _ = try? self.delete(
+                info,
+                namespace: key.namespace,
+                name: key.name,
+                policy: policy,
+                preconditions: (nil, nil)
+            )
         }
     }
 
@@ -715,8 +778,13 @@ struct ServerState {
         var updated = object
         meta.finalizers = finalizers
         updated["metadata"] = meta.json
-        _ = try? self.commitUpdate(info, old: object, candidate: updated, subresource: nil,
-                                   context: .init(manager: "kube-controller-manager"))
+        _ = try? self.commitUpdate(
+            info,
+            old: object,
+            candidate: updated,
+            subresource: nil,
+            context: .init(manager: "kube-controller-manager")
+        )
     }
 
     // MARK: CustomResourceDefinitions
@@ -731,7 +799,11 @@ struct ServerState {
         if (spec.names.kind ?? "").isEmpty { errors.append(.required("spec.names.kind")) }
         if crd.metadata.name != "\(plural).\(group)" {
             errors.append(
-                .invalid("metadata.name", .string(crd.metadata.name ?? ""), "must be spec.names.plural+\".\"+spec.group")
+                .invalid(
+                    "metadata.name",
+                    .string(crd.metadata.name ?? ""),
+                    "must be spec.names.plural+\".\"+spec.group"
+                )
             )
         }
         if spec.scope != "Namespaced" && spec.scope != "Cluster" {
@@ -739,13 +811,16 @@ struct ServerState {
                 .init(
                     reason: "FieldValueNotSupported",
                     field: "spec.scope",
-                    detail: "Unsupported value: \(FieldError.renderValue(.string(spec.scope ?? ""))): supported values: "
+                    detail:
+                        "Unsupported value: \(FieldError.renderValue(.string(spec.scope ?? ""))): supported values: "
                         + "\"Cluster\", \"Namespaced\""
                 )
             )
         }
         let versions = spec.versions ?? []
-        if versions.isEmpty { errors.append(.required("spec.versions", "must have exactly one version marked as storage version")) }
+        if versions.isEmpty {
+            errors.append(.required("spec.versions", "must have exactly one version marked as storage version"))
+        }
         if versions.filter({ $0.storage == true }).count != 1, !versions.isEmpty {
             errors.append(.invalid("spec.versions", .null, "must have exactly one version marked as storage version"))
         }

@@ -4,6 +4,7 @@ import Foundation
 import KubeClient
 import KubeModel
 import KubeRuntime
+import KubeTestServer
 import Logging
 import Metrics
 import MetricsTestKit
@@ -22,14 +23,25 @@ struct GizmoReconciler: Reconciler {
         var configMap = ConfigMap(name: "gizmo-\(key.name)", namespace: key.namespace)
         configMap.data = ["size": "\(gizmo.spec?["size"]?.intValue ?? 0)"]
         configMap.metadata.ownerReferences = [
-            OwnerReference(apiVersion: "example.com/v1", kind: "Gizmo", name: key.name, uid: gizmo.metadata.uid ?? "",
-                           controller: true, blockOwnerDeletion: true)
+            OwnerReference(
+                apiVersion: "example.com/v1",
+                kind: "Gizmo",
+                name: key.name,
+                uid: gizmo.metadata.uid ?? "",
+                controller: true,
+                blockOwnerDeletion: true
+            )
         ]
         _ = try await self.client.resource(ConfigMap.self, namespace: key.namespace)
             .apply(configMap, fieldManager: "gizmo-controller", force: true)
         var status = DynamicObject(Gizmo.type, name: key.name, namespace: key.namespace)
-        let condition = Condition(type: "Ready", status: "True", reason: "ConfigMapApplied", message: "",
-                                  observedGeneration: gizmo.metadata.generation)
+        let condition = Condition(
+            type: "Ready",
+            status: "True",
+            reason: "ConfigMapApplied",
+            message: "",
+            observedGeneration: gizmo.metadata.generation
+        )
         status.status = ["observedGeneration": .int(gizmo.metadata.generation ?? 0), "conditions": [condition.json]]
         _ = try await self.client.resource(Gizmo.type, namespace: key.namespace)
             .applyStatus(status, fieldManager: "gizmo-controller", force: true)
@@ -86,10 +98,19 @@ struct ControllerTests {
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
             }
-            let success = try metrics.expectCounter("controller_runtime_reconcile_total", [("controller", "gizmo"), ("result", "success")])
+            let success = try metrics.expectCounter(
+                "controller_runtime_reconcile_total",
+                [("controller", "gizmo"), ("result", "success")]
+            )
             #expect(success.totalValue >= 3)
-            #expect(try metrics.expectGauge("controller_runtime_max_concurrent_reconciles", [("controller", "gizmo")]).lastValue == 2)
-            #expect(try metrics.expectCounter("workqueue_adds_total", [("name", "gizmo"), ("controller", "gizmo")]).totalValue >= 3)
+            #expect(
+                try metrics.expectGauge("controller_runtime_max_concurrent_reconciles", [("controller", "gizmo")])
+                    .lastValue == 2
+            )
+            #expect(
+                try metrics.expectCounter("workqueue_adds_total", [("name", "gizmo"), ("controller", "gizmo")])
+                    .totalValue >= 3
+            )
             _ = server
         }
     }
@@ -108,7 +129,10 @@ struct ControllerTests {
                 logger: testLogger,
                 metricsFactory: metrics,
                 reconciler: ReconcileFunction { key in
-                    let count = attempts.withLock { $0[key.name, default: 0] += 1; return $0[key.name]! }
+                    let count = attempts.withLock {
+                        $0[key.name, default: 0] += 1
+                        return $0[key.name]!
+                    }
                     if key.name == "fatal" { throw TerminalError(Fatal()) }
                     if count < 3 { throw Transient() }
                     return .done
@@ -127,12 +151,39 @@ struct ControllerTests {
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
             }
-            #expect(try metrics.expectCounter("controller_runtime_reconcile_errors_total", [("controller", "flaky")]).totalValue == 3)
             #expect(
-                try metrics.expectCounter("controller_runtime_terminal_reconcile_errors_total", [("controller", "flaky")])
-                    .totalValue == 1
+                try metrics.expectCounter("controller_runtime_reconcile_errors_total", [("controller", "flaky")])
+                    .totalValue == 3
             )
-            #expect(try metrics.expectCounter("workqueue_retries_total", [("name", "flaky"), ("controller", "flaky")]).totalValue == 2)
+            #expect(
+                try metrics.expectCounter(
+                    "controller_runtime_terminal_reconcile_errors_total",
+                    [("controller", "flaky")]
+                )
+                .totalValue == 1
+            )
+            #expect(
+                try metrics.expectCounter("workqueue_retries_total", [("name", "flaky"), ("controller", "flaky")])
+                    .totalValue == 2
+            )
+        }
+    }
+
+    @Test("KubeClient runs as a Service and shuts its HTTP clients down on graceful shutdown")
+    func clientAsService() async throws {
+        try await KubeTestServer.withRunning(logger: testLogger) { server in
+            let client = try KubeClient(configuration: clientConfiguration(server.url), logger: testLogger)
+            let group = ServiceGroup(configuration: .init(services: [client], logger: testLogger))
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                #expect(try await client.resource(Namespace.self).get("default").metadata.name == "default")
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+            let error = await #expect(throws: KubeError.self) {
+                try await client.resource(Namespace.self).get("default")
+            }
+            #expect(error?.code == .transport)
         }
     }
 }

@@ -17,7 +17,11 @@ struct KubectlHarness {
         let executable = try #require(kubeTestServerExecutable, "kube-test-server must be built next to the tests")
         let kubectl = try #require(kubectlExecutable, "kubectl must be installed")
         return try await withTemporaryDirectory { directory in
-            let server = try BackgroundProcess(executable, ["--port", "0", "--bookmark-interval", "1"], directory: directory)
+            let server = try BackgroundProcess(
+                executable,
+                ["--port", "0", "--bookmark-interval", "1"],
+                directory: directory
+            )
             defer { server.terminate() }
             var url: String?
             _ = await eventually(timeout: .seconds(20)) {
@@ -46,7 +50,9 @@ struct KubectlHarness {
         }
     }
 
-    var baseArguments: [String] { ["--kubeconfig", self.directory + "/kubeconfig", "--cache-dir", self.directory + "/cache"] }
+    var baseArguments: [String] {
+        ["--kubeconfig", self.directory + "/kubeconfig", "--cache-dir", self.directory + "/cache"]
+    }
 
     func run(_ arguments: String...) async throws -> ProcessResult {
         try await runProcess(self.kubectl, self.baseArguments + arguments)
@@ -68,7 +74,10 @@ struct KubectlHarness {
         #expect(applied.status == 0, "\(applied.output)")
         #expect(applied.stdout.contains("customresourcedefinition.apiextensions.k8s.io/gizmos.example.com created"))
         let established = try await self.run(
-            "wait", "--for=condition=Established", "crd/gizmos.example.com", "--timeout=30s"
+            "wait",
+            "--for=condition=Established",
+            "crd/gizmos.example.com",
+            "--timeout=30s"
         )
         #expect(established.status == 0, "\(established.output)")
     }
@@ -109,18 +118,36 @@ struct KubectlTests {
             let table = try await k.run("get", "gizmos")
             #expect(table.status == 0, "\(table.output)")
             let lines = table.stdout.split(separator: "\n")
-            #expect(lines.first?.split(separator: " ", omittingEmptySubsequences: true).map(String.init) == ["NAME", "SIZE", "READY", "AGE"])
-            #expect(lines.dropFirst().first?.split(separator: " ", omittingEmptySubsequences: true).prefix(2).map(String.init) == ["g1", "3"])
+            #expect(
+                lines.first?.split(separator: " ", omittingEmptySubsequences: true).map(String.init) == [
+                    "NAME", "SIZE", "READY", "AGE",
+                ]
+            )
+            #expect(
+                lines.dropFirst().first?.split(separator: " ", omittingEmptySubsequences: true).prefix(2).map(
+                    String.init
+                ) == ["g1", "3"]
+            )
 
             let patched = try await k.run("patch", "gz", "g1", "--type=merge", "-p", #"{"spec":{"size":4}}"#)
             #expect(patched.stdout.contains("gizmo.example.com/g1 patched"), "\(patched.output)")
             let again = try await k.run("patch", "gz", "g1", "--type=merge", "-p", #"{"spec":{"size":4}}"#)
             #expect(again.stdout.contains("patched (no change)"), "\(again.output)")
-            let json = try await k.run("patch", "gz", "g1", "--type=json", "-p", #"[{"op":"replace","path":"/spec/size","value":6}]"#)
+            let json = try await k.run(
+                "patch",
+                "gz",
+                "g1",
+                "--type=json",
+                "-p",
+                #"[{"op":"replace","path":"/spec/size","value":6}]"#
+            )
             #expect(json.status == 0, "\(json.output)")
             let strategic = try await k.run("patch", "gz", "g1", "-p", #"{"spec":{"size":5}}"#)
             #expect(strategic.status != 0)
-            #expect(strategic.output.contains("application/strategic-merge-patch+json is not supported"), "\(strategic.output)")
+            #expect(
+                strategic.output.contains("application/strategic-merge-patch+json is not supported"),
+                "\(strategic.output)"
+            )
 
             let fields = try await k.run("get", "gz", "g1", "-o", "jsonpath={.spec.size} {.metadata.generation}")
             #expect(fields.stdout == "6 3", "\(fields.output)")
@@ -169,16 +196,31 @@ struct KubectlTests {
             let other = try k.write("s2.yaml", k.gizmo("s1", size: 5))
             let conflict = try await k.run("apply", "--server-side", "--field-manager=other", "-f", other)
             #expect(conflict.status != 0)
-            #expect(conflict.stderr.contains(#"Apply failed with 1 conflict: conflict with "kubectl": .spec.size"#), "\(conflict.output)")
+            #expect(
+                conflict.stderr.contains(#"Apply failed with 1 conflict: conflict with "kubectl": .spec.size"#),
+                "\(conflict.output)"
+            )
             let unchanged = try await k.run("get", "gz", "s1", "-o", "jsonpath={.spec.size}")
             #expect(unchanged.stdout == "2")
 
-            let forced = try await k.run("apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", other)
+            let forced = try await k.run(
+                "apply",
+                "--server-side",
+                "--field-manager=other",
+                "--force-conflicts",
+                "-f",
+                other
+            )
             #expect(forced.status == 0, "\(forced.output)")
             let value = try await k.run("get", "gz", "s1", "-o", "jsonpath={.spec.size}")
             #expect(value.stdout == "5")
             let managers = try await k.run(
-                "get", "gz", "s1", "--show-managed-fields", "-o", "jsonpath={.metadata.managedFields[*].manager}"
+                "get",
+                "gz",
+                "s1",
+                "--show-managed-fields",
+                "-o",
+                "jsonpath={.metadata.managedFields[*].manager}"
             )
             #expect(managers.stdout == "kubectl other", "\(managers.output)")
         }
@@ -189,7 +231,14 @@ struct KubectlTests {
         try await KubectlHarness.with { k in
             try await k.installCRD()
             _ = try await k.run("apply", "-f", k.write("g1.yaml", k.gizmo("g1")))
-            let hold = try await k.run("patch", "gz", "g1", "--type=merge", "-p", #"{"metadata":{"finalizers":["example.com/hold"]}}"#)
+            let hold = try await k.run(
+                "patch",
+                "gz",
+                "g1",
+                "--type=merge",
+                "-p",
+                #"{"metadata":{"finalizers":["example.com/hold"]}}"#
+            )
             #expect(hold.status == 0, "\(hold.output)")
             let delete = try k.background("delete", "gz", "g1", "--timeout=60s")
             defer { delete.terminate() }
@@ -201,11 +250,20 @@ struct KubectlTests {
             )
             #expect(
                 try await eventually {
-                    try await k.requests().contains { $0["verb"]?.stringValue == "watch" && $0["userAgent"]?.stringValue?.hasPrefix("kubectl") == true }
+                    try await k.requests().contains {
+                        $0["verb"]?.stringValue == "watch" && $0["userAgent"]?.stringValue?.hasPrefix("kubectl") == true
+                    }
                 }
             )
             #expect(delete.isRunning, "\(delete.output)")
-            let release = try await k.run("patch", "gz", "g1", "--type=json", "-p", #"[{"op":"remove","path":"/metadata/finalizers"}]"#)
+            let release = try await k.run(
+                "patch",
+                "gz",
+                "g1",
+                "--type=json",
+                "-p",
+                #"[{"op":"remove","path":"/metadata/finalizers"}]"#
+            )
             #expect(release.status == 0, "\(release.output)")
             #expect(await eventually { delete.exitStatus != nil })
             #expect(delete.exitStatus == 0, "\(delete.output)")
@@ -224,18 +282,31 @@ struct KubectlTests {
             defer { wait.terminate() }
             #expect(
                 try await eventually {
-                    try await k.requests().contains { $0["verb"]?.stringValue == "watch" && $0["userAgent"]?.stringValue?.hasPrefix("kubectl") == true }
+                    try await k.requests().contains {
+                        $0["verb"]?.stringValue == "watch" && $0["userAgent"]?.stringValue?.hasPrefix("kubectl") == true
+                    }
                 }
             )
             #expect(wait.isRunning)
             // A Ready condition for an older generation does not count.
             let stale = try await k.run(
-                "patch", "gz", "g1", "--subresource=status", "--type=merge", "-p",
+                "patch",
+                "gz",
+                "g1",
+                "--subresource=status",
+                "--type=merge",
+                "-p",
                 #"{"status":{"observedGeneration":0,"conditions":[{"type":"Ready","status":"True","reason":"Done","message":"","lastTransitionTime":"2025-01-01T00:00:00Z"}]}}"#
             )
             #expect(stale.status == 0, "\(stale.output)")
             let ready = try await k.run(
-                "patch", "gz", "g1", "--subresource=status", "--type=merge", "-p", #"{"status":{"observedGeneration":1}}"#
+                "patch",
+                "gz",
+                "g1",
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                #"{"status":{"observedGeneration":1}}"#
             )
             #expect(ready.status == 0, "\(ready.output)")
             #expect(await eventually { wait.exitStatus != nil })
@@ -252,17 +323,28 @@ struct KubectlTests {
             #expect(bad.status != 0)
             #expect(bad.stderr.contains(#"The Gizmo "bad" is invalid"#), "\(bad.output)")
             #expect(bad.stderr.contains(#"spec.color: Unsupported value: "pink": supported values: "red", "blue""#))
-            #expect(bad.stderr.contains("spec.size: Invalid value: 30: spec.size in body should be less than or equal to 10"))
+            #expect(
+                bad.stderr.contains(
+                    "spec.size: Invalid value: 30: spec.size in body should be less than or equal to 10"
+                )
+            )
 
             let missing = try await k.run(
-                "apply", "-f",
-                k.write("missing.yaml", "apiVersion: example.com/v1\nkind: Gizmo\nmetadata: {name: m1}\nspec: {size: 2}\n")
+                "apply",
+                "-f",
+                k.write(
+                    "missing.yaml",
+                    "apiVersion: example.com/v1\nkind: Gizmo\nmetadata: {name: m1}\nspec: {size: 2}\n"
+                )
             )
             #expect(missing.stderr.contains("spec.color: Required value"), "\(missing.output)")
 
             let unknown = try await k.run("apply", "-f", k.write("u.yaml", k.gizmo("u1", extra: "\n  colour: red")))
             #expect(unknown.status != 0)
-            #expect(unknown.stderr.contains(#"strict decoding error: unknown field "spec.colour""#), "\(unknown.output)")
+            #expect(
+                unknown.stderr.contains(#"strict decoding error: unknown field "spec.colour""#),
+                "\(unknown.output)"
+            )
 
             let wrongType = try await k.run("patch", "gz", "nope", "--type=merge", "-p", #"{"spec":{"size":"big"}}"#)
             #expect(wrongType.stderr.contains("NotFound"))
@@ -286,7 +368,11 @@ struct KubectlTests {
             let first = try await k.run("apply", "-f", k.write("cm.yaml", manifest))
             #expect(first.status == 0, "\(first.output)")
             #expect(first.stdout.contains("configmap/settings created"))
-            let second = try await k.run("apply", "-f", k.write("cm.yaml", manifest.replacingOccurrences(of: "a: \"1\"", with: "a: \"2\"")))
+            let second = try await k.run(
+                "apply",
+                "-f",
+                k.write("cm.yaml", manifest.replacingOccurrences(of: "a: \"1\"", with: "a: \"2\""))
+            )
             #expect(second.stdout.contains("configmap/settings configured"), "\(second.output)")
             let value = try await k.run("get", "cm", "settings", "-n", "shop", "-o", "jsonpath={.data.a}")
             #expect(value.stdout == "2")

@@ -9,7 +9,11 @@ import Testing
 @Suite("Leader election", .serialized, .timeLimit(.minutes(2)))
 struct LeaderElectionTests {
     func elector(_ client: KubeClient, _ identity: String, fast: Bool, release: Bool = true) -> LeaderElector {
-        var configuration = LeaderElector.Configuration(leaseName: "hearth-operator", namespace: "default", identity: identity)
+        var configuration = LeaderElector.Configuration(
+            leaseName: "hearth-operator",
+            namespace: "default",
+            identity: identity
+        )
         if fast {
             configuration.leaseDuration = .seconds(3)
             configuration.renewDeadline = .seconds(2)

@@ -107,7 +107,10 @@ struct ServerSemanticsTests {
             #expect(refused?.causes.first?.field == "metadata.finalizers")
             _ = try await gizmos.patch(
                 "g1",
-                .json([["op": "test", "path": "/metadata/finalizers/0", "value": "example.com/a"], ["op": "remove", "path": "/metadata/finalizers/0"]])
+                .json([
+                    ["op": "test", "path": "/metadata/finalizers/0", "value": "example.com/a"],
+                    ["op": "remove", "path": "/metadata/finalizers/0"],
+                ])
             )
             #expect(try await gizmos.getIfExists("g1") == nil)
             // A failed JSON patch test is a 422.
@@ -128,8 +131,14 @@ struct ServerSemanticsTests {
             func owned(_ name: String, by owner: DynamicObject) async throws {
                 var configMap = ConfigMap(name: name, namespace: "default")
                 configMap.metadata.ownerReferences = [
-                    OwnerReference(apiVersion: "example.com/v1", kind: "Gizmo", name: owner.metadata.name!,
-                                   uid: owner.metadata.uid!, controller: true, blockOwnerDeletion: true)
+                    OwnerReference(
+                        apiVersion: "example.com/v1",
+                        kind: "Gizmo",
+                        name: owner.metadata.name!,
+                        uid: owner.metadata.uid!,
+                        controller: true,
+                        blockOwnerDeletion: true
+                    )
                 ]
                 _ = try await configMaps.create(configMap)
             }
@@ -149,8 +158,14 @@ struct ServerSemanticsTests {
             var held = ConfigMap(name: "fg-child", namespace: "default")
             held.metadata.finalizers = ["example.com/hold"]
             held.metadata.ownerReferences = [
-                OwnerReference(apiVersion: "example.com/v1", kind: "Gizmo", name: "fg", uid: foreground.metadata.uid!,
-                               controller: true, blockOwnerDeletion: true)
+                OwnerReference(
+                    apiVersion: "example.com/v1",
+                    kind: "Gizmo",
+                    name: "fg",
+                    uid: foreground.metadata.uid!,
+                    controller: true,
+                    blockOwnerDeletion: true
+                )
             ]
             _ = try await configMaps.create(held)
             try await gizmos.delete("fg", propagationPolicy: .foreground)
@@ -159,6 +174,9 @@ struct ServerSemanticsTests {
             _ = try await configMaps.patch("fg-child", .merge(["metadata": ["finalizers": nil]]))
             #expect(try await configMaps.getIfExists("fg-child") == nil)
             #expect(try await gizmos.getIfExists("fg") == nil)
+            // A dependent written after its owner is gone is collected too.
+            try await owned("late-child", by: foreground)
+            #expect(try await configMaps.getIfExists("late-child") == nil)
         }
     }
 
@@ -175,7 +193,11 @@ struct ServerSemanticsTests {
             #expect(try await gizmos.list(ListOptions(labelSelector: "tier=even")).items.count == 4)
             #expect(try await gizmos.list(ListOptions(labelSelector: "tier!=even,n in (1,3,9)")).items.count == 2)
             #expect(try await gizmos.list(ListOptions(labelSelector: "!n")).items.isEmpty)
-            #expect(try await gizmos.list(ListOptions(fieldSelector: "metadata.name=g3")).items.map(\.metadata.name) == ["g3"])
+            #expect(
+                try await gizmos.list(ListOptions(fieldSelector: "metadata.name=g3")).items.map(\.metadata.name) == [
+                    "g3"
+                ]
+            )
             let badField = await #expect(throws: KubeError.self) {
                 try await gizmos.list(ListOptions(fieldSelector: "spec.color=red"))
             }
@@ -228,7 +250,10 @@ struct ServerSemanticsTests {
             status.status = ["conditions": [["type": "Ready", "status": "True", "reason": "Done", "message": ""]]]
             let withStatus = try await gizmos.applyStatus(status, fieldManager: "controller")
             #expect(withStatus.status?["conditions"]?.arrayValue?.count == 1)
-            #expect(withStatus.metadata.managedFields?.contains { $0.manager == "controller" && $0.subresource == "status" } == true)
+            #expect(
+                withStatus.metadata.managedFields?.contains { $0.manager == "controller" && $0.subresource == "status" }
+                    == true
+            )
         }
     }
 
@@ -240,7 +265,8 @@ struct ServerSemanticsTests {
             let created = try await gizmos.create(Gizmo.object("g1"))
             _ = try await gizmos.patch("g1", .merge(["spec": ["size": 2]]))
             server.compactHistory()
-            var events = try await gizmos.watch(WatchOptions(resourceVersion: created.metadata.resourceVersion)).makeAsyncIterator()
+            var events = try await gizmos.watch(WatchOptions(resourceVersion: created.metadata.resourceVersion))
+                .makeAsyncIterator()
             let first = try #require(try await events.next())
             #expect(first.type == .error)
             #expect(first.status?.code == 410)

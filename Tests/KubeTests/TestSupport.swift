@@ -56,7 +56,13 @@ func withServerAndClient<Result: Sendable>(
 
 /// The Gizmo custom resource used across tests.
 enum Gizmo {
-    static let type = ResourceType(group: "example.com", version: "v1", kind: "Gizmo", plural: "gizmos", namespaced: true)
+    static let type = ResourceType(
+        group: "example.com",
+        version: "v1",
+        kind: "Gizmo",
+        plural: "gizmos",
+        namespaced: true
+    )
 
     static let crdYAML = """
         apiVersion: apiextensions.k8s.io/v1
@@ -131,8 +137,13 @@ enum Gizmo {
         return crd
     }
 
-    static func object(_ name: String, namespace: String = "default", color: String = "red", size: Int = 1,
-                       labels: [String: String]? = nil) -> DynamicObject {
+    static func object(
+        _ name: String,
+        namespace: String = "default",
+        color: String = "red",
+        size: Int = 1,
+        labels: [String: String]? = nil
+    ) -> DynamicObject {
         var object = DynamicObject(type, name: name, namespace: namespace)
         object.spec = ["color": .string(color), "size": .int(Int64(size))]
         if let labels { object.metadata.labels = labels }
@@ -154,7 +165,11 @@ struct ProcessResult: Sendable {
 }
 
 /// Runs a command to completion off the cooperative pool (output through temporary files: no pipe deadlocks).
-func runProcess(_ executable: String, _ arguments: [String], environment: [String: String]? = nil)
+func runProcess(
+    _ executable: String,
+    _ arguments: [String],
+    environment: [String: String]? = nil
+)
     async throws -> ProcessResult
 {
     try await NIOThreadPool.singleton.runIfActive {
@@ -177,7 +192,11 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
         func read(_ path: String) -> String {
             FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) } ?? ""
         }
-        return ProcessResult(status: process.terminationStatus, stdout: read(base + ".out"), stderr: read(base + ".err"))
+        return ProcessResult(
+            status: process.terminationStatus,
+            stdout: read(base + ".out"),
+            stderr: read(base + ".err")
+        )
     }
 }
 
@@ -228,7 +247,9 @@ func withTemporaryDirectory<Result>(_ body: (String) async throws -> Result) asy
 /// The built `kube-test-server` executable next to the test bundle, if present.
 var kubeTestServerExecutable: String? {
     let candidates = [
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kube-test-server").path,
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(
+            "kube-test-server"
+        ).path,
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("kube-test-server").path,
         FileManager.default.currentDirectoryPath + "/.build/debug/kube-test-server",

@@ -70,7 +70,10 @@ struct WatcherTests {
             // One live event through the watch.
             _ = try await gizmos.create(Gizmo.object("d"))
             let live = try #require(try await iterator.next())
-            guard case .apply(let d) = live else { Issue.record("expected apply, got \(live)"); return }
+            guard case .apply(let d) = live else {
+                Issue.record("expected apply, got \(live)")
+                return
+            }
             #expect(d.metadata.name == "d")
             store.apply(live)
             // The server expires the watch; the next changes are never sent on it.
@@ -108,10 +111,11 @@ struct WatcherTests {
                 #expect(await eventually { store.hasSynced && store.count == 1 })
                 // Writes to another resource move the global resourceVersion past the watcher's last event.
                 let configMaps = client.resource(ConfigMap.self, namespace: "default")
-                for index in 0..<5 { _ = try await configMaps.create(ConfigMap(name: "cm\(index)", namespace: "default")) }
+                for index in 0..<5 {
+                    _ = try await configMaps.create(ConfigMap(name: "cm\(index)", namespace: "default"))
+                }
                 let target = server.resourceVersion
-                // Wait until a bookmark at or past `target` reached the watcher, seen as the rv it resumes from.
-                server.compactHistory()
+                // A later watch resumes at or past `target`: only a bookmark can have told the watcher that version.
                 #expect(
                     await eventually(timeout: .seconds(20)) {
                         requests(server, verb: "watch").contains {
@@ -119,6 +123,10 @@ struct WatcherTests {
                         }
                     }
                 )
+                // History before `target` is gone now; resuming from the last gizmo event would need a relist.
+                server.compactHistory()
+                let watches = requests(server, verb: "watch").count
+                #expect(await eventually(timeout: .seconds(20)) { requests(server, verb: "watch").count > watches })
                 _ = try await gizmos.create(Gizmo.object("b"))
                 #expect(await eventually { storeGizmos(store) == serverGizmos(server) })
             }
@@ -204,8 +212,12 @@ struct WatcherTests {
     func idleTimeout() async throws {
         var serverConfiguration = KubeTestServer.Configuration()
         serverConfiguration.bookmarkInterval = .seconds(3600)
-        try await withServerAndClient(configuration: serverConfiguration, clientSettings: { $0.watchIdleTimeout = .milliseconds(500) }) {
-            server, client in
+        try await withServerAndClient(
+            configuration: serverConfiguration,
+            clientSettings: { $0.watchIdleTimeout = .milliseconds(500) }
+        ) {
+            server,
+            client in
             try await Gizmo.install(client)
             let gizmos = client.resource(Gizmo.type, namespace: "default")
             let store = Store<DynamicObject>()
@@ -248,7 +260,11 @@ struct WatcherTests {
         try await withKubeClient(configuration: settings, logger: testLogger) { client in
             var configuration = Watcher<DynamicObject>.Configuration()
             configuration.backoff = Backoff(initial: .milliseconds(100), maximum: .milliseconds(800), jitter: 0)
-            let watcher = Watcher(client.resource(Gizmo.type, namespace: "default"), configuration: configuration, logger: logger)
+            let watcher = Watcher(
+                client.resource(Gizmo.type, namespace: "default"),
+                configuration: configuration,
+                logger: logger
+            )
             let store = Store<DynamicObject>()
             try await withReflector(watcher, into: store) {
                 #expect(await eventually { records.count >= 4 })

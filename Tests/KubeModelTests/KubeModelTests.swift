@@ -1,0 +1,181 @@
+// KubeModelTests.swift: typed views keep unknown fields; selectors, conditions, times, watch events.
+
+import Foundation
+import KubeModel
+import Testing
+
+@Suite("KubeModel")
+struct KubeModelTests {
+    @Test("fields the model does not know survive a read-modify-write")
+    func unknownFieldsSurvive() throws {
+        let json = """
+            {"apiVersion":"apps/v1","kind":"DaemonSet","metadata":{"name":"agent","namespace":"hearth","labels":{"a":"b"},
+             "futureMeta":{"x":1}},
+             "spec":{"selector":{"matchLabels":{"app":"agent"}},"futureSpec":[1,2,3],
+              "template":{"metadata":{"labels":{"app":"agent"}},"spec":{"hostPID":true,"containers":[
+                {"name":"agent","image":"hearth:1","futureContainerField":{"deep":true},
+                 "resources":{"limits":{"memory":"64Mi"}}}]}}},
+             "status":{"numberReady":3}}
+            """
+        var daemonSet = try JSONDecoder().decode(DaemonSet.self, from: Data(json.utf8))
+        #expect(daemonSet.spec.template.spec.hostPID == true)
+        #expect(daemonSet.status.numberReady == 3)
+        var containers = try #require(daemonSet.spec.template.spec.containers)
+        containers[0].image = "hearth:2"
+        daemonSet.spec.template.spec.containers = containers
+        daemonSet.metadata.labels?["c"] = "d"
+        let encoded = try KubeJSON.encode(daemonSet)
+        let tree = try KubeJSON.decode(JSONValue.self, from: encoded)
+        #expect(tree[path: ["metadata", "futureMeta", "x"]] == 1)
+        #expect(tree[path: ["spec", "futureSpec"]] == [1, 2, 3])
+        let container = try #require(tree[path: ["spec", "template", "spec", "containers"]]?.arrayValue?.first)
+        #expect(container["futureContainerField"] == ["deep": true])
+        #expect(container["image"] == "hearth:2")
+        #expect(tree[path: ["metadata", "labels"]] == ["a": "b", "c": "d"])
+    }
+
+    @Test("a DaemonSet with a full pod template built from typed fields")
+    func daemonSetTemplate() throws {
+        var daemonSet = DaemonSet(name: "hearth-agent", namespace: "hearth")
+        daemonSet.spec.selector = LabelSelector(matchLabels: ["app": "hearth-agent"])
+        daemonSet.spec.template.metadata.labels = ["app": "hearth-agent"]
+        var pod = PodSpec()
+        pod.hostPID = true
+        pod.serviceAccountName = "hearth-agent"
+        var container = Container()
+        container.name = "agent"
+        container.image = "hearth-agent:0.1"
+        var security = SecurityContext()
+        security.privileged = true
+        var capabilities = Capabilities()
+        capabilities.add = ["BPF", "PERFMON"]
+        security.capabilities = capabilities
+        container.securityContext = security
+        var resources = ResourceRequirements()
+        resources.limits = ["memory": "48Mi"]
+        container.resources = resources
+        var probe = Probe()
+        var get = HTTPGetAction()
+        get.path = "/healthz"
+        get.port = 8081
+        probe.httpGet = get
+        container.livenessProbe = probe
+        var mount = VolumeMount()
+        mount.name = "sys"
+        mount.mountPath = "/sys"
+        container.volumeMounts = [mount]
+        pod.containers = [container]
+        var volume = Volume()
+        volume.name = "sys"
+        var hostPath = HostPathVolumeSource()
+        hostPath.path = "/sys"
+        volume.hostPath = hostPath
+        pod.volumes = [volume]
+        var toleration = Toleration()
+        toleration.operator = "Exists"
+        pod.tolerations = [toleration]
+        daemonSet.spec.template.spec = pod
+        let tree = daemonSet.json
+        #expect(tree[path: ["apiVersion"]] == "apps/v1")
+        #expect(tree[path: ["spec", "template", "spec", "hostPID"]] == true)
+        let first = try #require(tree[path: ["spec", "template", "spec", "containers"]]?.arrayValue?.first)
+        #expect(first[path: ["securityContext", "capabilities", "add"]] == ["BPF", "PERFMON"])
+        #expect(first[path: ["livenessProbe", "httpGet", "port"]] == 8081)
+        #expect(tree[path: ["spec", "template", "spec", "tolerations"]] == [["operator": "Exists"]])
+        #expect(
+            DaemonSet.resourceType.path(namespace: "hearth", name: "x")
+                == "/apis/apps/v1/namespaces/hearth/daemonsets/x"
+        )
+    }
+
+    @Test("label selectors: matchLabels, matchExpressions and selector strings")
+    func selectors() throws {
+        let selector = LabelSelector(
+            matchLabels: ["app": "checkout"],
+            matchExpressions: [
+                LabelSelectorRequirement(key: "tier", operator: "In", values: ["web", "api"]),
+                LabelSelectorRequirement(key: "canary", operator: "DoesNotExist"),
+            ]
+        )
+        #expect(selector.matches(["app": "checkout", "tier": "web"]))
+        #expect(!selector.matches(["app": "checkout", "tier": "db"]))
+        #expect(!selector.matches(["app": "checkout", "tier": "web", "canary": "1"]))
+        #expect(LabelSelector().matches(nil))
+        #expect(selector.selectorString == "app=checkout,tier in (web,api),!canary")
+        let parsed = try Selector(parsing: selector.selectorString)
+        #expect(parsed.matches(["app": "checkout", "tier": "api"]))
+        #expect(
+            try Selector(parsing: "a==1, b!=2, c notin (x, y), d").matches(["a": "1", "b": "3", "c": "z", "d": ""])
+        )
+        #expect(throws: KubeModelError.self) { try Selector(parsing: "a b") }
+    }
+
+    @Test("conditions keep lastTransitionTime unless the status flips")
+    func conditions() {
+        var conditions: [Condition] = []
+        let early = Date(timeIntervalSince1970: 1_700_000_000)
+        conditions.set(Condition(type: "Ready", status: "Unknown", reason: "Starting", lastTransitionTime: early))
+        let unchanged = conditions.set(
+            Condition(type: "Ready", status: "Unknown", reason: "Starting", lastTransitionTime: Date())
+        )
+        #expect(!unchanged)
+        #expect(conditions[type: "Ready"]?.lastTransitionTime == KubeTime.format(early))
+        let flipped = conditions.set(Condition(type: "Ready", status: "True", reason: "Done", observedGeneration: 2))
+        #expect(flipped)
+        #expect(conditions[type: "Ready"]?.lastTransitionTime != KubeTime.format(early))
+        #expect(conditions.count == 1)
+    }
+
+    @Test("Time and MicroTime")
+    func times() throws {
+        let date = Date(timeIntervalSince1970: 1_735_689_600.25)
+        #expect(KubeTime.format(date) == "2025-01-01T00:00:00Z")
+        #expect(KubeTime.formatMicro(date) == "2025-01-01T00:00:00.250000Z")
+        let parsed = try #require(KubeTime.parse("2025-01-01T00:00:00.250000Z"))
+        #expect(abs(parsed.timeIntervalSince(date)) < 0.001)
+        #expect(KubeTime.parse("2025-01-01T00:00:00Z") == Date(timeIntervalSince1970: 1_735_689_600))
+    }
+
+    @Test("watch events and Status errors decode")
+    func watchEvents() throws {
+        let line = try KubeJSON.decode(
+            JSONValue.self,
+            from: Data(
+                #"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Expired","code":410,"message":"too old"}}"#
+                    .utf8
+            )
+        )
+        let event = try WatchEvent<Pod>(line: line)
+        #expect(event.type == .error)
+        #expect(event.status?.code == 410)
+        #expect(event.status?.reason == "Expired")
+        let added = try WatchEvent<Pod>(line: ["type": "ADDED", "object": ["kind": "Pod", "metadata": ["name": "p"]]])
+        #expect(added.object.metadata.name == "p")
+        #expect(throws: KubeModelError.self) { try WatchEvent<Pod>(line: ["type": "ADDED"]) }
+        #expect(
+            JSONValue.object(["a": 1, "b": ["c": 2]]).applyingMergePatch(["b": ["c": nil, "d": 3]]) == [
+                "a": 1, "b": ["d": 3],
+            ]
+        )
+    }
+
+    @Test("the direct JSON parser and serializer agree with Foundation")
+    func parser() throws {
+        let text =
+            #"{"a":[1,-2,3.5,1e3,true,false,null],"s":"q\"\\\/\n\t\u00e9\ud83d\ude00 é","n":{"x":{}},"big":9223372036854775807,"e":[]}"#
+        let parsed = try JSONValue.parse(Array(text.utf8))
+        let foundation = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        #expect(parsed == foundation)
+        #expect(parsed["s"] == "q\"\\/\n\té😀 é")
+        #expect(parsed["big"] == .int(Int64.max))
+        let again = try JSONValue.parse(parsed.serialized())
+        #expect(again == parsed)
+        #expect(
+            String(decoding: JSONValue.object(["b": 1, "a": "x\u{1}"]).serialized(), as: UTF8.self)
+                == #"{"a":"x\u0001","b":1}"#
+        )
+        for bad in ["{", "[1,]", #"{"a" 1}"#, "tru", #""\x""#, "1 2", ""] {
+            #expect(throws: JSONParseError.self) { try JSONValue.parse(Array(bad.utf8)) }
+        }
+    }
+}
