@@ -15,8 +15,14 @@ import ServiceLifecycle
 /// Builds the controller for ProfilingTargets.
 public enum ProfilingTargetController {
     /// The controller (a Service) and its reconciler.
+    ///
+    /// - Parameters:
+    ///   - ownedClient: a second client for the five watches of the operator's own objects. KubeClient's watch
+    ///     connection pool holds 8 connections per host, fewer than the 10 watches this controller opens, so the
+    ///     caller should pass a second client (defaults to `client`).
     public static func make(
         client: KubeClient,
+        ownedClient: KubeClient? = nil,
         configuration: OperatorConfiguration,
         prober: any PyroscopeProber,
         recorder: EventRecorder?,
@@ -39,6 +45,7 @@ public enum ProfilingTargetController {
         let operatorNamespace = configuration.namespace
         let ownedSelector = configuration.ownedSelector
         let targets = stores.targets
+        let owner = ownedClient ?? client
 
         let controller = Controller(
             name: "profilingtarget",
@@ -72,27 +79,27 @@ public enum ProfilingTargetController {
             [AgentKey] + targets.keys
         }
         .watches(
-            client.resource(ConfigMap.self, namespace: operatorNamespace),
+            owner.resource(ConfigMap.self, namespace: operatorNamespace),
             store: stores.configMaps,
             configuration: .init(labelSelector: ownedSelector)
         ) { _ in [AgentKey] }
         .watches(
-            client.resource(Secret.self, namespace: operatorNamespace),
+            owner.resource(Secret.self, namespace: operatorNamespace),
             store: stores.ownedSecrets,
             configuration: .init(labelSelector: ownedSelector)
         ) { _ in [AgentKey] }
         .watches(
-            client.resource(ServiceAccount.self, namespace: operatorNamespace),
+            owner.resource(ServiceAccount.self, namespace: operatorNamespace),
             store: stores.serviceAccounts,
             configuration: .init(labelSelector: ownedSelector)
         ) { _ in [AgentKey] }
         .watches(
-            client.resource(ClusterRole.self),
+            owner.resource(ClusterRole.self),
             store: stores.clusterRoles,
             configuration: .init(labelSelector: ownedSelector)
         ) { _ in [AgentKey] }
         .watches(
-            client.resource(ClusterRoleBinding.self),
+            owner.resource(ClusterRoleBinding.self),
             store: stores.clusterRoleBindings,
             configuration: .init(labelSelector: ownedSelector)
         ) { _ in [AgentKey] }

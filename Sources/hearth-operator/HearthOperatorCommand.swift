@@ -261,6 +261,36 @@ struct Run: AsyncParsableCommand {
         let configurationSnapshot = configuration
 
         try await withKubeClient(configuration: client, logger: logger) { kube in
+            try await withKubeClient(configuration: client, logger: logger) { ownedKube in
+                try await Self.serve(
+                    kube: kube,
+                    ownedKube: ownedKube,
+                    configuration: configurationSnapshot,
+                    identity: identity,
+                    registry: registry,
+                    logger: logger,
+                    metrics: (metricsHost, metricsPort),
+                    health: (healthHost, healthPort),
+                    options: self
+                )
+            }
+        }
+    }
+
+    static func serve(
+        kube: KubeClient,
+        ownedKube: KubeClient,
+        configuration configurationSnapshot: OperatorConfiguration,
+        identity: String,
+        registry: PrometheusRegistry,
+        logger: Logger,
+        metrics: (String, Int),
+        health: (String, Int),
+        options self: Run
+    ) async throws {
+        let (metricsHost, metricsPort) = metrics
+        let (healthHost, healthPort) = health
+        do {
             let recorder = EventRecorder(
                 client: kube,
                 controller: "profiling.hearth.dev/hearth-operator",
@@ -269,6 +299,7 @@ struct Run: AsyncParsableCommand {
             )
             let (controller, reconciler) = ProfilingTargetController.make(
                 client: kube,
+                ownedClient: ownedKube,
                 configuration: configurationSnapshot,
                 prober: HTTPPyroscopeProber(timeout: configurationSnapshot.probeTimeout),
                 recorder: recorder,

@@ -29,7 +29,8 @@ func eventually(
 
 var quietLogger: Logger {
     var logger = Logger(label: "hearth-operator-tests")
-    logger.logLevel = .error
+    logger.logLevel =
+        ProcessInfo.processInfo.environment["HEARTH_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .error
     return logger
 }
 
@@ -87,6 +88,12 @@ struct OperatorHarness {
                     configuration: clientConfiguration(server.url, userAgent: Self.operatorUserAgent),
                     logger: quietLogger
                 ) { operatorClient in
+                    // A second client: one client's watch pool holds 8 connections, the controller opens 10 watches.
+                    let ownedClient = try KubeClient(
+                        configuration: clientConfiguration(server.url, userAgent: Self.operatorUserAgent),
+                        logger: quietLogger
+                    )
+                    defer { Task { try? await ownedClient.shutdown() } }
                     let recorder = EventRecorder(
                         client: operatorClient,
                         controller: "profiling.hearth.dev/hearth-operator",
@@ -95,6 +102,7 @@ struct OperatorHarness {
                     )
                     let (controller, reconciler) = ProfilingTargetController.make(
                         client: operatorClient,
+                        ownedClient: ownedClient,
                         configuration: configuration,
                         prober: prober,
                         recorder: recorder,
