@@ -32,6 +32,10 @@ let package = Package(
         .library(name: "KubeRuntime", targets: ["KubeRuntime"]),
         .library(name: "KubeTestServer", targets: ["KubeTestServer"]),
         .executable(name: "kube-test-server", targets: ["kube-test-server"]),
+        // MARK: Operator
+        .library(name: "HearthAPI", targets: ["HearthAPI"]),
+        .library(name: "HearthOperator", targets: ["HearthOperator"]),
+        .executable(name: "hearth-operator", targets: ["hearth-operator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -129,6 +133,32 @@ let package = Package(
             dependencies: [
                 "KubeModel", "KubeClient", "KubeRuntime", "KubeTestServer", serviceLifecycle, metrics, metricsTestKit,
                 nioHTTP1, nioPosix, logging,
+            ]
+        ),
+
+        // MARK: Operator: ProfilingTarget API (source of truth for crds/), reconcilers, the hearth-operator command
+
+        .target(name: "HearthAPI", dependencies: ["KubeModel"]),
+        .target(
+            name: "HearthOperator",
+            dependencies: [
+                "HearthAPI", "KubeModel", "KubeClient", "KubeRuntime", asyncHTTPClient, nioCore, nioPosix, nioHTTP1,
+                serviceLifecycle, metrics, logging, yams,
+            ]
+        ),
+        .executableTarget(
+            name: "hearth-operator",
+            dependencies: [
+                "HearthAPI", "HearthOperator", "KubeModel", "KubeClient", "KubeRuntime", argumentParser, serviceLifecycle,
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"), metrics, logging,
+            ]
+        ),
+        .testTarget(name: "HearthAPITests", dependencies: ["HearthAPI", "KubeModel"]),
+        .testTarget(
+            name: "HearthOperatorTests",
+            dependencies: [
+                "HearthAPI", "HearthOperator", "KubeModel", "KubeClient", "KubeRuntime", "KubeTestServer", logging,
+                metrics, metricsTestKit, nioCore, nioPosix, nioHTTP1, serviceLifecycle,
             ]
         ),
 

@@ -1,0 +1,68 @@
+// ProfilingTarget+Conditions.swift: condition types and reasons (kstatus conventions: CamelCase reasons,
+// observedGeneration on every condition, lastTransitionTime changes only on a flip).
+
+import Foundation
+import KubeModel
+
+/// The condition types a ProfilingTarget publishes.
+public enum ConditionType {
+    /// True only when the agent runs this target's configuration everywhere and Pyroscope answers.
+    public static let ready = "Ready"
+    /// kstatus: True while the operator is still working towards the spec.
+    public static let reconciling = "Reconciling"
+    /// kstatus: True when progress is impossible until the user changes something.
+    public static let stalled = "Stalled"
+    /// The shared agent DaemonSet runs a configuration that includes this target, on every node.
+    public static let agentRolledOut = "AgentRolledOut"
+    /// Pyroscope's readiness endpoint answered 200.
+    public static let pyroscopeReachable = "PyroscopeReachable"
+    /// The Grafana datasource matches the request (the Grafana reconciler owns it).
+    public static let datasourceSynced = "DatasourceSynced"
+
+    public static let all = [ready, reconciling, stalled, agentRolledOut, pyroscopeReachable, datasourceSynced]
+}
+
+/// Condition reasons (CamelCase, matching `^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$`).
+public enum ConditionReason {
+    public static let reconciling = "Reconciling"
+    public static let reconciled = "Reconciled"
+    public static let invalidSpec = "InvalidSpec"
+    public static let suspended = "Suspended"
+    public static let secretNotFound = "SecretNotFound"
+    public static let secretKeyMissing = "SecretKeyMissing"
+    public static let noBackend = "NoPyroscopeBackend"
+    public static let serviceNotFound = "ServiceNotFound"
+    public static let servicePortNotFound = "ServicePortNotFound"
+    public static let reachable = "Reachable"
+    public static let unreachable = "Unreachable"
+    public static let notProbed = "NotProbed"
+    public static let agentPending = "AgentPending"
+    public static let agentRollingOut = "AgentRollingOut"
+    public static let agentRolledOut = "AgentRolledOut"
+    public static let notConfigured = "NotConfigured"
+    public static let progressing = "Progressing"
+    public static let stalled = "Stalled"
+    public static let notStalled = "NotStalled"
+    public static let done = "Done"
+
+    /// Whether a reason is valid for metav1.Condition.
+    public static func isValid(_ reason: String) -> Bool {
+        reason.wholeMatch(of: /[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?/) != nil && reason.count <= 1024
+    }
+}
+
+extension Condition {
+    /// `True`, `False` or `Unknown` from a Bool? (nil is Unknown).
+    public static func status(_ value: Bool?) -> String {
+        switch value {
+        case true?: return "True"
+        case false?: return "False"
+        case nil: return "Unknown"
+        }
+    }
+}
+
+extension ProfilingTargetStatus {
+    /// The condition of a type.
+    public func condition(_ type: String) -> Condition? { (self.conditions ?? [])[type: type] }
+}

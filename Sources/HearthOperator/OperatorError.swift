@@ -1,0 +1,39 @@
+// OperatorError.swift: errors of the operator, as a struct with an open code and a cause.
+
+/// An operator failure.
+public struct OperatorError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum _Code: String {
+            case cachesNotSynced, applyFailed, deleteFailed, statusFailed, finalizerFailed, invalidInput
+        }
+        private let code: _Code
+        private init(_ code: _Code) { self.code = code }
+        /// Informer caches did not sync in time.
+        public static let cachesNotSynced = Code(.cachesNotSynced)
+        /// Server-side apply of an agent object failed.
+        public static let applyFailed = Code(.applyFailed)
+        /// Deleting an agent object failed.
+        public static let deleteFailed = Code(.deleteFailed)
+        /// Writing a target's status failed.
+        public static let statusFailed = Code(.statusFailed)
+        /// Adding or removing the finalizer failed.
+        public static let finalizerFailed = Code(.finalizerFailed)
+        /// Input (a file for `render`, a flag) is unusable.
+        public static let invalidInput = Code(.invalidInput)
+        public var description: String { self.code.rawValue }
+    }
+
+    public var code: Code
+    public var message: String
+    public var cause: (any Error & Sendable)?
+
+    public init(code: Code, message: String, cause: (any Error & Sendable)? = nil) {
+        self.code = code
+        self.message = message
+        self.cause = cause
+    }
+
+    public var description: String {
+        "OperatorError(\(self.code)): \(self.message)" + (self.cause.map { " (cause: \($0))" } ?? "")
+    }
+}

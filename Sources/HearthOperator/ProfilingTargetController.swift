@@ -1,0 +1,109 @@
+// ProfilingTargetController.swift: the controller wiring: what is watched and which keys each change enqueues.
+//
+// Primary: ProfilingTargets. Secrets and Services map to the targets referencing them (store indexes), Pods to the
+// targets of their namespace whose selector matches, the agent DaemonSet to every target (its rollout is part of
+// each status) and to the agent key, the other owned objects to the agent key.
+
+import HearthAPI
+import KubeClient
+import KubeModel
+import KubeRuntime
+import Logging
+import Metrics
+import ServiceLifecycle
+
+/// Builds the controller for ProfilingTargets.
+public enum ProfilingTargetController {
+    /// The controller (a Service) and its reconciler.
+    ///
+    /// - Parameters:
+    ///   - ownedClient: a second client for the five watches of the operator's own objects. KubeClient's watch
+    ///     connection pool holds 8 connections per host, fewer than the 10 watches this controller opens, so the
+    ///     caller should pass a second client (defaults to `client`).
+    public static func make(
+        client: KubeClient,
+        ownedClient: KubeClient? = nil,
+        configuration: OperatorConfiguration,
+        prober: any PyroscopeProber,
+        recorder: EventRecorder?,
+        logger: Logger,
+        metricsFactory: any MetricsFactory = MetricsSystem.factory,
+        controllerConfiguration: Controller<ProfilingTarget>.Configuration? = nil
+    ) -> (controller: Controller<ProfilingTarget>, reconciler: ProfilingTargetReconciler) {
+        let stores = OperatorStores()
+        let reconciler = ProfilingTargetReconciler(
+            client: client,
+            configuration: configuration,
+            stores: stores,
+            prober: prober,
+            recorder: recorder,
+            logger: logger
+        )
+        var settings = controllerConfiguration ?? Controller<ProfilingTarget>.Configuration()
+        if controllerConfiguration == nil { settings.maxConcurrentReconciles = configuration.workers }
+        let watchNamespace = configuration.watchNamespace
+        let operatorNamespace = configuration.namespace
+        let ownedSelector = configuration.ownedSelector
+        let targets = stores.targets
+        let owner = ownedClient ?? client
+
+        let controller = Controller(
+            name: "profilingtarget",
+            watching: client.resource(ProfilingTarget.self, namespace: watchNamespace),
+            store: stores.targets,
+            configuration: settings,
+            logger: logger,
+            metricsFactory: metricsFactory,
+            reconciler: reconciler
+        )
+        .watches(client.resource(Secret.self, namespace: watchNamespace), store: stores.secrets) { secret in
+            targets.byIndex("secret", "\(secret.metadata.namespace ?? "")/\(secret.metadata.name ?? "")").map(
+                \.objectKey
+            )
+        }
+        .watches(client.resource(Service.self, namespace: watchNamespace), store: stores.services) { service in
+            targets.byIndex("service", "\(service.metadata.namespace ?? "")/\(service.metadata.name ?? "")").map(
+                \.objectKey
+            )
+        }
+        .watches(client.resource(Pod.self, namespace: watchNamespace), store: stores.pods) { pod in
+            targets.byIndex("namespace", pod.metadata.namespace ?? "").filter { target in
+                (target.spec.selector ?? LabelSelector()).matches(pod.metadata.labels)
+            }.map(\.objectKey)
+        }
+        .watches(
+            client.resource(DaemonSet.self, namespace: operatorNamespace),
+            store: stores.daemonSets,
+            configuration: .init(labelSelector: ownedSelector)
+        ) { _ in
+            [AgentKey] + targets.keys
+        }
+        .watches(
+            owner.resource(ConfigMap.self, namespace: operatorNamespace),
+            store: stores.configMaps,
+            configuration: .init(labelSelector: ownedSelector)
+        ) { _ in [AgentKey] }
+        .watches(
+            owner.resource(Secret.self, namespace: operatorNamespace),
+            store: stores.ownedSecrets,
+            configuration: .init(labelSelector: ownedSelector)
+        ) { _ in [AgentKey] }
+        .watches(
+            owner.resource(ServiceAccount.self, namespace: operatorNamespace),
+            store: stores.serviceAccounts,
+            configuration: .init(labelSelector: ownedSelector)
+        ) { _ in [AgentKey] }
+        .watches(
+            owner.resource(ClusterRole.self),
+            store: stores.clusterRoles,
+            configuration: .init(labelSelector: ownedSelector)
+        ) { _ in [AgentKey] }
+        .watches(
+            owner.resource(ClusterRoleBinding.self),
+            store: stores.clusterRoleBindings,
+            configuration: .init(labelSelector: ownedSelector)
+        ) { _ in [AgentKey] }
+        reconciler.attach(controller.queue)
+        return (controller, reconciler)
+    }
+}

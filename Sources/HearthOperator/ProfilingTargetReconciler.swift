@@ -1,0 +1,553 @@
+// ProfilingTargetReconciler.swift: level-triggered reconciliation of ProfilingTargets and of the one shared agent
+// (DaemonSet, ServiceAccount, RBAC, ConfigMap, Secret) they configure together.
+//
+// A target reconcile adds the finalizer, resolves the target, makes sure the running agent configuration matches
+// it (one agent sync at a time, computed from the whole target cache, so a burst of targets costs few syncs),
+// probes Pyroscope and writes the status only when it changed. The agent key (``AgentKey``) reconciles the
+// agent objects alone (drift, deletion of the last target).
+
+import Foundation
+import HearthAPI
+import KubeClient
+import KubeModel
+import KubeRuntime
+import Logging
+import Synchronization
+
+/// The work-queue key of the shared agent (targets are namespaced, so it cannot collide with one).
+public let AgentKey = ObjectKey(namespace: nil, name: "hearth-agent")
+
+/// Informer caches the reconciler reads.
+public struct OperatorStores: Sendable {
+    public let targets: Store<ProfilingTarget>
+    public let secrets: Store<Secret>
+    public let services: Store<Service>
+    public let pods: Store<Pod>
+    public let daemonSets: Store<DaemonSet>
+    public let configMaps: Store<ConfigMap>
+    public let ownedSecrets: Store<Secret>
+    public let serviceAccounts: Store<ServiceAccount>
+    public let clusterRoles: Store<ClusterRole>
+    public let clusterRoleBindings: Store<ClusterRoleBinding>
+
+    public init() {
+        self.targets = Store(indexers: [
+            "secret": { target in
+                target.spec.secretReferences.compactMap { reference in
+                    reference.reference.name.map { "\(target.metadata.namespace ?? "")/\($0)" }
+                }
+            },
+            "service": { target in
+                guard let reference = target.spec.pyroscope?.serviceRef, let name = reference.name else { return [] }
+                return ["\(reference.namespace ?? target.metadata.namespace ?? "")/\(name)"]
+            },
+            "namespace": StoreIndex.namespace(),
+        ])
+        self.secrets = Store()
+        self.services = Store()
+        self.pods = Store(indexers: ["namespace": StoreIndex.namespace()])
+        self.daemonSets = Store()
+        self.configMaps = Store()
+        self.ownedSecrets = Store()
+        self.serviceAccounts = Store()
+        self.clusterRoles = Store()
+        self.clusterRoleBindings = Store()
+    }
+
+    /// Whether every cache has listed once.
+    public var allSynced: Bool {
+        self.targets.hasSynced && self.secrets.hasSynced && self.services.hasSynced && self.pods.hasSynced
+            && self.daemonSets.hasSynced && self.configMaps.hasSynced && self.ownedSecrets.hasSynced
+            && self.serviceAccounts.hasSynced && self.clusterRoles.hasSynced && self.clusterRoleBindings.hasSynced
+    }
+}
+
+/// Lookups from the informer caches.
+struct StoreLookup: ClusterLookup {
+    let stores: OperatorStores
+    func secret(namespace: String, name: String) -> Secret? {
+        self.stores.secrets.get(namespace: namespace, name: name)
+    }
+    func service(namespace: String, name: String) -> Service? {
+        self.stores.services.get(namespace: namespace, name: name)
+    }
+}
+
+/// The reconciler of ProfilingTargets and the shared agent.
+public final class ProfilingTargetReconciler: Reconciler {
+    struct Applied {
+        var hash: String
+        var resourceVersion: Int64?
+    }
+
+    struct AgentState {
+        /// Target → fingerprint of its entry in the applied configuration.
+        var entries: [ObjectKey: String] = [:]
+        var configHash: String?
+        var present = false
+        var syncedOnce = false
+        /// Owned object (kind/name) → what was last applied.
+        var applied: [String: Applied] = [:]
+    }
+
+    public let configuration: OperatorConfiguration
+    public let stores: OperatorStores
+    let client: KubeClient
+    let logger: Logger
+    let prober: CachingProber
+    let recorder: EventRecorder?
+    let gate = AsyncGate()
+    let state = Mutex(AgentState())
+    let queue = Mutex<WorkQueue<ObjectKey>?>(nil)
+    /// Agent syncs that ran (tests and benchmarks).
+    let syncCount = Mutex(0)
+    let reconcileCount = Mutex(0)
+
+    public init(
+        client: KubeClient,
+        configuration: OperatorConfiguration,
+        stores: OperatorStores,
+        prober: any PyroscopeProber,
+        recorder: EventRecorder?,
+        logger: Logger
+    ) {
+        self.client = client
+        self.configuration = configuration
+        self.stores = stores
+        self.prober = CachingProber(prober, ttl: configuration.probeCacheTTL)
+        self.recorder = recorder
+        self.logger = logger
+    }
+
+    var resolver: TargetResolver {
+        TargetResolver(configuration: self.configuration, lookup: StoreLookup(stores: self.stores))
+    }
+    var renderer: AgentRenderer { AgentRenderer(configuration: self.configuration) }
+
+    /// Connects the controller's queue (for re-enqueueing targets after an agent sync).
+    public func attach(_ queue: WorkQueue<ObjectKey>) { self.queue.withLock { $0 = queue } }
+
+    /// The number of agent syncs so far.
+    public var agentSyncs: Int { self.syncCount.withLock { $0 } }
+
+    static func fingerprint(_ resolved: ResolvedTarget) -> String? {
+        guard let entry = resolved.entry else { return nil }
+        return SHA256.hex(
+            KubeJSON.string(JSONValue.object(entry.json)) + "\n" + resolved.secretVersions.joined(separator: ",")
+        )
+    }
+
+    // MARK: Reconcile
+
+    public func reconcile(_ key: ObjectKey) async throws -> ReconcileResult {
+        defer { self.reconcileCount.withLock { $0 += 1 } }
+        return try await self.reconcileOnce(key)
+    }
+
+    /// Reconciles finished so far (tests and benchmarks).
+    public var reconciles: Int { self.reconcileCount.withLock { $0 } }
+
+    func reconcileOnce(_ key: ObjectKey) async throws -> ReconcileResult {
+        if key == AgentKey {
+            try await self.syncAgent(reason: "agent objects changed")
+            return .done
+        }
+        var logger = self.logger
+        logger[metadataKey: "k8s.object"] = "\(key)"
+        guard var target = self.stores.targets.get(key) else {
+            // Gone (finalizer already removed): make sure it left the configuration.
+            let stale = self.state.withLock { $0.entries[key] != nil || ($0.present && !$0.syncedOnce) }
+            if stale { try await self.syncAgent(reason: "target \(key) deleted") }
+            return .done
+        }
+        let targets = self.client.resource(ProfilingTarget.self, namespace: key.namespace)
+        let finalizers = target.metadata.finalizers ?? []
+
+        if target.metadata.isBeingDeleted {
+            guard finalizers.contains(ProfilingTarget.finalizer) else { return .done }
+            try await self.syncAgent(reason: "target \(key) being deleted")
+            try await self.removeFinalizer(target, client: targets)
+            logger.info("target left the agent configuration; finalizer removed")
+            return .done
+        }
+        if !finalizers.contains(ProfilingTarget.finalizer) {
+            target = try await self.addFinalizer(target, client: targets)
+        }
+
+        let resolved = self.resolver.resolve(target)
+        try await self.ensureIncluded(resolved)
+
+        var probe: ProbeResult?
+        if resolved.violations.isEmpty, !resolved.suspended, resolved.backendProblem == nil,
+            let url = resolved.pyroscopeURL
+        {
+            probe = await self.prober.probe(url: url, tenantID: resolved.tenantID)
+        }
+        let observation = TargetObservation(
+            generation: target.metadata.generation ?? 0,
+            resolved: resolved,
+            probe: probe,
+            rollout: self.rollout(for: resolved),
+            matchedPods: self.matchedPods(target),
+            grafanaRequested: target.spec.grafana != nil
+        )
+        let previous = target.status
+        let status = TargetStatusComputer.compute(observation, previous: previous)
+        if status != previous {
+            var intent = ProfilingTarget(name: key.name, namespace: key.namespace)
+            intent.status = status
+            do {
+                _ = try await targets.applyStatus(intent, fieldManager: self.configuration.fieldManager, force: true)
+            } catch {
+                throw OperatorError(code: .statusFailed, message: "status of \(key)", cause: error)
+            }
+            await self.recordTransition(
+                target,
+                from: previous.condition(ConditionType.ready),
+                to: status.condition(ConditionType.ready)
+            )
+        }
+        let ready = status.condition(ConditionType.ready)?.status == "True"
+        if resolved.violations.isEmpty, !resolved.suspended {
+            return .requeue(after: ready ? self.configuration.readyRequeue : self.configuration.notReadyRequeue)
+        }
+        return .done
+    }
+
+    /// Events only when Ready changes (status or reason).
+    func recordTransition(_ target: ProfilingTarget, from old: Condition?, to new: Condition?) async {
+        guard let recorder = self.recorder, let new, old?.status != new.status || old?.reason != new.reason else {
+            return
+        }
+        let type: EventRecorder.EventType = new.status == "False" ? .warning : .normal
+        await recorder.record(
+            target,
+            type: type,
+            reason: new.reason ?? "Unknown",
+            action: "Reconcile",
+            note: "Ready=\(new.status ?? "Unknown"): \(new.message ?? "")"
+        )
+    }
+
+    func matchedPods(_ target: ProfilingTarget) -> Int {
+        let selector = target.spec.selector ?? LabelSelector()
+        return self.stores.pods.byIndex("namespace", target.metadata.namespace ?? "").filter { pod in
+            let phase = pod.status.phase ?? ""
+            return phase != "Succeeded" && phase != "Failed" && selector.matches(pod.metadata.labels)
+        }.count
+    }
+
+    func rollout(for resolved: ResolvedTarget) -> AgentRollout {
+        let (entry, configHash) = self.state.withLock { ($0.entries[resolved.key], $0.configHash) }
+        guard let fingerprint = Self.fingerprint(resolved), entry == fingerprint else { return .pending }
+        guard
+            let daemonSet = self.stores.daemonSets.get(
+                namespace: self.configuration.namespace,
+                name: self.configuration.agentName
+            )
+        else {
+            return .progressing(desired: 0, ready: 0, message: "the agent DaemonSet is being created")
+        }
+        let status = daemonSet.status
+        let desired = status.desiredNumberScheduled ?? 0
+        let ready = status.numberReady ?? 0
+        let updated = status.updatedNumberScheduled ?? 0
+        let available = status.numberAvailable ?? 0
+        let live = daemonSet.spec.template.metadata.annotations?[AgentRenderer.configHashAnnotation]
+        guard live == configHash else {
+            return .progressing(
+                desired: desired,
+                ready: ready,
+                message: "the agent DaemonSet does not carry the current configuration yet"
+            )
+        }
+        let generation = daemonSet.metadata.generation ?? 0
+        guard let observed = status.observedGeneration, observed >= generation else {
+            return .progressing(
+                desired: desired,
+                ready: ready,
+                message:
+                    "DaemonSet \(self.configuration.namespace)/\(self.configuration.agentName) generation \(generation) "
+                    + "not yet observed by the DaemonSet controller"
+            )
+        }
+        guard updated >= desired, available >= desired else {
+            return .progressing(
+                desired: desired,
+                ready: ready,
+                message: "\(updated)/\(desired) nodes updated, \(available)/\(desired) available"
+            )
+        }
+        return .complete(desired: desired, ready: ready)
+    }
+
+    // MARK: Finalizer
+
+    func addFinalizer(
+        _ target: ProfilingTarget,
+        client: ResourceClient<ProfilingTarget>
+    ) async throws -> ProfilingTarget {
+        var operations: [JSONValue] = [
+            [
+                "op": "test", "path": "/metadata/resourceVersion",
+                "value": .string(target.metadata.resourceVersion ?? ""),
+            ]
+        ]
+        if target.metadata.finalizers == nil {
+            operations.append([
+                "op": "add", "path": "/metadata/finalizers", "value": [.string(ProfilingTarget.finalizer)],
+            ])
+        } else {
+            operations.append([
+                "op": "add", "path": "/metadata/finalizers/-", "value": .string(ProfilingTarget.finalizer),
+            ])
+        }
+        do {
+            return try await client.patch(
+                target.metadata.name ?? "",
+                .json(operations),
+                fieldManager: self.configuration.fieldManager
+            )
+        } catch {
+            throw OperatorError(
+                code: .finalizerFailed,
+                message: "adding the finalizer to \(target.objectKey)",
+                cause: error
+            )
+        }
+    }
+
+    func removeFinalizer(_ target: ProfilingTarget, client: ResourceClient<ProfilingTarget>) async throws {
+        guard let index = (target.metadata.finalizers ?? []).firstIndex(of: ProfilingTarget.finalizer) else { return }
+        let operations: [JSONValue] = [
+            [
+                "op": "test", "path": "/metadata/resourceVersion",
+                "value": .string(target.metadata.resourceVersion ?? ""),
+            ],
+            ["op": "remove", "path": .string("/metadata/finalizers/\(index)")],
+        ]
+        do {
+            _ = try await client.patch(
+                target.metadata.name ?? "",
+                .json(operations),
+                fieldManager: self.configuration.fieldManager
+            )
+        } catch let error as KubeError where error.code == .notFound {
+            return
+        } catch {
+            throw OperatorError(
+                code: .finalizerFailed,
+                message: "removing the finalizer from \(target.objectKey)",
+                cause: error
+            )
+        }
+    }
+
+    // MARK: Agent
+
+    /// Syncs the agent unless the applied configuration already matches this target.
+    func ensureIncluded(_ resolved: ResolvedTarget) async throws {
+        let expected = Self.fingerprint(resolved)
+        func current() -> Bool {
+            self.state.withLock { state in
+                state.syncedOnce && state.entries[resolved.key] == expected && (!resolved.isActive || state.present)
+            }
+        }
+        if current() { return }
+        await self.gate.lock()
+        defer { self.gate.unlock() }
+        if current() { return }
+        try await self.syncAgentLocked(reason: "target \(resolved.key) changed")
+    }
+
+    func syncAgent(reason: String) async throws {
+        await self.gate.lock()
+        defer { self.gate.unlock() }
+        try await self.syncAgentLocked(reason: reason)
+    }
+
+    func waitForCaches() async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !self.stores.allSynced {
+            guard ContinuousClock.now < deadline else {
+                throw OperatorError(code: .cachesNotSynced, message: "informer caches did not sync within 60 s")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Computes the agent from every cached target and applies what differs. Must hold the gate.
+    func syncAgentLocked(reason: String) async throws {
+        try await self.waitForCaches()
+        self.syncCount.withLock { $0 += 1 }
+        let resolver = self.resolver
+        let resolved = self.stores.targets.all.map { resolver.resolve($0) }
+        let active = resolved.contains { $0.isActive }
+        var newEntries: [ObjectKey: String] = [:]
+        var configHash: String?
+        if active {
+            let objects = self.renderer.render(resolved)
+            for target in resolved {
+                if let fingerprint = Self.fingerprint(target) { newEntries[target.key] = fingerprint }
+            }
+            configHash = objects.configHash
+            try await self.apply(objects)
+        } else {
+            try await self.deleteAgent()
+        }
+        let changed = self.state.withLock { state -> [ObjectKey] in
+            let keys = Set(state.entries.keys).union(newEntries.keys)
+            let changed = keys.filter { state.entries[$0] != newEntries[$0] }.sorted()
+            let hashChanged = state.configHash != configHash
+            state.entries = newEntries
+            state.configHash = configHash
+            state.present = active
+            state.syncedOnce = true
+            // A new configuration affects every included target's rollout state.
+            return hashChanged ? keys.sorted() : changed
+        }
+        self.logger.debug(
+            "agent synced",
+            metadata: [
+                "sync.reason": "\(reason)", "agent.targets": "\(newEntries.count)", "agent.present": "\(active)",
+            ]
+        )
+        if let queue = self.queue.withLock({ $0 }) {
+            for key in changed { queue.add(key) }
+        }
+    }
+
+    func apply(_ objects: AgentObjects) async throws {
+        let namespace = self.configuration.namespace
+        try await self.applyIfNeeded(
+            objects.serviceAccount,
+            live: self.stores.serviceAccounts.get(namespace: namespace, name: self.configuration.agentName)
+        )
+        try await self.applyIfNeeded(
+            objects.clusterRole,
+            live: self.stores.clusterRoles.get(namespace: nil, name: self.configuration.clusterRoleName)
+        )
+        try await self.applyIfNeeded(
+            objects.clusterRoleBinding,
+            live: self.stores.clusterRoleBindings.get(namespace: nil, name: self.configuration.clusterRoleName)
+        )
+        try await self.applyIfNeeded(
+            objects.configMap,
+            live: self.stores.configMaps.get(namespace: namespace, name: self.configuration.configMapName)
+        )
+        try await self.applyIfNeeded(
+            objects.secret,
+            live: self.stores.ownedSecrets.get(namespace: namespace, name: self.configuration.secretName)
+        )
+        try await self.applyIfNeeded(
+            objects.daemonSet,
+            live: self.stores.daemonSets.get(namespace: namespace, name: self.configuration.agentName)
+        )
+    }
+
+    func applyIfNeeded<Object: KubeResource>(_ object: Object, live: Object?) async throws {
+        var intentObject = object.object
+        let hash = ApplyPlan.stamp(&intentObject)
+        let intent = Object(object: intentObject)
+        let id = "\(Object.resourceType.kind)/\(object.metadata.name ?? "")"
+        let resource = self.client.resource(Object.self, namespace: object.metadata.namespace)
+        let previous = self.state.withLock { $0.applied[id] }
+        if let live {
+            if ApplyPlan.satisfies(live.json, intent.json) { return }
+            // The cache may lag behind our own last apply.
+            if let previous, previous.hash == hash, let applied = previous.resourceVersion,
+                let seen = live.metadata.resourceVersion.flatMap(Int64.init), seen < applied
+            {
+                return
+            }
+        } else if let previous, previous.hash == hash {
+            // Not cached (yet?): ask the server before writing.
+            if let current = try? await resource.getIfExists(object.metadata.name ?? ""),
+                ApplyPlan.satisfies(current.json, intent.json)
+            {
+                return
+            }
+        }
+        do {
+            let result = try await resource.apply(intent, fieldManager: self.configuration.fieldManager, force: true)
+            self.state.withLock {
+                $0.applied[id] = Applied(
+                    hash: hash,
+                    resourceVersion: result.metadata.resourceVersion.flatMap(Int64.init)
+                )
+            }
+            self.logger.info(
+                "applied agent object",
+                metadata: ["k8s.kind": "\(Object.resourceType.kind)", "k8s.name": "\(object.metadata.name ?? "")"]
+            )
+        } catch {
+            throw OperatorError(code: .applyFailed, message: "server-side apply of \(id)", cause: error)
+        }
+    }
+
+    func deleteAgent() async throws {
+        let namespace = self.configuration.namespace
+        let configuration = self.configuration
+        try await self.deleteIfPresent(
+            DaemonSet.self,
+            namespace: namespace,
+            name: configuration.agentName,
+            cached: self.stores.daemonSets.get(namespace: namespace, name: configuration.agentName) != nil
+        )
+        try await self.deleteIfPresent(
+            ConfigMap.self,
+            namespace: namespace,
+            name: configuration.configMapName,
+            cached: self.stores.configMaps.get(namespace: namespace, name: configuration.configMapName) != nil
+        )
+        try await self.deleteIfPresent(
+            Secret.self,
+            namespace: namespace,
+            name: configuration.secretName,
+            cached: self.stores.ownedSecrets.get(namespace: namespace, name: configuration.secretName) != nil
+        )
+        try await self.deleteIfPresent(
+            ServiceAccount.self,
+            namespace: namespace,
+            name: configuration.agentName,
+            cached: self.stores.serviceAccounts.get(namespace: namespace, name: configuration.agentName) != nil
+        )
+        try await self.deleteIfPresent(
+            ClusterRoleBinding.self,
+            namespace: nil,
+            name: configuration.clusterRoleName,
+            cached: self.stores.clusterRoleBindings.get(namespace: nil, name: configuration.clusterRoleName) != nil
+        )
+        try await self.deleteIfPresent(
+            ClusterRole.self,
+            namespace: nil,
+            name: configuration.clusterRoleName,
+            cached: self.stores.clusterRoles.get(namespace: nil, name: configuration.clusterRoleName) != nil
+        )
+    }
+
+    func deleteIfPresent<Object: KubeResource>(
+        _ type: Object.Type,
+        namespace: String?,
+        name: String,
+        cached: Bool
+    ) async throws {
+        let id = "\(Object.resourceType.kind)/\(name)"
+        let known = self.state.withLock { $0.applied.removeValue(forKey: id) != nil }
+        guard cached || known else { return }
+        do {
+            try await self.client.resource(Object.self, namespace: namespace).delete(
+                name,
+                propagationPolicy: .background
+            )
+            self.logger.info(
+                "deleted agent object",
+                metadata: ["k8s.kind": "\(Object.resourceType.kind)", "k8s.name": "\(name)"]
+            )
+        } catch let error as KubeError where error.code == .notFound {
+            return
+        } catch {
+            throw OperatorError(code: .deleteFailed, message: "deleting \(id)", cause: error)
+        }
+    }
+}

@@ -1,0 +1,365 @@
+// hearth-operator: `run` the operator, `render -f FILE` a preview of what it would apply, or write `crds`.
+
+import ArgumentParser
+import Foundation
+import HearthAPI
+import HearthOperator
+import KubeClient
+import KubeModel
+import KubeRuntime
+import Logging
+import Metrics
+import ServiceLifecycle
+import UnixSignals
+
+@main
+struct HearthOperatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hearth-operator",
+        abstract: "The Hearth ProfilingTarget operator.",
+        subcommands: [Run.self, Render.self, CRDs.self]
+    )
+}
+
+/// Flags shared by `run` and `render`: how the agent is deployed.
+struct AgentOptions: ParsableArguments {
+    @Option(help: "Namespace of the agent DaemonSet (default: POD_NAMESPACE, else hearth-system).")
+    var namespace: String?
+
+    @Option(help: "The agent image.")
+    var agentImage: String = OperatorConfiguration().agentImage
+
+    @Option(help: "privileged or capabilities.")
+    var securityMode: String = "privileged"
+
+    @Option(help: "A toleration KEY[=VALUE][:EFFECT], or 'all' to tolerate every taint (repeatable).")
+    var toleration: [String] = []
+
+    @Option(help: "A node selector KEY=VALUE (repeatable).")
+    var nodeSelector: [String] = []
+
+    @Option(help: "Agent CPU request.") var cpuRequest: String = "50m"
+    @Option(help: "Agent memory request.") var memoryRequest: String = "64Mi"
+    @Option(help: "Agent CPU limit (empty for none).") var cpuLimit: String = ""
+    @Option(help: "Agent memory limit.") var memoryLimit: String = "256Mi"
+    @Option(help: "Agent priorityClassName.") var priorityClassName: String?
+
+    @Option(help: "Default Pyroscope URL for targets without spec.pyroscope.")
+    var defaultPyroscopeURL: String?
+
+    @Option(help: "Default Pyroscope Service NAMESPACE/NAME[:PORT] for targets without spec.pyroscope.")
+    var defaultPyroscopeService: String?
+
+    @Option(help: "Default Pyroscope tenant (X-Scope-OrgID).")
+    var defaultPyroscopeTenant: String?
+
+    func operatorConfiguration() throws -> OperatorConfiguration {
+        var configuration = OperatorConfiguration()
+        configuration.namespace =
+            self.namespace ?? ProcessInfo.processInfo.environment["POD_NAMESPACE"] ?? configuration.namespace
+        configuration.agentImage = self.agentImage
+        guard let mode = OperatorConfiguration.SecurityMode(rawValue: self.securityMode) else {
+            throw ValidationError("--security-mode must be privileged or capabilities, got \(self.securityMode)")
+        }
+        configuration.securityMode = mode
+        configuration.tolerations = try self.toleration.map { spec in
+            var toleration = Toleration()
+            if spec == "all" {
+                toleration.operator = "Exists"
+                return toleration
+            }
+            let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
+            let keyValue = parts[0].split(separator: "=", maxSplits: 1).map(String.init)
+            guard let key = keyValue.first, !key.isEmpty else {
+                throw ValidationError("--toleration \(spec): missing key")
+            }
+            toleration.key = key
+            if keyValue.count == 2 {
+                toleration.operator = "Equal"
+                toleration.value = keyValue[1]
+            } else {
+                toleration.operator = "Exists"
+            }
+            if parts.count == 2 { toleration.effect = parts[1] }
+            return toleration
+        }
+        for selector in self.nodeSelector {
+            let parts = selector.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw ValidationError("--node-selector \(selector): expected KEY=VALUE") }
+            configuration.nodeSelector[parts[0]] = parts[1]
+        }
+        var resources = ResourceRequirements()
+        resources.requests = ["cpu": self.cpuRequest, "memory": self.memoryRequest]
+        var limits = ["memory": self.memoryLimit]
+        if !self.cpuLimit.isEmpty { limits["cpu"] = self.cpuLimit }
+        resources.limits = limits
+        configuration.resources = resources
+        configuration.priorityClassName = self.priorityClassName
+        if self.defaultPyroscopeURL != nil, self.defaultPyroscopeService != nil {
+            throw ValidationError("set at most one of --default-pyroscope-url and --default-pyroscope-service")
+        }
+        if let url = self.defaultPyroscopeURL {
+            var backend = PyroscopeBackend()
+            backend.url = url
+            backend.tenantID = self.defaultPyroscopeTenant
+            configuration.defaultBackend = backend
+        } else if let service = self.defaultPyroscopeService {
+            let namePort = service.split(separator: ":", maxSplits: 1).map(String.init)
+            let namespaceName = namePort[0].split(separator: "/", maxSplits: 1).map(String.init)
+            guard namespaceName.count == 2 else {
+                throw ValidationError("--default-pyroscope-service \(service): expected NAMESPACE/NAME[:PORT]")
+            }
+            var backend = PyroscopeBackend()
+            backend.serviceRef = ServiceReference(
+                name: namespaceName[1],
+                namespace: namespaceName[0],
+                port: namePort.count == 2 ? Int(namePort[1]) : nil
+            )
+            backend.tenantID = self.defaultPyroscopeTenant
+            configuration.defaultBackend = backend
+        }
+        return configuration
+    }
+}
+
+struct CRDs: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "crds",
+        abstract: "Write the CustomResourceDefinitions generated from the Swift types."
+    )
+
+    @Option(name: .shortAndLong, help: "Directory to write to ('-' prints to stdout).")
+    var output: String = "crds"
+
+    func run() throws {
+        let yaml = YAMLRendering.document(ProfilingTarget.customResourceDefinition.json)
+        if self.output == "-" {
+            print(yaml, terminator: "")
+            return
+        }
+        try FileManager.default.createDirectory(atPath: self.output, withIntermediateDirectories: true)
+        let path = self.output + "/" + ProfilingTarget.crdFileName
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        print("wrote \(path)")
+    }
+}
+
+struct Render: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "render",
+        abstract:
+            "Print every object the operator would apply for the ProfilingTargets in a file (secret values redacted)."
+    )
+
+    @Option(
+        name: .short,
+        help: "A YAML file with ProfilingTargets (and the Secrets and Services they reference); '-' reads stdin."
+    )
+    var file: String
+
+    @Option(help: "Namespace for objects without one.")
+    var defaultNamespace: String = "default"
+
+    @OptionGroup var agent: AgentOptions
+
+    func run() throws {
+        let data: Data
+        if self.file == "-" {
+            data = FileHandle.standardInput.readDataToEndOfFile()
+        } else {
+            guard let contents = FileManager.default.contents(atPath: self.file) else {
+                throw ValidationError("cannot read \(self.file)")
+            }
+            data = contents
+        }
+        let output = try ManifestRenderer.render(
+            yaml: String(decoding: data, as: UTF8.self),
+            configuration: try self.agent.operatorConfiguration(),
+            defaultNamespace: self.defaultNamespace
+        )
+        print(output, terminator: "")
+    }
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Run the operator.")
+
+    @Option(help: "Path to a kubeconfig (default: in cluster, else KUBECONFIG or ~/.kube/config).")
+    var kubeconfig: String?
+
+    @Option(help: "Kubeconfig context.")
+    var context: String?
+
+    @Option(help: "Only watch ProfilingTargets in this namespace.")
+    var watchNamespace: String?
+
+    @Option(help: "Metrics address HOST:PORT.")
+    var metricsAddress: String = "0.0.0.0:8080"
+
+    @Option(help: "Health probe address HOST:PORT (/healthz, /readyz).")
+    var healthAddress: String = "0.0.0.0:8081"
+
+    @Flag(inversion: .prefixedNo, help: "Leader election on a coordination.k8s.io Lease.")
+    var leaderElection: Bool = true
+
+    @Option(help: "Lease name.")
+    var leaseName: String = "hearth-operator"
+
+    @Option(help: "This replica's identity (default: POD_NAME, else host name and a random suffix).")
+    var identity: String?
+
+    @Option(help: "Lease duration in seconds.") var leaseDuration: Int = 15
+    @Option(help: "Renew deadline in seconds.") var renewDeadline: Int = 10
+    @Option(help: "Retry period in seconds.") var retryPeriod: Int = 2
+
+    @Option(help: "Concurrent reconciles.") var workers: Int = 4
+    @Option(help: "Timeout of a Pyroscope readiness probe, seconds.") var probeTimeout: Int = 3
+    @Option(help: "Log level (trace, debug, info, notice, warning, error).") var logLevel: String = "info"
+
+    @OptionGroup var agent: AgentOptions
+
+    static func split(_ address: String) throws -> (String, Int) {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+            throw ValidationError("\(address): expected HOST:PORT")
+        }
+        let host = String(address[..<colon])
+        return (host.isEmpty ? "0.0.0.0" : host, port)
+    }
+
+    func run() async throws {
+        let registry = PrometheusRegistry()
+        MetricsSystem.bootstrap(registry)
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: self.logLevel) ?? .info
+            return handler
+        }
+        let logger = Logger(label: "hearth-operator")
+
+        var configuration = try self.agent.operatorConfiguration()
+        configuration.watchNamespace = self.watchNamespace
+        configuration.workers = max(1, self.workers)
+        configuration.probeTimeout = .seconds(self.probeTimeout)
+
+        var client: ClientConfiguration
+        if let kubeconfig = self.kubeconfig {
+            client = try .kubeconfig(path: kubeconfig, context: self.context)
+        } else {
+            client = try .automatic()
+        }
+        client.userAgent = "hearth-operator/0.1"
+        if self.agent.namespace == nil, ProcessInfo.processInfo.environment["POD_NAMESPACE"] == nil,
+            client.source == "in-cluster"
+        {
+            configuration.namespace = client.namespace
+        }
+        let (metricsHost, metricsPort) = try Self.split(self.metricsAddress)
+        let (healthHost, healthPort) = try Self.split(self.healthAddress)
+        let identity =
+            self.identity ?? ProcessInfo.processInfo.environment["POD_NAME"]
+            ?? "\(ProcessInfo.processInfo.hostName)_\(UUID().uuidString.prefix(8).lowercased())"
+        let configurationSnapshot = configuration
+
+        try await withKubeClient(configuration: client, logger: logger) { kube in
+            try await withKubeClient(configuration: client, logger: logger) { ownedKube in
+                try await Self.serve(
+                    kube: kube,
+                    ownedKube: ownedKube,
+                    configuration: configurationSnapshot,
+                    identity: identity,
+                    registry: registry,
+                    logger: logger,
+                    metrics: (metricsHost, metricsPort),
+                    health: (healthHost, healthPort),
+                    options: self
+                )
+            }
+        }
+    }
+
+    static func serve(
+        kube: KubeClient,
+        ownedKube: KubeClient,
+        configuration configurationSnapshot: OperatorConfiguration,
+        identity: String,
+        registry: PrometheusRegistry,
+        logger: Logger,
+        metrics: (String, Int),
+        health: (String, Int),
+        options self: Run
+    ) async throws {
+        let (metricsHost, metricsPort) = metrics
+        let (healthHost, healthPort) = health
+        do {
+            let recorder = EventRecorder(
+                client: kube,
+                controller: "profiling.hearth.dev/hearth-operator",
+                instance: identity,
+                logger: logger
+            )
+            let (controller, reconciler) = ProfilingTargetController.make(
+                client: kube,
+                ownedClient: ownedKube,
+                configuration: configurationSnapshot,
+                prober: HTTPPyroscopeProber(timeout: configurationSnapshot.probeTimeout),
+                recorder: recorder,
+                logger: logger
+            )
+            var services: [any ServiceLifecycle.Service] = []
+            let elector: LeaderElector?
+            if self.leaderElection {
+                var election = LeaderElector.Configuration(
+                    leaseName: self.leaseName,
+                    namespace: configurationSnapshot.namespace,
+                    identity: identity
+                )
+                election.leaseDuration = .seconds(self.leaseDuration)
+                election.renewDeadline = .seconds(self.renewDeadline)
+                election.retryPeriod = .seconds(self.retryPeriod)
+                let leader = LeaderElector(client: kube, configuration: election, logger: logger)
+                elector = leader
+                services.append(LeaderElectedService(elector: leader, service: controller))
+            } else {
+                elector = nil
+                services.append(controller)
+            }
+            let stores = reconciler.stores
+            services.append(
+                HTTPEndpoint(host: metricsHost, port: metricsPort, logger: logger) { path in
+                    path == "/metrics"
+                        ? .init(status: 200, contentType: "text/plain; version=0.0.4", body: registry.render())
+                        : .init(status: 404, body: "not found\n")
+                }
+            )
+            services.append(
+                HTTPEndpoint(host: healthHost, port: healthPort, logger: logger) { path in
+                    switch path {
+                    case "/healthz": return .init(status: 200, body: "ok\n")
+                    case "/readyz":
+                        // A follower is ready (it only waits); a leader once its caches synced.
+                        let leading = elector?.isLeader ?? true
+                        if !leading || stores.allSynced { return .init(status: 200, body: "ok\n") }
+                        return .init(status: 503, body: "caches not synced\n")
+                    default: return .init(status: 404, body: "not found\n")
+                    }
+                }
+            )
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                    gracefulShutdownSignals: [.sigterm, .sigint],
+                    logger: logger
+                )
+            )
+            logger.info(
+                "starting",
+                metadata: [
+                    "operator.namespace": "\(configurationSnapshot.namespace)",
+                    "operator.identity": "\(identity)",
+                    "operator.watchNamespace": "\(configurationSnapshot.watchNamespace ?? "*")",
+                ]
+            )
+            try await group.run()
+        }
+    }
+}
