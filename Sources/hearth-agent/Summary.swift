@@ -76,13 +76,15 @@ enum SummaryText {
         )
         let userTotal = report.userFramesNamed + report.userFramesUnnamed
         let kernelTotal = report.kernelFramesNamed + report.kernelFramesUnnamed
+        // Typed: a bare 100 beside a Double would be passed to %f as an Int.
+        let kernelRate: Double = kernelTotal == 0 ? 100 : Double(report.kernelFramesNamed) * 100 / Double(kernelTotal)
         lines.append(
             String(
                 format: "Symbolized:     %.1f%% of user frames (%@ of %@), %.1f%% of kernel frames",
                 report.userSymbolizationRate * 100,
                 groupDigits(report.userFramesNamed),
                 groupDigits(userTotal),
-                kernelTotal == 0 ? 100 : Double(report.kernelFramesNamed) * 100 / Double(kernelTotal)
+                kernelRate
             )
         )
         let counters = report.counters
@@ -91,6 +93,12 @@ enum SummaryText {
                 + "(map full \(counters.countsMapFull), stack errors \(counters.userStackErrors + counters.kernelStackErrors), "
                 + "collisions \(counters.stackCollisions))"
         )
+        if profile.totalSamples == 0 {
+            lines.append(
+                "Note:           no samples: the CPUs ran only the idle task (or the --pid process never ran); "
+                    + "\(counters.idle) idle samples were seen"
+            )
+        }
         lines.append("Wrote:          \(output)")
         return lines.joined(separator: "\n")
     }
