@@ -93,41 +93,16 @@ extension ELFFile {
             }
             for i in 1..<count {
                 let base = i * stride
-                let nameOffset: UInt32
-                let info: UInt8
-                let sectionIndex: UInt16
-                let value: UInt64
-                let size: UInt64
-                if is64 {
-                    nameOffset = try table.u32(base)
-                    info = try table.u8(base + 4)
-                    sectionIndex = try table.u16(base + 6)
-                    value = try table.u64(base + 8)
-                    size = try table.u64(base + 16)
-                } else {
-                    nameOffset = try table.u32(base)
-                    value = UInt64(try table.u32(base + 4))
-                    size = UInt64(try table.u32(base + 8))
-                    info = try table.u8(base + 12)
-                    sectionIndex = try table.u16(base + 14)
-                }
-                let type = info & 0xf
-                // STT_FUNC = 2, STT_GNU_IFUNC = 10. SHN_UNDEF = 0; 0xff00 and above are reserved indices
-                // (SHN_ABS, SHN_COMMON, SHN_XINDEX).
-                guard type == 2 || type == 10, sectionIndex != 0, sectionIndex < 0xff00, value != 0 else {
+                let entry = try ELFSymbolEntry(in: table, at: base, is64: is64)
+                guard entry.isDefinedFunction else {
                     continue
                 }
+                let (nameOffset, info, sectionIndex, value, size, type) =
+                    (entry.nameOffset, entry.info, entry.sectionIndex, entry.value, entry.size, entry.type)
                 guard let name = strings.cString(at: Int(nameOffset)), !name.isEmpty else {
                     continue
                 }
-                var sectionEnd: UInt64?
-                if Int(sectionIndex) < self.sections.count {
-                    let home = self.sections[Int(sectionIndex)]
-                    let (end, overflow) = home.address.addingReportingOverflow(home.size)
-                    if !overflow, home.size > 0 {
-                        sectionEnd = end
-                    }
-                }
+                let sectionEnd = self.sectionEnd(ofIndex: sectionIndex)
                 body(
                     RawFunctionSymbol(
                         value: value,
@@ -560,44 +535,17 @@ struct SymbolTable: Sendable {
                 let table = ELFBytes(bytes: bytes, littleEndian: elf.isLittleEndian)
                 for j in 0..<chunkCount {
                     let base = j * stride
-                    let nameOffset: UInt32
-                    let info: UInt8
-                    let sectionIndex: UInt16
-                    let value: UInt64
-                    let size: UInt64
-                    if is64 {
-                        nameOffset = try table.u32(base)
-                        info = try table.u8(base + 4)
-                        sectionIndex = try table.u16(base + 6)
-                        value = try table.u64(base + 8)
-                        size = try table.u64(base + 16)
-                    } else {
-                        nameOffset = try table.u32(base)
-                        value = UInt64(try table.u32(base + 4))
-                        size = UInt64(try table.u32(base + 8))
-                        info = try table.u8(base + 12)
-                        sectionIndex = try table.u16(base + 14)
-                    }
-                    let type = info & 0xf
-                    // STT_FUNC = 2, STT_GNU_IFUNC = 10. SHN_UNDEF = 0; 0xff00 and above are reserved indices
-                    // (SHN_ABS, SHN_COMMON, SHN_XINDEX).
-                    guard type == 2 || type == 10, sectionIndex != 0, sectionIndex < 0xff00, value != 0,
-                        UInt64(nameOffset) < stringTableSize
-                    else {
+                    let entry = try ELFSymbolEntry(in: table, at: base, is64: is64)
+                    guard entry.isDefinedFunction, UInt64(entry.nameOffset) < stringTableSize else {
                         continue
                     }
+                    let (nameOffset, info, sectionIndex, value, size) =
+                        (entry.nameOffset, entry.info, entry.sectionIndex, entry.value, entry.size)
                     found += 1
                     guard appending else {
                         continue
                     }
-                    var sectionEnd: UInt64?
-                    if Int(sectionIndex) < elf.sections.count {
-                        let home = elf.sections[Int(sectionIndex)]
-                        let (end, overflow) = home.address.addingReportingOverflow(home.size)
-                        if !overflow, home.size > 0 {
-                            sectionEnd = end
-                        }
-                    }
+                    let sectionEnd = elf.sectionEnd(ofIndex: sectionIndex)
                     let rank = Self.baseRank(size: size, binding: info >> 4, isDynamic: isDynamic)
                     self.entries.append(
                         Entry(
@@ -793,5 +741,48 @@ struct SymbolTable: Sendable {
             }
             return table
         }
+    }
+}
+
+/// One `Elf32_Sym` / `Elf64_Sym` entry, read with bounds checks.
+struct ELFSymbolEntry {
+    let nameOffset: UInt32
+    let info: UInt8
+    let sectionIndex: UInt16
+    let value: UInt64
+    let size: UInt64
+
+    init(in table: ELFBytes, at base: Int, is64: Bool) throws(ELFError) {
+        if is64 {
+            self.nameOffset = try table.u32(base)
+            self.info = try table.u8(base + 4)
+            self.sectionIndex = try table.u16(base + 6)
+            self.value = try table.u64(base + 8)
+            self.size = try table.u64(base + 16)
+        } else {
+            self.nameOffset = try table.u32(base)
+            self.value = UInt64(try table.u32(base + 4))
+            self.size = UInt64(try table.u32(base + 8))
+            self.info = try table.u8(base + 12)
+            self.sectionIndex = try table.u16(base + 14)
+        }
+    }
+
+    var type: UInt8 { self.info & 0xf }
+
+    /// A function (STT_FUNC = 2, STT_GNU_IFUNC = 10) defined in a real section: not SHN_UNDEF (0) nor a reserved
+    /// index (0xff00 and above: SHN_ABS, SHN_COMMON, SHN_XINDEX), at a nonzero address.
+    var isDefinedFunction: Bool {
+        (self.type == 2 || self.type == 10) && self.sectionIndex != 0 && self.sectionIndex < 0xff00 && self.value != 0
+    }
+}
+
+extension ELFFile {
+    /// The end address of section `index`, when it exists, has a size and does not overflow.
+    func sectionEnd(ofIndex index: UInt16) -> UInt64? {
+        guard Int(index) < self.sections.count else { return nil }
+        let home = self.sections[Int(index)]
+        let (end, overflow) = home.address.addingReportingOverflow(home.size)
+        return !overflow && home.size > 0 ? end : nil
     }
 }
