@@ -131,8 +131,8 @@ let package = Package(
         .testTarget(
             name: "KubeTests",
             dependencies: [
-                "KubeModel", "KubeClient", "KubeRuntime", "KubeTestServer", serviceLifecycle, metrics, metricsTestKit,
-                nioHTTP1, nioPosix, logging,
+                "KubeModel", "KubeClient", "KubeRuntime", "KubeTestServer", "HearthTestSupport", serviceLifecycle,
+                metrics, metricsTestKit, nioHTTP1, nioPosix, logging,
             ]
         ),
 
@@ -149,7 +149,8 @@ let package = Package(
         .executableTarget(
             name: "hearth-operator",
             dependencies: [
-                "HearthAPI", "HearthOperator", "KubeModel", "KubeClient", "KubeRuntime", argumentParser, serviceLifecycle,
+                "HearthAPI", "HearthOperator", "KubeModel", "KubeClient", "KubeRuntime", argumentParser,
+                serviceLifecycle,
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"), metrics, logging,
             ]
         ),
@@ -157,8 +158,9 @@ let package = Package(
         .testTarget(
             name: "HearthOperatorTests",
             dependencies: [
-                "HearthAPI", "HearthOperator", "KubeModel", "KubeClient", "KubeRuntime", "KubeTestServer", logging,
-                metrics, metricsTestKit, nioCore, nioPosix, nioHTTP1, serviceLifecycle,
+                "HearthAPI", "HearthOperator", "KubeModel", "KubeClient", "KubeRuntime", "KubeTestServer",
+                "HearthTestSupport", logging, metrics, metricsTestKit, nioCore, nioPosix, nioHTTP1, serviceLifecycle,
+                asyncHTTPClient,
             ]
         ),
 

@@ -20,14 +20,24 @@ public struct HTTPEndpoint: Service {
         }
     }
 
+    let name: String
     let host: String
     let port: Int
     let logger: Logger
     let route: @Sendable (String) -> Response
 
     /// - Parameters:
+    ///   - name: what the endpoint serves (`metrics`, `health`), logged with the bound address.
+    ///   - port: 0 binds a free port; the "listening" log line names it.
     ///   - route: maps a path (without query) to a response.
-    public init(host: String, port: Int, logger: Logger, route: @escaping @Sendable (String) -> Response) {
+    public init(
+        name: String,
+        host: String,
+        port: Int,
+        logger: Logger,
+        route: @escaping @Sendable (String) -> Response
+    ) {
+        self.name = name
         self.host = host
         self.port = port
         self.logger = logger
@@ -47,7 +57,10 @@ public struct HTTPEndpoint: Service {
             }
         self.logger.info(
             "listening",
-            metadata: ["http.address": "\(self.host):\(channel.channel.localAddress?.port ?? 0)"]
+            metadata: [
+                "http.endpoint": "\(self.name)",
+                "http.address": "\(self.host):\(channel.channel.localAddress?.port ?? 0)",
+            ]
         )
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in

@@ -100,13 +100,26 @@ public final class LeaderElector: Sendable {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             if await self.tryAcquireOrRenew() { return true }
             do {
-                try await Task.sleep(for: self.jittered(self.configuration.retryPeriod))
+                try await Task.sleep(for: self.nextAttemptDelay())
             } catch { return false }
         }
         return false
     }
 
     func jittered(_ duration: Duration) -> Duration { duration * Double.random(in: 1.0...1.2) }
+
+    /// The jittered retry period, cut short to try again just after the observed holder's lease expires: a
+    /// crashed leader is then replaced `leaseDuration` after its last renewal was seen, not up to a retry later.
+    func nextAttemptDelay() -> Duration {
+        let retry = self.jittered(self.configuration.retryPeriod)
+        let untilExpiry = self.observed.withLock { observed -> Duration? in
+            guard let seconds = observed.record?.leaseDurationSeconds else { return nil }
+            return observed.time + .seconds(seconds) - ContinuousClock.now
+        }
+        // Already expired and still not acquired (a conflict or an API error): the normal pace.
+        guard let untilExpiry, untilExpiry > .zero, untilExpiry < retry else { return retry }
+        return untilExpiry + .milliseconds(50)
+    }
 
     /// Runs the work alongside the renew loop. Returns true when leadership was lost, false on cancellation.
     func lead(_ work: @escaping @Sendable () async throws -> Void) async -> Bool {

@@ -325,14 +325,14 @@ struct Run: AsyncParsableCommand {
             }
             let stores = reconciler.stores
             services.append(
-                HTTPEndpoint(host: metricsHost, port: metricsPort, logger: logger) { path in
+                HTTPEndpoint(name: "metrics", host: metricsHost, port: metricsPort, logger: logger) { path in
                     path == "/metrics"
                         ? .init(status: 200, contentType: "text/plain; version=0.0.4", body: registry.render())
                         : .init(status: 404, body: "not found\n")
                 }
             )
             services.append(
-                HTTPEndpoint(host: healthHost, port: healthPort, logger: logger) { path in
+                HTTPEndpoint(name: "health", host: healthHost, port: healthPort, logger: logger) { path in
                     switch path {
                     case "/healthz": return .init(status: 200, body: "ok\n")
                     case "/readyz":

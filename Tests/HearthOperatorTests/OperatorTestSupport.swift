@@ -4,6 +4,7 @@
 import Foundation
 import HearthAPI
 import HearthOperator
+import HearthTestSupport
 import KubeClient
 import KubeModel
 import KubeRuntime
@@ -12,20 +13,6 @@ import Logging
 import NIOPosix
 import Synchronization
 import Testing
-
-/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
-func eventually(
-    timeout: Duration = .seconds(30),
-    every interval: Duration = .milliseconds(25),
-    _ condition: () async throws -> Bool
-) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try? await Task.sleep(for: interval)
-    }
-    return try await condition()
-}
 
 var quietLogger: Logger {
     var logger = Logger(label: "hearth-operator-tests")

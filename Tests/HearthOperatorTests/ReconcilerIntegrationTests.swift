@@ -4,6 +4,7 @@
 import Foundation
 import HearthAPI
 import HearthOperator
+import HearthTestSupport
 import KubeClient
 import KubeModel
 import KubeRuntime

@@ -1,6 +1,7 @@
 // ControllerTests.swift: a controller over Gizmos that owns ConfigMaps, run in a ServiceGroup.
 
 import Foundation
+import HearthTestSupport
 import KubeClient
 import KubeModel
 import KubeRuntime

@@ -2,6 +2,7 @@
 // and errors that name the file and the field.
 
 import Foundation
+import HearthTestSupport
 import KubeModel
 import Testing
 

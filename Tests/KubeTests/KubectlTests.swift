@@ -1,6 +1,7 @@
 // KubectlTests.swift: the real kubectl drives the `kube-test-server` executable.
 
 import Foundation
+import HearthTestSupport
 import KubeClient
 import KubeModel
 import NIOHTTP1
@@ -8,64 +9,28 @@ import Testing
 
 /// A `kube-test-server` child process plus a kubectl configured for it (own kubeconfig and discovery cache).
 struct KubectlHarness {
-    let server: BackgroundProcess
-    let url: String
-    let directory: String
-    let kubectl: String
+    let process: KubeTestServerProcess
+    var url: String { self.process.url }
+    var directory: String { self.process.directory }
 
     static func with<Result>(_ body: (KubectlHarness) async throws -> Result) async throws -> Result {
-        let executable = try #require(kubeTestServerExecutable, "kube-test-server must be built next to the tests")
-        let kubectl = try #require(kubectlExecutable, "kubectl must be installed")
-        return try await withTemporaryDirectory { directory in
-            let server = try BackgroundProcess(
-                executable,
-                ["--port", "0", "--bookmark-interval", "1"],
-                directory: directory
-            )
-            defer { server.terminate() }
-            var url: String?
-            _ = await eventually(timeout: .seconds(20)) {
-                if let line = server.output.split(separator: "\n").first(where: { $0.contains("listening on ") }) {
-                    url = line.components(separatedBy: "listening on ").last
-                }
-                return url != nil || !server.isRunning
-            }
-            let serverURL = try #require(url, "kube-test-server did not start: \(server.output)")
-            let kubeconfig = """
-                apiVersion: v1
-                kind: Config
-                clusters:
-                - name: test
-                  cluster: {server: "\(serverURL)"}
-                contexts:
-                - name: test
-                  context: {cluster: test, namespace: default}
-                current-context: test
-                users: []
-
-                """
-            try kubeconfig.write(toFile: directory + "/kubeconfig", atomically: true, encoding: .utf8)
-            let harness = KubectlHarness(server: server, url: serverURL, directory: directory, kubectl: kubectl)
-            return try await body(harness)
-        }
+        try await KubeTestServerProcess.with { process in try await body(KubectlHarness(process: process)) }
     }
 
-    var baseArguments: [String] {
-        ["--kubeconfig", self.directory + "/kubeconfig", "--cache-dir", self.directory + "/cache"]
-    }
-
-    func run(_ arguments: String...) async throws -> ProcessResult {
-        try await runProcess(self.kubectl, self.baseArguments + arguments)
+    func run(_ arguments: String...) async throws -> ChildProcess.Output {
+        try await self.process.kubectl(arguments)
     }
 
     func background(_ arguments: String...) throws -> BackgroundProcess {
-        try BackgroundProcess(self.kubectl, self.baseArguments + arguments, directory: self.directory)
+        try BackgroundProcess(
+            self.process.kubectl,
+            self.process.kubectlBaseArguments + arguments,
+            directory: self.directory
+        )
     }
 
     func write(_ name: String, _ content: String) throws -> String {
-        let path = self.directory + "/" + name
-        try content.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
+        try self.process.write(name, content)
     }
 
     /// Applies the Gizmo CRD and waits for Established.

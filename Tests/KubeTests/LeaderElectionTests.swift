@@ -1,10 +1,13 @@
 // LeaderElectionTests.swift: two electors on one Lease.
 
 import Foundation
+import HearthTestSupport
 import KubeClient
 import KubeModel
-import KubeRuntime
+import Synchronization
 import Testing
+
+@testable import KubeRuntime
 
 @Suite("Leader election", .serialized, .timeLimit(.minutes(2)))
 struct LeaderElectionTests {
@@ -32,6 +35,31 @@ struct LeaderElectionTests {
             } onCancel: {
                 log.withLock { $0.append("stop \(name)") }
             }
+        }
+    }
+
+    @Test("a follower tries again just after the observed lease expires, not a whole retry period later")
+    func attemptAtExpiry() async throws {
+        try await withServerAndClient { _, client in
+            let follower = self.elector(client, "b", fast: false)
+            var spec = LeaseSpec()
+            spec.holderIdentity = "a"
+            spec.leaseDurationSeconds = 15
+            // Seen 14 s ago: it expires in 1 s, sooner than the 2-2.4 s retry.
+            follower.observed.withLock {
+                $0.record = spec
+                $0.time = .now - .seconds(14)
+            }
+            let nearExpiry = follower.nextAttemptDelay()
+            #expect(nearExpiry > .milliseconds(900) && nearExpiry <= .milliseconds(1050), "\(nearExpiry)")
+            // Seen just now: the jittered retry period.
+            follower.observed.withLock { $0.time = .now }
+            let fresh = follower.nextAttemptDelay()
+            #expect(fresh >= .seconds(2) && fresh <= .milliseconds(2400), "\(fresh)")
+            // Already expired but not acquired (a conflict or an API error): the normal pace, no hot loop.
+            follower.observed.withLock { $0.time = .now - .seconds(20) }
+            let expired = follower.nextAttemptDelay()
+            #expect(expired >= .seconds(2), "\(expired)")
         }
     }
 

@@ -2,6 +2,7 @@
 // subresource, optimistic concurrency, finalizers, garbage collection, selectors, pagination, SSA, request log.
 
 import Foundation
+import HearthTestSupport
 import KubeClient
 import KubeModel
 import KubeTestServer

@@ -2,6 +2,7 @@
 // Store equal to the server's state.
 
 import Foundation
+import HearthTestSupport
 import KubeClient
 import KubeModel
 import KubeRuntime

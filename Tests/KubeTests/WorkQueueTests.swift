@@ -1,5 +1,6 @@
 // WorkQueueTests.swift: dedupe, per-key exclusivity, delays, failure backoff, bounded workers, shutdown.
 
+import HearthTestSupport
 import KubeRuntime
 import MetricsTestKit
 import Synchronization

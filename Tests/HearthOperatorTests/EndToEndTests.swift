@@ -1,0 +1,382 @@
+// EndToEndTests.swift: the built `hearth-operator` against the `kube-test-server` executable, driven by the real
+// kubectl with the repository's crds/ and manifests/samples/: what a user does, including leader fail-over.
+
+import AsyncHTTPClient
+import Foundation
+import HearthTestSupport
+import NIOCore
+import NIOHTTP1
+import Testing
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+
+/// A `hearth-operator run` child process and the addresses of its metrics and health endpoints.
+struct OperatorProcess {
+    struct StartError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    let identity: String
+    let process: BackgroundProcess
+    let metricsURL: String
+    let healthURL: String
+
+    /// Starts a replica on free ports with the default lease timings (15 s / 10 s / 2 s) and waits until both
+    /// endpoints listen.
+    static func start(
+        _ cluster: KubeTestServerProcess,
+        identity: String,
+        extraArguments: [String] = []
+    ) async throws -> OperatorProcess {
+        let executable = BuildProducts.executable("hearth-operator")
+        let process = try BackgroundProcess(
+            executable,
+            [
+                "run", "--kubeconfig", cluster.kubeconfigPath, "--identity", identity,
+                "--metrics-address", "127.0.0.1:0", "--health-address", "127.0.0.1:0", "--probe-timeout", "1",
+                "--namespace", "hearth-system",
+            ] + extraArguments,
+            directory: cluster.directory
+        )
+        var addresses: [String: String] = [:]
+        _ = await eventually(timeout: .seconds(30)) {
+            addresses = Self.listeningAddresses(process.output)
+            return addresses.count == 2 || !process.isRunning
+        }
+        guard let metrics = addresses["metrics"], let health = addresses["health"] else {
+            process.stop()
+            throw StartError(description: "hearth-operator \(identity) did not start: \(process.output)")
+        }
+        return OperatorProcess(
+            identity: identity,
+            process: process,
+            metricsURL: "http://\(metrics)",
+            healthURL: "http://\(health)"
+        )
+    }
+
+    /// `http.endpoint` → `http.address` from the "listening" log lines.
+    static func listeningAddresses(_ log: String) -> [String: String] {
+        var addresses: [String: String] = [:]
+        for line in log.split(separator: "\n") where line.hasSuffix("listening") {
+            let tokens = line.split(separator: " ")
+            func value(_ key: String) -> String? {
+                tokens.first { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)) }
+            }
+            if let name = value("http.endpoint"), let address = value("http.address") { addresses[name] = address }
+        }
+        return addresses
+    }
+
+    /// `(status, body)` of a GET on this replica.
+    func get(_ url: String) async throws -> (Int, String) {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 4 << 20)
+        return (Int(response.status.code), String(buffer: body))
+    }
+
+    /// The series of /metrics whose name and labels start with `prefix`, with their values.
+    func metrics(_ prefix: String) async throws -> [(String, Double)] {
+        let (_, body) = try await self.get(self.metricsURL + "/metrics")
+        return body.split(separator: "\n").filter { $0.hasPrefix(prefix) }.compactMap { line in
+            let parts = line.split(separator: " ")
+            return Double(parts.last ?? "").map { (String(parts[0]), $0) }
+        }
+    }
+
+    /// The value of one series in /metrics (nil when the series is absent).
+    func metric(_ series: String) async throws -> Double? {
+        try await self.metrics(series + " ").first?.1
+    }
+
+    /// Reconciles so far, whatever their result (success, requeue_after, error).
+    func reconciles() async throws -> Double {
+        try await self.metrics(#"controller_runtime_reconcile_total{controller="profilingtarget","#).map(\.1)
+            .reduce(0, +)
+    }
+}
+
+extension KubeTestServerProcess {
+    /// kubectl that must succeed; returns its stdout.
+    @discardableResult
+    func mustKubectl(
+        _ arguments: String...,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws
+        -> String
+    {
+        let result = try await self.kubectl(arguments)
+        try #require(
+            result.status == 0,
+            "kubectl \(arguments.joined(separator: " ")): \(result.output)",
+            sourceLocation: sourceLocation
+        )
+        return result.stdout
+    }
+
+    /// Applies crds/ and waits until the API serves ProfilingTargets, then applies manifests/samples/.
+    func installCRDsAndSamples() async throws {
+        let crds = try await self.mustKubectl("apply", "-f", repositoryRoot.appendingPathComponent("crds").path)
+        #expect(crds.contains("customresourcedefinition.apiextensions.k8s.io/profilingtargets.profiling.hearth.dev"))
+        try await self.mustKubectl(
+            "wait",
+            "--for=condition=Established",
+            "crd/profilingtargets.profiling.hearth.dev",
+            "--timeout=30s"
+        )
+        let samples = try await self.mustKubectl(
+            "apply",
+            "-f",
+            repositoryRoot.appendingPathComponent("manifests/samples").path
+        )
+        #expect(samples.contains("profilingtarget.profiling.hearth.dev/checkout created"), "\(samples)")
+        #expect(samples.contains("profilingtarget.profiling.hearth.dev/frontend created"), "\(samples)")
+    }
+
+    /// Plays the DaemonSet controller: reports the agent's current generation ready on `nodes` nodes.
+    func markAgentRolledOut(nodes: Int) async throws {
+        let generation = try await self.mustKubectl(
+            "get",
+            "daemonset",
+            "hearth-agent",
+            "-n",
+            "hearth-system",
+            "-o",
+            "jsonpath={.metadata.generation}"
+        )
+        let status =
+            #"{"status":{"observedGeneration":\#(generation),"desiredNumberScheduled":\#(nodes),"currentNumberScheduled":\#(nodes),"updatedNumberScheduled":\#(nodes),"numberAvailable":\#(nodes),"numberReady":\#(nodes),"numberMisscheduled":0}}"#
+        try await self.mustKubectl(
+            "patch",
+            "daemonset",
+            "hearth-agent",
+            "-n",
+            "hearth-system",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            status
+        )
+    }
+
+    func leaseHolder() async throws -> String {
+        let result = try await self.kubectl(
+            "get",
+            "lease",
+            "hearth-operator",
+            "-n",
+            "hearth-system",
+            "-o",
+            "jsonpath={.spec.holderIdentity}"
+        )
+        return result.status == 0 ? result.stdout : ""
+    }
+
+    func observedGeneration(_ name: String, namespace: String = "shop") async throws -> String {
+        try await self.kubectl("get", "pt", name, "-n", namespace, "-o", "jsonpath={.status.observedGeneration}")
+            .stdout
+    }
+}
+
+/// Splits a kubectl table line into its cells.
+func cells(_ line: Substring) -> [String] {
+    line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+}
+
+@Suite("hearth-operator end to end with kubectl", .serialized, .timeLimit(.minutes(4)))
+struct EndToEndTests {
+    @Test("kubectl applies crds/ and the samples; the operator rolls out, reports, serves metrics, cleans up")
+    func samples() async throws {
+        try await KubeTestServerProcess.with { cluster in
+            try await cluster.installCRDsAndSamples()
+            let replica = try await OperatorProcess.start(cluster, identity: "replica-a")
+            defer { replica.process.stop() }
+
+            // The agent objects appear, with both samples in its configuration.
+            #expect(
+                await eventually {
+                    (try? await cluster.kubectl("get", "daemonset", "hearth-agent", "-n", "hearth-system").status) == 0
+                },
+                "no agent DaemonSet: \(replica.process.output)"
+            )
+            let config = try await cluster.mustKubectl(
+                "get",
+                "configmap",
+                "hearth-agent-config",
+                "-n",
+                "hearth-system",
+                "-o",
+                #"jsonpath={.data.targets\.json}"#
+            )
+            #expect(config.contains(#""name":"checkout""#) && config.contains(#""name":"frontend""#), "\(config)")
+            let secretKeys = try await cluster.mustKubectl(
+                "get",
+                "secret",
+                "hearth-agent-credentials",
+                "-n",
+                "hearth-system",
+                "-o",
+                "jsonpath={.data}"
+            )
+            #expect(!secretKeys.isEmpty && secretKeys != "{}", "the basic-auth password is copied for the agent")
+
+            // The DaemonSet controller's part, then the condition a user waits for.
+            try await cluster.markAgentRolledOut(nodes: 2)
+            let rolledOut = try await cluster.kubectl(
+                "wait",
+                "--for=condition=AgentRolledOut",
+                "pt",
+                "--all",
+                "-n",
+                "shop",
+                "--timeout=60s"
+            )
+            #expect(rolledOut.status == 0, "\(rolledOut.output)")
+            #expect(rolledOut.stdout.contains("profilingtarget.profiling.hearth.dev/checkout condition met"))
+            #expect(rolledOut.stdout.contains("profilingtarget.profiling.hearth.dev/frontend condition met"))
+            // No Pyroscope answers here: the status says so instead of claiming Ready.
+            let unreachable = try await cluster.kubectl(
+                "wait",
+                "--for=condition=PyroscopeReachable=False",
+                "pt/checkout",
+                "-n",
+                "shop",
+                "--timeout=60s"
+            )
+            #expect(unreachable.status == 0, "\(unreachable.output)")
+
+            // kubectl get pt: the printer columns, and the wide column with the resolved URL.
+            let table = try await cluster.mustKubectl("get", "pt", "-n", "shop")
+            let lines = table.split(separator: "\n")
+            #expect(lines.first.map(cells) == ["NAME", "READY", "REASON", "PODS", "NODES", "AGE"], "\(table)")
+            let checkout = try #require(lines.first { $0.hasPrefix("checkout ") }, "\(table)")
+            #expect(Array(cells(checkout).prefix(5)) == ["checkout", "False", "Unreachable", "0", "2"])
+            let wide = try await cluster.mustKubectl("get", "pt", "checkout", "-n", "shop", "-o", "wide")
+            #expect(wide.split(separator: "\n").first.map(cells)?.contains("PYROSCOPE") == true, "\(wide)")
+            #expect(wide.contains("http://pyroscope.observability.svc:4040"), "\(wide)")
+
+            // Metrics and health endpoints.
+            let (metricsStatus, metrics) = try await replica.get(replica.metricsURL + "/metrics")
+            #expect(metricsStatus == 200)
+            #expect(metrics.contains("# TYPE controller_runtime_reconcile_total counter"))
+            #expect(try await replica.reconciles() > 0, "\(metrics)")
+            #expect(metrics.contains(#"workqueue_depth{controller="profilingtarget",name="profilingtarget"} "#))
+            #expect(try await replica.metric(#"leader_election_master_status{name="hearth-operator"}"#) == 1)
+            #expect(try await replica.get(replica.healthURL + "/healthz") == (200, "ok\n"))
+            #expect(try await replica.get(replica.healthURL + "/readyz") == (200, "ok\n"))
+            #expect(try await replica.get(replica.healthURL + "/nope").0 == 404)
+            #expect(try await replica.get(replica.metricsURL + "/").0 == 404)
+
+            // Deleting a target completes (the finalizer is released) and leaves the agent configuration.
+            let deleted = try await cluster.kubectl("delete", "pt", "checkout", "-n", "shop", "--timeout=60s")
+            #expect(deleted.status == 0, "\(deleted.output)")
+            #expect(deleted.stdout.contains(#"profilingtarget.profiling.hearth.dev "checkout" deleted"#))
+            #expect(
+                await eventually {
+                    let config = try? await cluster.kubectl(
+                        "get",
+                        "configmap",
+                        "hearth-agent-config",
+                        "-n",
+                        "hearth-system",
+                        "-o",
+                        #"jsonpath={.data.targets\.json}"#
+                    )
+                    return config?.stdout.contains(#""name":"checkout""#) == false
+                }
+            )
+            // The last target gone: the agent objects go too.
+            let all = try await cluster.kubectl("delete", "pt", "--all", "-n", "shop", "--timeout=60s")
+            #expect(all.status == 0, "\(all.output)")
+            #expect(
+                await eventually {
+                    let left = try? await cluster.kubectl(
+                        "get",
+                        "daemonset,configmap,secret,serviceaccount",
+                        "-n",
+                        "hearth-system",
+                        "-l",
+                        "app.kubernetes.io/managed-by=hearth-operator",
+                        "-o",
+                        "name"
+                    )
+                    return left?.status == 0 && left?.stdout.isEmpty == true
+                },
+                "agent objects left behind"
+            )
+
+            // SIGTERM: a graceful stop that releases the lease.
+            replica.process.terminate()
+            #expect(await replica.process.waitForExit(timeout: .seconds(15)) == 0, "\(replica.process.output)")
+            #expect(try await cluster.leaseHolder() == "")
+        }
+    }
+
+    @Test("two replicas: one leads and reconciles; the other takes over within 20 s when the leader stops")
+    func failOver() async throws {
+        try await KubeTestServerProcess.with { cluster in
+            try await cluster.installCRDsAndSamples()
+            let first = try await OperatorProcess.start(cluster, identity: "replica-a")
+            defer { first.process.stop() }
+            #expect(try await eventually { try await cluster.leaseHolder() == "replica-a" })
+            #expect(try await eventually { try await cluster.observedGeneration("checkout") == "1" })
+
+            let second = try await OperatorProcess.start(cluster, identity: "replica-b")
+            defer { second.process.stop() }
+            // The follower is ready (it only waits) and does no work while the leader reconciles a change.
+            #expect(try await second.get(second.healthURL + "/readyz").0 == 200)
+            try await cluster.mustKubectl(
+                "patch",
+                "pt",
+                "checkout",
+                "-n",
+                "shop",
+                "--type=merge",
+                "-p",
+                #"{"spec":{"sampleRate":49}}"#
+            )
+            #expect(try await eventually { try await cluster.observedGeneration("checkout") == "2" })
+            #expect(try await cluster.leaseHolder() == "replica-a")
+            #expect(try await second.reconciles() == 0)
+            #expect(try await second.metric(#"leader_election_master_status{name="hearth-operator"}"#) == 0)
+
+            // The leader crashes (SIGKILL: no release). The follower takes over once the lease expires.
+            let killedAt = ContinuousClock.now
+            first.process.stop()
+            let tookOver = try await eventually(timeout: .seconds(30), every: .milliseconds(100)) {
+                try await cluster.leaseHolder() == "replica-b"
+            }
+            let takeover = ContinuousClock.now - killedAt
+            #expect(tookOver)
+            #expect(takeover <= .seconds(20), "takeover after a crash took \(takeover)")
+            try await cluster.mustKubectl(
+                "patch",
+                "pt",
+                "checkout",
+                "-n",
+                "shop",
+                "--type=merge",
+                "-p",
+                #"{"spec":{"sampleRate":29}}"#
+            )
+            #expect(try await eventually { try await cluster.observedGeneration("checkout") == "3" })
+            #expect(try await second.reconciles() > 0)
+
+            // A graceful stop releases the lease: a new replica takes over without waiting for expiry.
+            let third = try await OperatorProcess.start(cluster, identity: "replica-c")
+            defer { third.process.stop() }
+            #expect(try await third.get(third.healthURL + "/readyz").0 == 200)
+            let stoppedAt = ContinuousClock.now
+            second.process.terminate()
+            let handedOver = try await eventually(timeout: .seconds(30), every: .milliseconds(100)) {
+                try await cluster.leaseHolder() == "replica-c"
+            }
+            let handover = ContinuousClock.now - stoppedAt
+            #expect(handedOver)
+            // Well under the 15 s lease: it was released, not left to expire.
+            #expect(handover <= .seconds(8), "takeover after a graceful stop took \(handover)")
+            #expect(await second.process.waitForExit(timeout: .seconds(15)) == 0, "\(second.process.output)")
+        }
+    }
+}
