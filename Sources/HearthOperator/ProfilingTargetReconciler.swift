@@ -31,27 +31,44 @@ public struct OperatorStores: Sendable {
     public let clusterRoleBindings: Store<ClusterRoleBinding>
 
     public init() {
-        self.targets = Store(indexers: [
-            "secret": { target in
-                target.spec.secretReferences.compactMap { reference in
-                    reference.reference.name.map { "\(target.metadata.namespace ?? "")/\($0)" }
-                }
-            },
-            "service": { target in
-                guard let reference = target.spec.pyroscope?.serviceRef, let name = reference.name else { return [] }
-                return ["\(reference.namespace ?? target.metadata.namespace ?? "")/\(name)"]
-            },
-            "namespace": StoreIndex.namespace(),
-        ])
-        self.secrets = Store()
-        self.services = Store()
-        self.pods = Store(indexers: ["namespace": StoreIndex.namespace()])
-        self.daemonSets = Store()
-        self.configMaps = Store()
-        self.ownedSecrets = Store()
-        self.serviceAccounts = Store()
-        self.clusterRoles = Store()
-        self.clusterRoleBindings = Store()
+        self.targets = Store(
+            indexers: [
+                "secret": { target in
+                    target.spec.secretReferences.compactMap { reference in
+                        reference.reference.name.map { "\(target.metadata.namespace ?? "")/\($0)" }
+                    }
+                },
+                "service": { target in
+                    guard let reference = target.spec.pyroscope?.serviceRef, let name = reference.name else {
+                        return []
+                    }
+                    return ["\(reference.namespace ?? target.metadata.namespace ?? "")/\(name)"]
+                },
+                "namespace": StoreIndex.namespace(),
+            ],
+            transform: Store.stripManagedFields
+        )
+        self.secrets = Store(transform: Store.stripManagedFields)
+        self.services = Store(transform: Store.stripManagedFields)
+        // Only a pod's namespace and labels matter (selector matching): keep its identity and labels alone.
+        self.pods = Store(indexers: ["namespace": StoreIndex.namespace()], transform: Self.podIdentityAndLabels)
+        self.daemonSets = Store(transform: Store.stripManagedFields)
+        self.configMaps = Store(transform: Store.stripManagedFields)
+        self.ownedSecrets = Store(transform: Store.stripManagedFields)
+        self.serviceAccounts = Store(transform: Store.stripManagedFields)
+        self.clusterRoles = Store(transform: Store.stripManagedFields)
+        self.clusterRoleBindings = Store(transform: Store.stripManagedFields)
+    }
+
+    /// A pod reduced to what matching needs (name, namespace, uid, resourceVersion, labels, phase): a cluster's
+    /// pods are many, and their specs and statuses large.
+    @Sendable static func podIdentityAndLabels(_ pod: Pod) -> Pod {
+        var reduced = Pod(name: pod.metadata.name ?? "", namespace: pod.metadata.namespace)
+        reduced.metadata.uid = pod.metadata.uid
+        reduced.metadata.resourceVersion = pod.metadata.resourceVersion
+        reduced.metadata.labels = pod.metadata.labels
+        if let phase = pod.status.phase { reduced.status.phase = phase }
+        return reduced
     }
 
     /// Whether every cache has listed once.
@@ -214,11 +231,13 @@ public final class ProfilingTargetReconciler: Reconciler {
         return .done
     }
 
-    /// Events only when Ready changes (status or reason).
+    /// Events only when Ready changes (status or reason). First sight is news only when it is a failure: a new
+    /// target that is simply in progress says so in its status, and 1,000 of them should not cost 1,000 Events.
     func recordTransition(_ target: ProfilingTarget, from old: Condition?, to new: Condition?) async {
         guard let recorder = self.recorder, let new, old?.status != new.status || old?.reason != new.reason else {
             return
         }
+        if old == nil, new.status != "False" { return }
         let type: EventRecorder.EventType = new.status == "False" ? .warning : .normal
         await recorder.record(
             target,

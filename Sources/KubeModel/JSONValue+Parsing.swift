@@ -129,30 +129,33 @@ struct JSONParser {
         switch self.bytes[self.index] {
         case UInt8(ascii: "{"):
             self.index += 1
-            var object: JSONObject = [:]
             self.skipWhitespace()
             if self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: "}") {
                 self.index += 1
-                return .object(object)
+                return .object([:])
             }
+            // Members first, then one dictionary of the right size: no rehashing while it grows.
+            var members: [(String, JSONValue)] = []
             while true {
                 self.skipWhitespace()
                 guard self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: "\"") else {
                     throw self.error("expected a string key")
                 }
-                let key = try self.parseString()
+                let key = try self.parseKey()
                 self.skipWhitespace()
                 guard self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: ":") else {
                     throw self.error("expected ':'")
                 }
                 self.index += 1
                 self.skipWhitespace()
-                object[key] = try self.parseValue(depth: depth + 1)
+                members.append((key, try self.parseValue(depth: depth + 1)))
                 self.skipWhitespace()
                 guard self.index < self.bytes.count else { throw self.error("unterminated object") }
                 let byte = self.bytes[self.index]
                 self.index += 1
-                if byte == UInt8(ascii: "}") { return .object(object) }
+                if byte == UInt8(ascii: "}") {
+                    return .object(JSONObject(members, uniquingKeysWith: { _, last in last }))
+                }
                 guard byte == UInt8(ascii: ",") else { throw self.error("expected ',' or '}'") }
             }
         case UInt8(ascii: "["):
@@ -214,6 +217,28 @@ struct JSONParser {
             return true
         default: return false
         }
+    }
+
+    /// An object key: one of the long keys Kubernetes repeats in every object comes back as a shared String
+    /// (keys over 15 UTF-8 bytes are heap-allocated per occurrence otherwise); any other key is parsed.
+    mutating func parseKey() throws -> String {
+        let start = self.index + 1
+        var end = start
+        while end < self.bytes.count, self.bytes[end] != UInt8(ascii: "\""), self.bytes[end] != UInt8(ascii: "\\") {
+            end += 1
+        }
+        let length = end - start
+        if end < self.bytes.count, self.bytes[end] == UInt8(ascii: "\""), length > 15,
+            length < CommonKeys.byLength.count
+        {
+            let candidate = UnsafeRawBufferPointer(rebasing: self.bytes[start..<end])
+            for known in CommonKeys.byLength[length]
+            where known.bytes.withUnsafeBytes({ memcmp($0.baseAddress!, candidate.baseAddress!, length) == 0 }) {
+                self.index = end + 1
+                return known.string
+            }
+        }
+        return try self.parseString()
     }
 
     mutating func parseString() throws -> String {
@@ -293,4 +318,33 @@ struct JSONParser {
         }
         return value
     }
+}
+
+/// Long keys (over String's 15-byte inline limit) found in most Kubernetes objects, shared between parses.
+enum CommonKeys {
+    static let keys = [
+        "lastTransitionTime", "observedGeneration", "creationTimestamp", "deletionTimestamp", "ownerReferences",
+        "blockOwnerDeletion", "deletionGracePeriodSeconds", "matchExpressions", "lastObservedTime",
+        "desiredNumberScheduled", "currentNumberScheduled", "updatedNumberScheduled", "numberMisscheduled",
+        "numberUnavailable", "serviceAccountName", "securityContext", "terminationGracePeriodSeconds",
+        "imagePullPolicy", "terminationMessagePath", "terminationMessagePolicy", "revisionHistoryLimit",
+        "passwordSecretRef", "app.kubernetes.io/name", "app.kubernetes.io/managed-by", "app.kubernetes.io/instance",
+        "app.kubernetes.io/component", "app.kubernetes.io/part-of", "app.kubernetes.io/version",
+        "kubectl.kubernetes.io/last-applied-configuration", "profiling.hearth.dev/operator-namespace",
+        "profiling.hearth.dev/config-hash",
+    ]
+
+    struct Known: Sendable {
+        var bytes: [UInt8]
+        var string: String
+    }
+
+    /// Index: UTF-8 length → the keys of that length.
+    static let byLength: [[Known]] = {
+        var table = [[Known]](repeating: [], count: 64)
+        for key in keys where key.utf8.count > 15 && key.utf8.count < 64 {
+            table[key.utf8.count].append(Known(bytes: Array(key.utf8), string: key))
+        }
+        return table
+    }()
 }

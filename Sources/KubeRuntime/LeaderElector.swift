@@ -86,7 +86,7 @@ public final class LeaderElector: Sendable {
         if self.configuration.releaseOnCancel {
             // The caller is usually cancelled by now; release in a task that does not inherit the cancellation,
             // and wait for it (bounded by the client's timeout).
-            await Task { await self.release() }.value
+            await Task { await self.releaseWithin(self.configuration.retryPeriod * 2) }.value
         }
     }
 
@@ -212,6 +212,25 @@ public final class LeaderElector: Sendable {
             $0.record = lease.spec
             $0.resourceVersion = lease.metadata.resourceVersion
             $0.time = .now
+        }
+    }
+
+    /// Releases, giving up after `limit`: with the API server unreachable a request only fails at the client's
+    /// timeout, and a stopping pod should not wait that long for a courtesy (the lease expires anyway).
+    func releaseWithin(_ limit: Duration) async {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await self.release()
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return false
+            }
+            if await group.next() == false {
+                self.logger.info("gave up releasing the lease", metadata: ["timeout": "\(limit)"])
+            }
+            group.cancelAll()
         }
     }
 

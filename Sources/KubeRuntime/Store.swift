@@ -16,10 +16,28 @@ public final class Store<Object: JSONView>: Sendable {
     }
 
     let indexers: [String: IndexFunction]
+    let transform: @Sendable (Object) -> Object
     let state = Mutex(State())
 
-    public init(indexers: [String: IndexFunction] = [:]) {
+    /// - Parameter transform: applied to each object before it is stored, to keep only what readers need
+    ///   (e.g. ``stripManagedFields``); the identity by default.
+    public init(
+        indexers: [String: IndexFunction] = [:],
+        transform: @escaping @Sendable (Object) -> Object = { $0 }
+    ) {
         self.indexers = indexers
+        self.transform = transform
+    }
+
+    /// Drops `metadata.managedFields`: server-side apply bookkeeping that a controller reading from its cache
+    /// never needs, and often half of a small object (controller-runtime's TransformStripManagedFields).
+    public static var stripManagedFields: @Sendable (Object) -> Object {
+        { object in
+            guard object.metadata.managedFields != nil else { return object }
+            var stripped = object
+            stripped.metadata.managedFields = nil
+            return stripped
+        }
     }
 
     /// Applies a watcher event. A relist (initStarted … initDone) replaces the contents atomically.
@@ -28,7 +46,8 @@ public final class Store<Object: JSONView>: Sendable {
             switch event {
             case .initStarted:
                 state.relist = [:]
-            case .initApply(let object):
+            case .initApply(let received):
+                let object = self.transform(received)
                 state.relist?[ObjectKey(namespace: object.metadata.namespace, name: object.metadata.name ?? "")] =
                     object
             case .initDone:
@@ -38,7 +57,8 @@ public final class Store<Object: JSONView>: Sendable {
                 state.indexes = [:]
                 for (key, object) in objects { self.index(&state, key, object, add: true) }
                 state.synced = true
-            case .apply(let object):
+            case .apply(let received):
+                let object = self.transform(received)
                 let key = ObjectKey(namespace: object.metadata.namespace, name: object.metadata.name ?? "")
                 if let old = state.objects[key] { self.index(&state, key, old, add: false) }
                 state.objects[key] = object

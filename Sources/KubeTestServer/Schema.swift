@@ -3,6 +3,7 @@
 
 import Foundation
 import KubeModel
+import Synchronization
 
 /// One validation error of a field (`field.Error`).
 struct FieldError: Sendable, Hashable {
@@ -236,7 +237,7 @@ struct StructuralSchema: Sendable {
                 )
             }
             if let pattern = schema["pattern"]?.stringValue,
-                let regex = try? NSRegularExpression(pattern: pattern),
+                let regex = CompiledPatterns.shared.regex(pattern),
                 regex.firstMatch(in: string, range: NSRange(string.startIndex..., in: string)) == nil
             {
                 errors.append(.invalid(field, value, "\(field) in body should match '\(pattern)'"))
@@ -304,5 +305,21 @@ struct StructuralSchema: Sendable {
         default:
             break
         }
+    }
+}
+
+/// Compiled schema patterns, reused across requests (compiling one costs more than validating an object).
+final class CompiledPatterns: Sendable {
+    static let shared = CompiledPatterns()
+    private let cache = Mutex<[String: NSRegularExpression?]>([:])
+
+    func regex(_ pattern: String) -> NSRegularExpression? {
+        if let cached = self.cache.withLock({ $0[pattern] }) { return cached }
+        let compiled = try? NSRegularExpression(pattern: pattern)
+        self.cache.withLock {
+            if $0.count > 256 { $0.removeAll() }
+            $0[pattern] = compiled
+        }
+        return compiled
     }
 }

@@ -191,12 +191,14 @@ extension ServerState {
         }
         // Conflicts: fields in the body owned by another manager with a different value.
         var conflicts: [(manager: ManagedFieldsEntry, path: [String])] = []
+        // Sorted once by their display form (what messages show), not once per other manager and comparison.
+        let appliedPaths = appliedSet.paths.map { (FieldPath.display($0), $0) }.sorted { $0.0 < $1.0 }.map(\.1)
         for other in entries {
             let isSelf =
                 other.manager == context.manager && other.operation == "Apply" && other.subresource == subresource
             if isSelf { continue }
             let owned = FieldSet(fieldsV1: other.fieldsV1 ?? [:])
-            for path in appliedSet.paths.sorted(by: { FieldPath.display($0) < FieldPath.display($1) }) {
+            for path in appliedPaths {
                 for ownedPath in owned.paths where FieldSet.covers(ownedPath, path) {
                     if differs(ownedPath) && differs(path) {
                         conflicts.append((other, path))

@@ -212,6 +212,18 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Renew deadline in seconds.") var renewDeadline: Int = 10
     @Option(help: "Retry period in seconds.") var retryPeriod: Int = 2
 
+    @Option(
+        name: .customLong("kube-api-qps"),
+        help: ArgumentHelp(
+            "Client-side API rate limit, requests per second; 0 leaves throttling to the API server's priority and fairness.",
+            discussion: "controller-runtime 0.21 and later also disable the client-side limit by default."
+        )
+    )
+    var kubeAPIQPS: Double = 0
+
+    @Option(name: .customLong("kube-api-burst"), help: "Client-side API burst (with --kube-api-qps above 0).")
+    var kubeAPIBurst: Int = 100
+
     @Option(help: "Concurrent reconciles.") var workers: Int = 4
     @Option(help: "Timeout of a Pyroscope readiness probe, seconds.") var probeTimeout: Int = 3
     @Option(help: "Log level (trace, debug, info, notice, warning, error).") var logLevel: String = "info"
@@ -248,6 +260,13 @@ struct Run: AsyncParsableCommand {
             client = try .automatic()
         }
         client.userAgent = "hearth-operator/0.1"
+        guard self.kubeAPIQPS >= 0, self.kubeAPIBurst >= 1 else {
+            throw ValidationError(
+                "--kube-api-qps must be 0 (no client-side limit) or more and --kube-api-burst at least 1; got \(self.kubeAPIQPS) and \(self.kubeAPIBurst)"
+            )
+        }
+        client.qps = self.kubeAPIQPS
+        client.burst = self.kubeAPIBurst
         if self.agent.namespace == nil, ProcessInfo.processInfo.environment["POD_NAMESPACE"] == nil,
             client.source == "in-cluster"
         {

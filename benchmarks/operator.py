@@ -1,0 +1,314 @@
+#!/usr/bin/env python3
+"""Operator benchmark: 1,000 ProfilingTargets in 100 namespaces reconciled from a cold start, then steady state.
+
+Method
+  1. Start the release `kube-test-server` and a stub Pyroscope (answers GET /ready with 200, as Pyroscope does
+     once ready). Apply crds/ with kubectl; create 101 namespaces and N targets (N/100 per namespace, each with
+     its own selector, sample rate 99, `spec.pyroscope.url` pointing at the stub) through the API.
+  2. Start the release `hearth-operator run` (leader election on, 4 workers). Cold start ends when every target
+     has the finalizer and `status.observedGeneration == metadata.generation`, and the agent ConfigMap lists all N
+     targets. Both are followed with watches (no polling load on the server), timestamped as events arrive.
+  3. Play the DaemonSet controller: report the agent rolled out on 3 nodes; wait until every target is Ready.
+  4. Steady state: after 5 s of quiet, count the operator's requests (by user agent, from the server's request
+     log) over --steady-seconds; periodic requeues keep reconciling every target in that window.
+  5. Peak RSS is the operator's VmHWM from /proc; CPU time is its utime + stime from /proc/PID/stat.
+Results are printed as Markdown (for BENCHMARKS.md) and as JSON with --json.
+"""
+import argparse
+import http.client
+import http.server
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OPERATOR_AGENT = "hearth-operator/"
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class StubPyroscope(http.server.BaseHTTPRequestHandler):
+    """GET /ready → 200 "ready", as a ready Pyroscope answers; anything else 404."""
+
+    def do_GET(self):
+        ok = self.path == "/ready"
+        body = b"ready\n" if ok else b"404 page not found\n"
+        self.send_response(200 if ok else 404)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class API:
+    def __init__(self, url):
+        self.url = url
+
+    def call(self, method, path, body=None, content_type="application/json"):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        request.add_header("User-Agent", "benchmark/1.0")
+        if data is not None:
+            request.add_header("Content-Type", content_type)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"null")
+
+    def requests(self):
+        return self.call("GET", "/_test/requests")
+
+
+class Follower(threading.Thread):
+    """Follows a collection with a watch; calls `on_event(object)` for each ADDED/MODIFIED and records when
+    `done()` first holds."""
+
+    def __init__(self, api, path, on_event, done):
+        super().__init__(daemon=True)
+        self.api, self.path, self.on_event, self.done = api, path, on_event, done
+        self.done_at = None
+        self.lock = threading.Lock()
+
+    def run(self):
+        listed = self.api.call("GET", self.path)
+        with self.lock:
+            for item in listed.get("items", []):
+                self.on_event(item)
+            self.check()
+        rv = listed["metadata"]["resourceVersion"]
+        host = self.api.url.split("://", 1)[1]
+        connection = http.client.HTTPConnection(host, timeout=600)
+        connection.request(
+            "GET", f"{self.path}?watch=1&resourceVersion={rv}&allowWatchBookmarks=true",
+            headers={"User-Agent": "benchmark/1.0"},
+        )
+        response = connection.getresponse()
+        while True:
+            line = response.readline()
+            if not line:
+                return
+            event = json.loads(line)
+            if event["type"] in ("ADDED", "MODIFIED"):
+                with self.lock:
+                    self.on_event(event["object"])
+                    self.check()
+
+    def check(self):
+        if self.done_at is None and self.done():
+            self.done_at = time.monotonic()
+
+
+def proc_memory(pid):
+    """VmHWM, VmRSS, RssAnon and RssFile of a live process, MiB."""
+    with open(f"/proc/{pid}/status") as status:
+        fields = dict(line.split(":", 1) for line in status)
+    return {key: round(int(fields[key].split()[0]) / 1024, 1) for key in ("VmHWM", "VmRSS", "RssAnon", "RssFile")}
+
+
+def proc_stats(pid):
+    """(peak RSS MiB, CPU seconds) of a live process."""
+    hwm = proc_memory(pid)["VmHWM"] * 1024
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return hwm / 1024, (int(fields[11]) + int(fields[12])) / ticks
+
+
+def operator_requests(api, since=0):
+    log = api.requests()
+    return [r for r in log[since:] if r["userAgent"].startswith(OPERATOR_AGENT)], len(log)
+
+
+def by_verb(records):
+    counts = {}
+    for record in records:
+        counts[record["verb"]] = counts.get(record["verb"], 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    sys.exit(f"timed out after {timeout} s waiting for {what}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--targets", type=int, default=1000)
+    parser.add_argument("--namespaces", type=int, default=100)
+    parser.add_argument("--steady-seconds", type=int, default=60)
+    parser.add_argument("--build", default=os.path.join(ROOT, ".build", "release"))
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    scratch = tempfile.mkdtemp(prefix="hearth-operator-bench-")
+    server = subprocess.Popen(
+        [os.path.join(args.build, "kube-test-server"), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    operator = None
+    try:
+        url = server.stdout.readline().strip().rsplit(" ", 1)[-1]
+        api = API(url)
+        kubeconfig = os.path.join(scratch, "kubeconfig")
+        with open(kubeconfig, "w") as f:
+            f.write(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: b\n  cluster: {server: \"%s\"}\n"
+                "contexts:\n- name: b\n  context: {cluster: b}\ncurrent-context: b\nusers: []\n" % url
+            )
+        kubectl = ["kubectl", "--kubeconfig", kubeconfig, "--cache-dir", os.path.join(scratch, "cache")]
+        subprocess.run(kubectl + ["apply", "-f", os.path.join(ROOT, "crds")], check=True, capture_output=True)
+        subprocess.run(
+            kubectl + ["wait", "--for=condition=Established", "crd/profilingtargets.profiling.hearth.dev"],
+            check=True, capture_output=True,
+        )
+
+        pyroscope = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StubPyroscope)
+        threading.Thread(target=pyroscope.serve_forever, daemon=True).start()
+        pyroscope_url = f"http://127.0.0.1:{pyroscope.server_address[1]}"
+
+        for name in ["hearth-system"] + [f"team-{i}" for i in range(args.namespaces)]:
+            api.call("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        print(f"creating {args.targets} targets in {args.namespaces} namespaces", file=sys.stderr)
+        for i in range(args.targets):
+            namespace = f"team-{i % args.namespaces}"
+            api.call(
+                "POST", f"/apis/profiling.hearth.dev/v1alpha1/namespaces/{namespace}/profilingtargets",
+                {
+                    "apiVersion": "profiling.hearth.dev/v1alpha1", "kind": "ProfilingTarget",
+                    "metadata": {"name": f"app-{i}", "namespace": namespace},
+                    "spec": {
+                        "selector": {"matchLabels": {"app": f"app-{i}"}}, "sampleRate": 99,
+                        "labels": {"team": f"team-{i % args.namespaces}"},
+                        "pyroscope": {"url": pyroscope_url},
+                    },
+                },
+            )
+
+        # Followers: statuses of targets, and the agent configuration.
+        reconciled, ready, configured = set(), set(), [0]
+
+        def on_target(target):
+            key = target["metadata"]["namespace"] + "/" + target["metadata"]["name"]
+            status = target.get("status") or {}
+            if target["metadata"].get("finalizers") and status.get("observedGeneration") == target["metadata"].get("generation"):
+                reconciled.add(key)
+            conditions = {c["type"]: c for c in status.get("conditions", [])}
+            if conditions.get("Ready", {}).get("status") == "True":
+                ready.add(key)
+            else:
+                ready.discard(key)
+
+        def on_config(config_map):
+            if config_map["metadata"]["name"] == "hearth-agent-config":
+                targets = json.loads(config_map.get("data", {}).get("targets.json", "{}")).get("targets", [])
+                configured[0] = len(targets)
+
+        target_follower = Follower(
+            api, "/apis/profiling.hearth.dev/v1alpha1/profilingtargets", on_target,
+            lambda: len(reconciled) == args.targets,
+        )
+        config_follower = Follower(
+            api, "/api/v1/namespaces/hearth-system/configmaps", on_config, lambda: configured[0] == args.targets
+        )
+        target_follower.start()
+        config_follower.start()
+        time.sleep(0.5)  # both watches open before the operator starts
+        _, log_start = operator_requests(api)
+
+        print("starting hearth-operator", file=sys.stderr)
+        started = time.monotonic()
+        operator = subprocess.Popen(
+            [
+                os.path.join(args.build, "hearth-operator"), "run", "--kubeconfig", kubeconfig,
+                "--namespace", "hearth-system", "--identity", "bench", "--metrics-address", "127.0.0.1:0",
+                "--health-address", "127.0.0.1:0", "--log-level", "warning",
+            ],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(scratch, "operator.log"), "w"),
+        )
+        wait_for(
+            lambda: target_follower.done_at is not None and config_follower.done_at is not None,
+            300, "the cold start",
+        )
+        cold_seconds = max(target_follower.done_at, config_follower.done_at) - started
+        cold_records, log_after_cold = operator_requests(api, log_start)
+        cold_rss, cold_cpu = proc_stats(operator.pid)
+        _, server_cpu = proc_stats(server.pid)
+        print(f"cold start: {cold_seconds:.2f} s", file=sys.stderr)
+
+        # The DaemonSet controller's part: the agent runs on 3 nodes.
+        generation = api.call("GET", "/apis/apps/v1/namespaces/hearth-system/daemonsets/hearth-agent")["metadata"]["generation"]
+        rollout_started = time.monotonic()
+        api.call(
+            "PATCH", "/apis/apps/v1/namespaces/hearth-system/daemonsets/hearth-agent/status",
+            {"status": {
+                "observedGeneration": generation, "desiredNumberScheduled": 3, "currentNumberScheduled": 3,
+                "updatedNumberScheduled": 3, "numberAvailable": 3, "numberReady": 3, "numberMisscheduled": 0,
+            }},
+            content_type="application/merge-patch+json",
+        )
+        wait_for(lambda: len(ready) == args.targets, 300, "every target Ready")
+        ready_seconds = time.monotonic() - rollout_started
+        ready_records, _ = operator_requests(api, log_after_cold)
+
+        time.sleep(5)
+        print(f"steady state for {args.steady_seconds} s", file=sys.stderr)
+        _, log_steady = operator_requests(api)
+        _, cpu_before = proc_stats(operator.pid)
+        time.sleep(args.steady_seconds)
+        steady_records, _ = operator_requests(api, log_steady)
+        peak_rss, cpu_after = proc_stats(operator.pid)
+        steady_writes = [r for r in steady_records if r["method"] in WRITE_METHODS]
+        with open(os.path.join(scratch, "operator.log")) as log:
+            operator_log = log.read()
+
+        result = {
+            "targets": args.targets, "namespaces": args.namespaces,
+            "coldStartSeconds": round(cold_seconds, 3),
+            "coldStartRequests": len(cold_records), "coldStartRequestsByVerb": by_verb(cold_records),
+            "coldStartCPUSeconds": round(cold_cpu, 2), "serverCPUSecondsAtColdStart": round(server_cpu, 2), "coldStartPeakRSSMiB": round(cold_rss, 1),
+            "readyAfterRolloutSeconds": round(ready_seconds, 3),
+            "readyRequests": len(ready_records), "readyRequestsByVerb": by_verb(ready_records),
+            "steadySeconds": args.steady_seconds, "steadyRequests": len(steady_records),
+            "steadyRequestsByVerb": by_verb(steady_records), "steadyWrites": len(steady_writes),
+            "steadyWritesPerMinute": round(len(steady_writes) * 60 / args.steady_seconds, 1),
+            "steadyCPUSeconds": round(cpu_after - cpu_before, 2),
+            "peakRSSMiB": round(peak_rss, 1), "memoryAtEndMiB": proc_memory(operator.pid),
+            "operatorWarnings": [l for l in operator_log.splitlines() if " warning " in l or " error " in l][:5],
+        }
+        if args.json:
+            print(json.dumps(result, indent=2))
+        print(
+            "\n| measure | value | budget |\n|---|---|---|\n"
+            f"| cold start, {args.targets} targets in {args.namespaces} namespaces | {result['coldStartSeconds']} s | ≤ 5 s |\n"
+            f"| API requests during the cold start | {len(cold_records)} {result['coldStartRequestsByVerb']} | |\n"
+            f"| operator CPU during the cold start | {result['coldStartCPUSeconds']} s | |\n"
+            f"| kube-test-server CPU until then (incl. seeding) | {result['serverCPUSecondsAtColdStart']} s | |\n"
+            f"| every target Ready after the rollout is reported | {result['readyAfterRolloutSeconds']} s, "
+            f"{len(ready_records)} requests {result['readyRequestsByVerb']} | |\n"
+            f"| steady state: requests in {args.steady_seconds} s | {len(steady_records)} {result['steadyRequestsByVerb']} | |\n"
+            f"| steady state: writes per minute | {result['steadyWritesPerMinute']} | 0 |\n"
+            f"| steady state: operator CPU in {args.steady_seconds} s | {result['steadyCPUSeconds']} s | |\n"
+            f"| operator peak RSS (VmHWM) | {result['peakRSSMiB']} MiB | ≤ 40 MiB |\n"
+            f"| operator memory at the end | {result['memoryAtEndMiB']} | |\n"
+        )
+        if steady_writes:
+            print("steady-state writes:", json.dumps(steady_writes[:10], indent=1), file=sys.stderr)
+    finally:
+        if operator is not None:
+            operator.terminate()
+            operator.wait(timeout=30)
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
