@@ -58,6 +58,7 @@ let package = Package(
             providers: [.apt(["libbpf-dev", "libelf-dev", "zlib1g-dev"])]
         ),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CMalloc"),
         .target(
             name: "CDemangle",
             linkerSettings: [.linkedLibrary("stdc++")]
@@ -149,9 +150,8 @@ let package = Package(
         .executableTarget(
             name: "hearth-operator",
             dependencies: [
-                "HearthAPI", "HearthOperator", "KubeModel", "KubeClient", "KubeRuntime", argumentParser,
-                serviceLifecycle,
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"), metrics, logging,
+                "HearthAPI", "HearthOperator", "KubeModel", "KubeClient", "KubeRuntime", "CMalloc", argumentParser,
+                serviceLifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"), metrics, logging,
             ]
         ),
         .testTarget(name: "HearthAPITests", dependencies: ["HearthAPI", "KubeModel"]),

@@ -4,29 +4,51 @@ import KubeModel
 import Synchronization
 
 /// A thread-safe cache of objects keyed by namespace/name, fed by a ``Watcher``.
+///
+/// Objects are kept as JSON trees by default. With ``Representation/compactJSON`` each is kept as its compact
+/// serialized bytes and parsed again when read: a parsed tree of small dictionaries costs 4-5 times the object's
+/// JSON size, so a cache of thousands of objects read a few at a time is several times smaller that way.
 public final class Store<Object: JSONView>: Sendable {
     /// An index function: the index values of an object (e.g. its owner's uid, a referenced Secret name).
     public typealias IndexFunction = @Sendable (Object) -> [String]
 
+    /// How objects are held.
+    public enum Representation: Sendable {
+        /// Parsed trees: fastest reads.
+        case tree
+        /// Compact JSON bytes, parsed on each read: the smallest.
+        case compactJSON
+    }
+
+    struct Entry: Sendable {
+        var tree: Object?
+        var bytes: [UInt8]
+    }
+
     struct State {
-        var objects: [ObjectKey: Object] = [:]
+        var objects: [ObjectKey: Entry] = [:]
         var indexes: [String: [String: Set<ObjectKey>]] = [:]
-        var relist: [ObjectKey: Object]?
+        var relist: [ObjectKey: Entry]?
         var synced = false
     }
 
     let indexers: [String: IndexFunction]
     let transform: @Sendable (Object) -> Object
+    let representation: Representation
     let state = Mutex(State())
 
-    /// - Parameter transform: applied to each object before it is stored, to keep only what readers need
-    ///   (e.g. ``stripManagedFields``); the identity by default.
+    /// - Parameters:
+    ///   - transform: applied to each object before it is stored, to keep only what readers need
+    ///     (e.g. ``stripManagedFields``); the identity by default.
+    ///   - representation: parsed trees (default) or compact JSON.
     public init(
         indexers: [String: IndexFunction] = [:],
-        transform: @escaping @Sendable (Object) -> Object = { $0 }
+        transform: @escaping @Sendable (Object) -> Object = { $0 },
+        representation: Representation = .tree
     ) {
         self.indexers = indexers
         self.transform = transform
+        self.representation = representation
     }
 
     /// Drops `metadata.managedFields`: server-side apply bookkeeping that a controller reading from its cache
@@ -40,32 +62,63 @@ public final class Store<Object: JSONView>: Sendable {
         }
     }
 
+    func entry(for received: Object) -> (key: ObjectKey, entry: Entry, object: Object) {
+        let object = self.transform(received)
+        let key = ObjectKey(namespace: object.metadata.namespace, name: object.metadata.name ?? "")
+        switch self.representation {
+        case .tree:
+            return (key, Entry(tree: object, bytes: []), object)
+        case .compactJSON:
+            let serialized = JSONValue.object(object.object).serialized()
+            // A copy of exactly the right size: the serializer's buffer has grown by doubling.
+            let bytes = [UInt8](unsafeUninitializedCapacity: serialized.count) { buffer, count in
+                count = buffer.initialize(from: serialized).1
+            }
+            return (key, Entry(tree: nil, bytes: bytes), object)
+        }
+    }
+
+    func load(_ entry: Entry) -> Object {
+        if let tree = entry.tree { return tree }
+        // Bytes this store serialized itself: parsing them cannot fail.
+        return (try? JSONValue.parse(entry.bytes)).flatMap(Object.init(json:)) ?? Object()
+    }
+
     /// Applies a watcher event. A relist (initStarted … initDone) replaces the contents atomically.
     public func apply(_ event: WatcherEvent<Object>) {
+        // Transform, index and serialize outside the lock.
+        var prepared: (key: ObjectKey, entry: Entry, object: Object)?
+        switch event {
+        case .initApply(let object), .apply(let object): prepared = self.entry(for: object)
+        case .initStarted, .initDone, .delete: prepared = nil
+        }
         self.state.withLock { state in
             switch event {
             case .initStarted:
                 state.relist = [:]
-            case .initApply(let received):
-                let object = self.transform(received)
-                state.relist?[ObjectKey(namespace: object.metadata.namespace, name: object.metadata.name ?? "")] =
-                    object
+            case .initApply:
+                if let prepared { state.relist?[prepared.key] = prepared.entry }
             case .initDone:
                 let objects = state.relist ?? [:]
                 state.relist = nil
                 state.objects = objects
                 state.indexes = [:]
-                for (key, object) in objects { self.index(&state, key, object, add: true) }
+                if !self.indexers.isEmpty {
+                    for (key, entry) in objects { self.index(&state, key, self.load(entry), add: true) }
+                }
                 state.synced = true
-            case .apply(let received):
-                let object = self.transform(received)
-                let key = ObjectKey(namespace: object.metadata.namespace, name: object.metadata.name ?? "")
-                if let old = state.objects[key] { self.index(&state, key, old, add: false) }
-                state.objects[key] = object
+            case .apply:
+                guard let (key, entry, object) = prepared else { return }
+                if let old = state.objects[key], !self.indexers.isEmpty {
+                    self.index(&state, key, self.load(old), add: false)
+                }
+                state.objects[key] = entry
                 self.index(&state, key, object, add: true)
             case .delete(let object):
                 let key = ObjectKey(namespace: object.metadata.namespace, name: object.metadata.name ?? "")
-                if let old = state.objects.removeValue(forKey: key) { self.index(&state, key, old, add: false) }
+                if let old = state.objects.removeValue(forKey: key), !self.indexers.isEmpty {
+                    self.index(&state, key, self.load(old), add: false)
+                }
             }
         }
     }
@@ -86,14 +139,25 @@ public final class Store<Object: JSONView>: Sendable {
     /// Whether a complete list has been applied.
     public var hasSynced: Bool { self.state.withLock { $0.synced } }
 
-    public func get(_ key: ObjectKey) -> Object? { self.state.withLock { $0.objects[key] } }
+    public func get(_ key: ObjectKey) -> Object? {
+        self.state.withLock { $0.objects[key] }.map(self.load)
+    }
 
     public func get(namespace: String?, name: String) -> Object? {
         self.get(ObjectKey(namespace: namespace, name: name))
     }
 
     /// Every object, sorted by key.
-    public var all: [Object] { self.state.withLock { $0.objects.sorted { $0.key < $1.key }.map(\.value) } }
+    public var all: [Object] {
+        self.state.withLock { $0.objects.sorted { $0.key < $1.key }.map(\.value) }.map(self.load)
+    }
+
+    /// `transform` applied to every object, in key order, one object read at a time: with compact JSON, only
+    /// one parsed tree is alive at once (``all`` parses every object before returning).
+    public func map<T>(_ transform: (Object) throws -> T) rethrows -> [T] {
+        let entries = self.state.withLock { $0.objects.sorted { $0.key < $1.key }.map(\.value) }
+        return try entries.map { try transform(self.load($0)) }
+    }
 
     public var keys: [ObjectKey] { self.state.withLock { $0.objects.keys.sorted() } }
 
@@ -103,7 +167,7 @@ public final class Store<Object: JSONView>: Sendable {
     public func byIndex(_ name: String, _ value: String) -> [Object] {
         self.state.withLock { state in
             (state.indexes[name]?[value] ?? []).sorted().compactMap { state.objects[$0] }
-        }
+        }.map(self.load)
     }
 
     /// Objects matching a label selector, optionally in one namespace.

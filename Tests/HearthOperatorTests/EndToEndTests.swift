@@ -377,6 +377,13 @@ struct EndToEndTests {
             // Well under the 15 s lease: it was released, not left to expire.
             #expect(handover <= .seconds(8), "takeover after a graceful stop took \(handover)")
             #expect(await second.process.waitForExit(timeout: .seconds(15)) == 0, "\(second.process.output)")
+
+            // With the API server gone, a stop still ends promptly: the lease release gives up after two retry
+            // periods instead of waiting out the client's 30 s timeout.
+            cluster.server.stop()
+            third.process.terminate()
+            let exit = await third.process.waitForExit(timeout: .seconds(12))
+            #expect(exit == 0, "\(third.process.output.suffix(2000))")
         }
     }
 }
