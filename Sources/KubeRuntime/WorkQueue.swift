@@ -56,11 +56,15 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
             return waiters
         }
 
-        mutating func promoteDue(now: ContinuousClock.Instant) {
+        /// Moves due delayed items to the queue; returns the waiters to resume (dropping them would leave their
+        /// `next()` calls suspended forever).
+        mutating func promoteDue(now: ContinuousClock.Instant) -> [CheckedContinuation<Void, Never>] {
+            var waiters: [CheckedContinuation<Void, Never>] = []
             for (key, due) in self.delayed where due <= now {
                 self.delayed.removeValue(forKey: key)
-                _ = self.enqueue(key, now: now)
+                waiters += self.enqueue(key, now: now)
             }
+            return waiters
         }
     }
 
@@ -203,9 +207,10 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
     public func next() async -> Key? {
         while true {
             let now = ContinuousClock.now
+            var woken: [CheckedContinuation<Void, Never>] = []
             let step = self.state.withLock { state -> Step in
                 if state.shuttingDown { return .finished }
-                state.promoteDue(now: now)
+                woken = state.promoteDue(now: now)
                 if state.head < state.queue.count {
                     let key = state.queue[state.head]
                     state.head += 1
@@ -220,6 +225,8 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
                 }
                 return .wait(generation: state.generation, until: state.delayed.values.min())
             }
+            // Other workers waiting for a change: promoted items are one.
+            for waiter in woken { waiter.resume() }
             switch step {
             case .finished:
                 return nil

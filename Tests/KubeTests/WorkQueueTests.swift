@@ -128,6 +128,28 @@ struct WorkQueueTests {
         #expect(queue.failures("x") == 0)
     }
 
+    @Test("every worker waiting for delayed items wakes when they fall due (no waiter is dropped)")
+    func delayedItemsWakeEveryWaiter() async throws {
+        let queue = WorkQueue<String>(name: "delayed-waiters")
+        let handedOut = Locked<[String]>([])
+        // Four workers wait on one due time; the first to wake promotes the items and must wake the others.
+        // Unstructured tasks: with the bug a worker never returns, and a task group would hang the test with it.
+        let workers = (0..<4).map { _ in
+            Task {
+                guard let key = await queue.next() else { return }
+                handedOut.withLock { $0.append(key) }
+                queue.done(key)
+            }
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        for key in ["a", "b", "c", "d"] { queue.add(key, after: .milliseconds(100)) }
+        let all = await eventually(timeout: .seconds(5), every: .milliseconds(10)) { handedOut.value.count == 4 }
+        try #require(all, "handed out \(handedOut.value); a worker was left waiting")
+        queue.shutdown()
+        for worker in workers { await worker.value }
+        #expect(handedOut.value.sorted() == ["a", "b", "c", "d"])
+    }
+
     @Test("shutdown wakes waiting workers")
     func shutdown() async throws {
         let queue = WorkQueue<String>(name: "shutdown")
