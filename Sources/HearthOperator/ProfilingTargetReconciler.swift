@@ -50,7 +50,7 @@ public struct OperatorStores: Sendable {
             // Thousands of targets, read one per reconcile: compact JSON is ~4x smaller than parsed trees.
             representation: .compactJSON
         )
-        self.secrets = Store(transform: Store.stripManagedFields)
+        self.secrets = Store(transform: Self.secretWithoutBulk)
         self.services = Store(transform: Store.stripManagedFields)
         // Only a pod's namespace and labels matter (selector matching): keep its identity and labels alone.
         self.pods = Store(indexers: ["namespace": StoreIndex.namespace()], transform: Self.podIdentityAndLabels)
@@ -60,6 +60,20 @@ public struct OperatorStores: Sendable {
         self.serviceAccounts = Store(transform: Store.stripManagedFields)
         self.clusterRoles = Store(transform: Store.stripManagedFields)
         self.clusterRoleBindings = Store(transform: Store.stripManagedFields)
+    }
+
+    /// Secret types that never hold a Pyroscope credential but can be large and many: Helm keeps every release
+    /// of every chart as one (up to hundreds of KiB each).
+    static let typesWithoutCredentials: Set<String> = ["helm.sh/release.v1", "bootstrap.kubernetes.io/token"]
+
+    /// A Secret without managedFields, and without its data when its type cannot hold a credential.
+    @Sendable static func secretWithoutBulk(_ secret: Secret) -> Secret {
+        var kept = Store<Secret>.stripManagedFields(secret)
+        if let type = kept.type, Self.typesWithoutCredentials.contains(type) {
+            kept.data = nil
+            kept.metadata.annotations = nil
+        }
+        return kept
     }
 
     /// A pod reduced to what matching needs (name, namespace, uid, resourceVersion, labels, phase): a cluster's

@@ -1,4 +1,5 @@
-// UnitTests.swift: the condition state machine (table), apply planning, hashing, and `render -f` on the samples.
+// UnitTests.swift: the condition state machine (table), apply planning, hashing, `render -f` on the samples, and
+// what the operator's caches keep.
 
 import Foundation
 import HearthAPI
@@ -239,5 +240,44 @@ struct AgentRenderingTests {
         for document in try ManifestReader.documents(yaml: yaml) where document["kind"] == "ProfilingTarget" {
             #expect(ProfilingTarget(object: document).spec.violations().isEmpty)
         }
+    }
+}
+
+@Suite("Operator caches")
+struct OperatorCacheTests {
+    @Test("Secrets keep their credentials, Helm release Secrets lose their bulk, managedFields go")
+    func secrets() {
+        var credentials = makeSecret("pyro-auth")
+        credentials.metadata.managedFields = [ManagedFieldsEntry(object: ["manager": "kubectl"])]
+        let kept = OperatorStores.secretWithoutBulk(credentials)
+        #expect(kept.data == credentials.data)
+        #expect(kept.metadata.managedFields == nil)
+
+        var release = Secret(name: "sh.helm.release.v1.pyroscope.v3", namespace: "observability")
+        release.type = "helm.sh/release.v1"
+        release.data = ["release": String(repeating: "H4sI", count: 50_000)]
+        release.metadata.labels = ["owner": "helm", "name": "pyroscope"]
+        let stripped = OperatorStores.secretWithoutBulk(release)
+        #expect(stripped.data == nil)
+        #expect(stripped.metadata.labels == release.metadata.labels)
+        #expect(stripped.metadata.name == release.metadata.name)
+    }
+
+    @Test("a cached pod keeps its identity, labels and phase only")
+    func pods() {
+        var pod = Pod(name: "checkout-7d9", namespace: "shop")
+        pod.metadata.uid = "u-1"
+        pod.metadata.resourceVersion = "42"
+        pod.metadata.labels = ["app": "checkout"]
+        pod.metadata.annotations = ["big": String(repeating: "x", count: 10_000)]
+        pod.status.phase = "Running"
+        pod.object["spec"] = ["containers": [["name": "app", "image": "shop/checkout:1"]]]
+        let cached = OperatorStores.podIdentityAndLabels(pod)
+        #expect(cached.metadata.name == "checkout-7d9" && cached.metadata.namespace == "shop")
+        #expect(cached.metadata.uid == "u-1" && cached.metadata.resourceVersion == "42")
+        #expect(cached.metadata.labels == ["app": "checkout"])
+        #expect(cached.status.phase == "Running")
+        #expect(cached.metadata.annotations == nil)
+        #expect(cached.object["spec"] == nil)
     }
 }
