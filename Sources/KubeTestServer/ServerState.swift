@@ -716,36 +716,31 @@ struct ServerState {
                     preconditions: (nil, nil)
                 )
             } else {
-                var updated = object
-                var updatedMeta = meta
-                updatedMeta.ownerReferences = owners.filter { $0.uid != uid }
-                updated["metadata"] = updatedMeta.json
-                _ = try? self.commitUpdate(
-                    info,
-                    old: object,
-                    candidate: updated,
-                    subresource: nil,
-                    context: .init(manager: "kube-controller-manager")
-                )
+                self.removeOwnerReference(to: uid, from: object, info)
             }
         }
     }
 
     mutating func orphanDependents(of uid: String) {
         for (info, _, object) in self.dependents(of: uid) {
-            var updated = object
-            var meta = ObjectMeta(object: object["metadata"]?.objectValue ?? [:])
-            meta.ownerReferences = (meta.ownerReferences ?? []).filter { $0.uid != uid }
-            if meta.ownerReferences?.isEmpty ?? false { meta.ownerReferences = nil }
-            updated["metadata"] = meta.json
-            _ = try? self.commitUpdate(
-                info,
-                old: object,
-                candidate: updated,
-                subresource: nil,
-                context: .init(manager: "kube-controller-manager")
-            )
+            self.removeOwnerReference(to: uid, from: object, info)
         }
+    }
+
+    /// Drops a dependent's owner reference to `uid`, as the garbage collector (kube-controller-manager) does.
+    mutating func removeOwnerReference(to uid: String, from object: JSONObject, _ info: ResourceInfo) {
+        var updated = object
+        var meta = ObjectMeta(object: object["metadata"]?.objectValue ?? [:])
+        meta.ownerReferences = (meta.ownerReferences ?? []).filter { $0.uid != uid }
+        if meta.ownerReferences?.isEmpty ?? false { meta.ownerReferences = nil }
+        updated["metadata"] = meta.json
+        _ = try? self.commitUpdate(
+            info,
+            old: object,
+            candidate: updated,
+            subresource: nil,
+            context: .init(manager: "kube-controller-manager")
+        )
     }
 
     mutating func deleteDependents(of uid: String, policy: String) {

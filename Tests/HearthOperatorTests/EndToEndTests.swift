@@ -173,6 +173,30 @@ extension KubeTestServerProcess {
         return result.status == 0 ? result.stdout : ""
     }
 
+    /// Changes a target's spec (a new generation for the operator to observe).
+    func setSampleRate(_ rate: Int, of name: String, namespace: String = "shop") async throws {
+        try await self.mustKubectl(
+            "patch",
+            "pt",
+            name,
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            #"{"spec":{"sampleRate":\#(rate)}}"#
+        )
+    }
+
+    /// Runs `stop` (ending the leader) and returns how long until `identity` holds the Lease; nil after 30 s.
+    func timeUntilLeader(_ identity: String, after stop: () -> Void) async throws -> Duration? {
+        let stoppedAt = ContinuousClock.now
+        stop()
+        let tookOver = try await eventually(timeout: .seconds(30), every: .milliseconds(100)) {
+            try await self.leaseHolder() == identity
+        }
+        return tookOver ? ContinuousClock.now - stoppedAt : nil
+    }
+
     func observedGeneration(_ name: String, namespace: String = "shop") async throws -> String {
         try await self.kubectl("get", "pt", name, "-n", namespace, "-o", "jsonpath={.status.observedGeneration}")
             .stdout
@@ -326,40 +350,19 @@ struct EndToEndTests {
             defer { second.process.stop() }
             // The follower is ready (it only waits) and does no work while the leader reconciles a change.
             #expect(try await second.get(second.healthURL + "/readyz").0 == 200)
-            try await cluster.mustKubectl(
-                "patch",
-                "pt",
-                "checkout",
-                "-n",
-                "shop",
-                "--type=merge",
-                "-p",
-                #"{"spec":{"sampleRate":49}}"#
-            )
+            try await cluster.setSampleRate(49, of: "checkout")
             #expect(try await eventually { try await cluster.observedGeneration("checkout") == "2" })
             #expect(try await cluster.leaseHolder() == "replica-a")
             #expect(try await second.reconciles() == 0)
             #expect(try await second.metric(#"leader_election_master_status{name="hearth-operator"}"#) == 0)
 
             // The leader crashes (SIGKILL: no release). The follower takes over once the lease expires.
-            let killedAt = ContinuousClock.now
-            first.process.stop()
-            let tookOver = try await eventually(timeout: .seconds(30), every: .milliseconds(100)) {
-                try await cluster.leaseHolder() == "replica-b"
-            }
-            let takeover = ContinuousClock.now - killedAt
-            #expect(tookOver)
-            #expect(takeover <= .seconds(20), "takeover after a crash took \(takeover)")
-            try await cluster.mustKubectl(
-                "patch",
-                "pt",
-                "checkout",
-                "-n",
-                "shop",
-                "--type=merge",
-                "-p",
-                #"{"spec":{"sampleRate":29}}"#
+            let takeover = try await cluster.timeUntilLeader("replica-b") { first.process.stop() }
+            #expect(
+                takeover != nil && takeover! <= .seconds(20),
+                "takeover after a crash took \(String(describing: takeover))"
             )
+            try await cluster.setSampleRate(29, of: "checkout")
             #expect(try await eventually { try await cluster.observedGeneration("checkout") == "3" })
             #expect(try await second.reconciles() > 0)
 
@@ -367,15 +370,12 @@ struct EndToEndTests {
             let third = try await OperatorProcess.start(cluster, identity: "replica-c")
             defer { third.process.stop() }
             #expect(try await third.get(third.healthURL + "/readyz").0 == 200)
-            let stoppedAt = ContinuousClock.now
-            second.process.terminate()
-            let handedOver = try await eventually(timeout: .seconds(30), every: .milliseconds(100)) {
-                try await cluster.leaseHolder() == "replica-c"
-            }
-            let handover = ContinuousClock.now - stoppedAt
-            #expect(handedOver)
+            let handover = try await cluster.timeUntilLeader("replica-c") { second.process.terminate() }
             // Well under the 15 s lease: it was released, not left to expire.
-            #expect(handover <= .seconds(8), "takeover after a graceful stop took \(handover)")
+            #expect(
+                handover != nil && handover! <= .seconds(8),
+                "takeover after a graceful stop took \(String(describing: handover))"
+            )
             #expect(await second.process.waitForExit(timeout: .seconds(15)) == 0, "\(second.process.output)")
 
             // With the API server gone, a stop still ends promptly: the lease release gives up after two retry
