@@ -25,10 +25,14 @@ public final class Store<Object: JSONView>: Sendable {
         var bytes: [UInt8]
     }
 
+    /// Index name → index value → keys.
+    typealias Indexes = [String: [String: Set<ObjectKey>]]
+
     struct State {
         var objects: [ObjectKey: Entry] = [:]
-        var indexes: [String: [String: Set<ObjectKey>]] = [:]
-        var relist: [ObjectKey: Entry]?
+        var indexes: Indexes = [:]
+        /// A relist in progress: its objects and their indexes, built as items arrive (while each is parsed).
+        var relist: (objects: [ObjectKey: Entry], indexes: Indexes)?
         var synced = false
     }
 
@@ -95,42 +99,54 @@ public final class Store<Object: JSONView>: Sendable {
         self.state.withLock { state in
             switch event {
             case .initStarted:
-                state.relist = [:]
+                state.relist = ([:], [:])
             case .initApply:
-                if let prepared { state.relist?[prepared.key] = prepared.entry }
+                guard let (key, entry, object) = prepared, var relist = state.relist else { return }
+                state.relist = nil  // keep the relist uniquely referenced while it grows
+                self.replace(key, with: (entry, object), in: &relist.objects, indexes: &relist.indexes)
+                state.relist = relist
             case .initDone:
-                let objects = state.relist ?? [:]
+                let relist = state.relist ?? ([:], [:])
                 state.relist = nil
-                state.objects = objects
-                state.indexes = [:]
-                if !self.indexers.isEmpty {
-                    for (key, entry) in objects { self.index(&state, key, self.load(entry), add: true) }
-                }
+                state.objects = relist.objects
+                state.indexes = relist.indexes
                 state.synced = true
             case .apply:
                 guard let (key, entry, object) = prepared else { return }
-                if let old = state.objects[key], !self.indexers.isEmpty {
-                    self.index(&state, key, self.load(old), add: false)
-                }
-                state.objects[key] = entry
-                self.index(&state, key, object, add: true)
+                self.replace(key, with: (entry, object), in: &state.objects, indexes: &state.indexes)
             case .delete(let object):
                 let key = ObjectKey(namespace: object.metadata.namespace, name: object.metadata.name ?? "")
-                if let old = state.objects.removeValue(forKey: key), !self.indexers.isEmpty {
-                    self.index(&state, key, self.load(old), add: false)
-                }
+                self.replace(key, with: nil, in: &state.objects, indexes: &state.indexes)
             }
         }
     }
 
-    private func index(_ state: inout State, _ key: ObjectKey, _ object: Object, add: Bool) {
+    /// Stores (or, with nil, removes) the object at `key`, moving it between index values. The new object's index
+    /// values come from the object at hand; the old one's are recomputed from it (parsed again when compact).
+    private func replace(
+        _ key: ObjectKey,
+        with new: (entry: Entry, object: Object)?,
+        in objects: inout [ObjectKey: Entry],
+        indexes: inout Indexes
+    ) {
+        let old: Entry?
+        if let new {
+            old = objects.updateValue(new.entry, forKey: key)
+        } else {
+            old = objects.removeValue(forKey: key)
+        }
+        if let old, !self.indexers.isEmpty { self.index(&indexes, key, self.load(old), add: false) }
+        if let new { self.index(&indexes, key, new.object, add: true) }
+    }
+
+    private func index(_ indexes: inout Indexes, _ key: ObjectKey, _ object: Object, add: Bool) {
         for (name, function) in self.indexers {
             for value in function(object) {
                 if add {
-                    state.indexes[name, default: [:]][value, default: []].insert(key)
+                    indexes[name, default: [:]][value, default: []].insert(key)
                 } else {
-                    state.indexes[name]?[value]?.remove(key)
-                    if state.indexes[name]?[value]?.isEmpty == true { state.indexes[name]?.removeValue(forKey: value) }
+                    indexes[name]?[value]?.remove(key)
+                    if indexes[name]?[value]?.isEmpty == true { indexes[name]?.removeValue(forKey: value) }
                 }
             }
         }
@@ -148,9 +164,7 @@ public final class Store<Object: JSONView>: Sendable {
     }
 
     /// Every object, sorted by key.
-    public var all: [Object] {
-        self.state.withLock { $0.objects.sorted { $0.key < $1.key }.map(\.value) }.map(self.load)
-    }
+    public var all: [Object] { self.map { $0 } }
 
     /// `transform` applied to every object, in key order, one object read at a time: with compact JSON, only
     /// one parsed tree is alive at once (``all`` parses every object before returning).

@@ -71,6 +71,8 @@ struct StoreTests {
 
         // A relist replaces everything, indexes included.
         store.apply(.initStarted)
+        store.apply(.initApply(Self.gizmo("c", namespace: "other", color: "blue")))
+        // The same key again within one relist: the later object wins, in the indexes too.
         store.apply(.initApply(Self.gizmo("c", namespace: "other", color: "red")))
         store.apply(.initDone)
         #expect(store.keys == [ObjectKey(namespace: "other", name: "c")])
