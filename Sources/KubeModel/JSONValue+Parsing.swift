@@ -220,25 +220,27 @@ struct JSONParser {
     }
 
     /// An object key: one of the long keys Kubernetes repeats in every object comes back as a shared String
-    /// (keys over 15 UTF-8 bytes are heap-allocated per occurrence otherwise); any other key is parsed.
+    /// (keys over 15 UTF-8 bytes are heap-allocated per occurrence otherwise). Keys with escapes or control
+    /// characters (rare, or errors) go through ``parseString()``.
     mutating func parseKey() throws -> String {
         let start = self.index + 1
         var end = start
-        while end < self.bytes.count, self.bytes[end] != UInt8(ascii: "\""), self.bytes[end] != UInt8(ascii: "\\") {
+        while end < self.bytes.count {
+            let byte = self.bytes[end]
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
             end += 1
         }
-        let length = end - start
-        if end < self.bytes.count, self.bytes[end] == UInt8(ascii: "\""), length > 15,
-            length < CommonKeys.byLength.count
-        {
-            let candidate = UnsafeRawBufferPointer(rebasing: self.bytes[start..<end])
+        guard end < self.bytes.count, self.bytes[end] == UInt8(ascii: "\"") else { return try self.parseString() }
+        let key = UnsafeRawBufferPointer(rebasing: self.bytes[start..<end])
+        self.index = end + 1
+        let length = key.count
+        if length > 15, length < CommonKeys.byLength.count {
             for known in CommonKeys.byLength[length]
-            where known.bytes.withUnsafeBytes({ memcmp($0.baseAddress!, candidate.baseAddress!, length) == 0 }) {
-                self.index = end + 1
+            where known.bytes.withUnsafeBytes({ memcmp($0.baseAddress!, key.baseAddress!, length) == 0 }) {
                 return known.string
             }
         }
-        return try self.parseString()
+        return String(decoding: key, as: UTF8.self)
     }
 
     mutating func parseString() throws -> String {

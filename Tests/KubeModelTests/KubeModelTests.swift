@@ -178,4 +178,26 @@ struct KubeModelTests {
             #expect(throws: JSONParseError.self) { try JSONValue.parse(Array(bad.utf8)) }
         }
     }
+
+    @Test("object keys: shared long Kubernetes keys, other long keys, escapes, duplicates and errors")
+    func keys() throws {
+        let text =
+            #"{"lastTransitionTime":"t","lastTransitionTimes":1,"observedGeneration":2,"a\"b\u00e9":3,"k":4}"#
+        let parsed = try JSONValue.parse(Array(text.utf8))
+        #expect(parsed == (try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))))
+        #expect(parsed["lastTransitionTime"] == "t")
+        #expect(parsed["lastTransitionTimes"] == 1)
+        #expect(parsed["observedGeneration"] == 2)
+        #expect(parsed["a\"bé"] == 3)
+        #expect(parsed["k"] == 4)
+        // Of duplicate keys, the last wins.
+        #expect(
+            try JSONValue.parse(Array(#"{"k":4,"observedGeneration":1,"k":5,"observedGeneration":2}"#.utf8)) == [
+                "k": 5, "observedGeneration": 2,
+            ]
+        )
+        for bad in ["{\"a\u{1}\":1}", #"{"lastTransitionTime"#, #"{"a\"#] {
+            #expect(throws: JSONParseError.self) { try JSONValue.parse(Array(bad.utf8)) }
+        }
+    }
 }
