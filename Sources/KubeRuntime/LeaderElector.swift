@@ -85,7 +85,7 @@ public final class LeaderElector: Sendable {
         }
         if self.configuration.releaseOnCancel {
             // The caller is usually cancelled by now; release in a task that does not inherit the cancellation,
-            // and wait for it (bounded by the client's timeout).
+            // and wait for it (at most two retry periods).
             await Task { await self.releaseWithin(self.configuration.retryPeriod * 2) }.value
         }
     }

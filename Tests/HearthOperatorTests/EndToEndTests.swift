@@ -98,10 +98,25 @@ struct OperatorProcess {
 }
 
 extension KubeTestServerProcess {
+    /// kubectl arguments that print the agent configuration (targets.json of the agent ConfigMap).
+    var agentConfigurationQuery: [String] {
+        ["get", "configmap", "hearth-agent-config", "-n", "hearth-system", "-o", #"jsonpath={.data.targets\.json}"#]
+    }
+
     /// kubectl that must succeed; returns its stdout.
     @discardableResult
     func mustKubectl(
         _ arguments: String...,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws
+        -> String
+    {
+        try await self.mustKubectl(arguments, sourceLocation: sourceLocation)
+    }
+
+    @discardableResult
+    func mustKubectl(
+        _ arguments: [String],
         sourceLocation: SourceLocation = #_sourceLocation
     ) async throws
         -> String
@@ -224,15 +239,7 @@ struct EndToEndTests {
                 },
                 "no agent DaemonSet: \(replica.process.output)"
             )
-            let config = try await cluster.mustKubectl(
-                "get",
-                "configmap",
-                "hearth-agent-config",
-                "-n",
-                "hearth-system",
-                "-o",
-                #"jsonpath={.data.targets\.json}"#
-            )
+            let config = try await cluster.mustKubectl(cluster.agentConfigurationQuery)
             #expect(config.contains(#""name":"checkout""#) && config.contains(#""name":"frontend""#), "\(config)")
             let secretKeys = try await cluster.mustKubectl(
                 "get",
@@ -298,15 +305,7 @@ struct EndToEndTests {
             #expect(deleted.stdout.contains(#"profilingtarget.profiling.hearth.dev "checkout" deleted"#))
             #expect(
                 await eventually {
-                    let config = try? await cluster.kubectl(
-                        "get",
-                        "configmap",
-                        "hearth-agent-config",
-                        "-n",
-                        "hearth-system",
-                        "-o",
-                        #"jsonpath={.data.targets\.json}"#
-                    )
+                    let config = try? await cluster.kubectl(cluster.agentConfigurationQuery)
                     return config?.stdout.contains(#""name":"checkout""#) == false
                 }
             )

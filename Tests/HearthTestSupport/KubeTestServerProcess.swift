@@ -88,7 +88,7 @@ public struct KubeTestServerProcess: Sendable {
     }
 
     /// Starts kubectl in the background (watches, waits, deletes that block).
-    public func kubectlInBackground(_ arguments: String...) throws -> BackgroundProcess {
+    public func kubectlInBackground(_ arguments: [String]) throws -> BackgroundProcess {
         try BackgroundProcess(self.kubectl, self.kubectlBaseArguments + arguments, directory: self.directory)
     }
 

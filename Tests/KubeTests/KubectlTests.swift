@@ -22,11 +22,7 @@ struct KubectlHarness {
     }
 
     func background(_ arguments: String...) throws -> BackgroundProcess {
-        try BackgroundProcess(
-            self.process.kubectl,
-            self.process.kubectlBaseArguments + arguments,
-            directory: self.directory
-        )
+        try self.process.kubectlInBackground(arguments)
     }
 
     func write(_ name: String, _ content: String) throws -> String {
