@@ -89,11 +89,20 @@ let package = Package(
         ),
         .target(
             name: "HearthAgent",
-            dependencies: ["HearthSampler", "HearthSymbolizer", "HearthProfile", logging]
+            dependencies: [
+                "HearthSampler", "HearthSymbolizer", "HearthProfile", "HearthAPI", "HearthTelemetry", "KubeModel",
+                "KubeClient", "KubeRuntime", asyncHTTPClient, swiftProtobuf, nioCore, nioHTTP1, serviceLifecycle,
+                metrics, logging,
+            ],
+            exclude: ["Generated/push.proto", "Generated/types.proto"]
         ),
         .executableTarget(
             name: "hearth-agent",
-            dependencies: ["HearthAgent", "HearthSampler", "HearthProfile", argumentParser, logging]
+            dependencies: [
+                "HearthAgent", "HearthSampler", "HearthProfile", "HearthAPI", "HearthTelemetry", "KubeClient",
+                argumentParser, serviceLifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                metrics, logging,
+            ]
         ),
 
         // Workloads with known call chains, profiled by the end-to-end tests.
@@ -137,20 +146,26 @@ let package = Package(
             ]
         ),
 
+        // MARK: Telemetry shared by the operator and the agent: /metrics, /healthz, /readyz
+
+        .target(name: "HearthTelemetry", dependencies: [nioCore, nioPosix, nioHTTP1, serviceLifecycle, metrics, logging]),
+        .testTarget(name: "HearthTelemetryTests", dependencies: ["HearthTelemetry", metrics]),
+
         // MARK: Operator: ProfilingTarget API (source of truth for crds/), reconcilers, the hearth-operator command
 
         .target(name: "HearthAPI", dependencies: ["KubeModel"]),
         .target(
             name: "HearthOperator",
             dependencies: [
-                "HearthAPI", "KubeModel", "KubeClient", "KubeRuntime", asyncHTTPClient, nioCore, nioPosix, nioHTTP1,
-                serviceLifecycle, metrics, logging, yams,
+                "HearthAPI", "HearthTelemetry", "KubeModel", "KubeClient", "KubeRuntime", asyncHTTPClient, nioCore,
+                nioPosix, nioHTTP1, serviceLifecycle, metrics, logging, yams,
             ]
         ),
         .executableTarget(
             name: "hearth-operator",
             dependencies: [
-                "HearthAPI", "HearthOperator", "KubeModel", "KubeClient", "KubeRuntime", "CMalloc", argumentParser,
+                "HearthAPI", "HearthOperator", "HearthTelemetry", "KubeModel", "KubeClient", "KubeRuntime", "CMalloc",
+                argumentParser,
                 serviceLifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"), metrics, logging,
             ]
         ),
@@ -162,6 +177,21 @@ let package = Package(
                 "HearthTestSupport", logging, metrics, metricsTestKit, nioCore, nioPosix, nioHTTP1, serviceLifecycle,
                 asyncHTTPClient,
             ]
+        ),
+
+        // MARK: Pyroscope test receiver: the documented push/ingest API and server-side validation, for tests and
+        // benchmarks (Pyroscope itself cannot run here).
+        .target(
+            name: "PyroscopeTestServer",
+            dependencies: ["CZlib", nioCore, nioPosix, nioHTTP1, nioFoundationCompat, logging]
+        ),
+        .executableTarget(
+            name: "pyroscope-test-server",
+            dependencies: ["PyroscopeTestServer", argumentParser, logging]
+        ),
+        .testTarget(
+            name: "PyroscopeTestServerTests",
+            dependencies: ["PyroscopeTestServer", "HearthProfile", asyncHTTPClient, nioCore, nioHTTP1]
         ),
 
         // MARK: Node agent tests

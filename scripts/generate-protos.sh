@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Regenerates the committed Swift code for the pprof schema:
+# Regenerates the committed Swift code for the pprof schema and Pyroscope's push API:
 #   Sources/HearthProfile/Generated/profile.proto -> Sources/HearthProfile/Generated/profile.pb.swift
+#   Sources/HearthAgent/Generated/{push,types}.proto -> Sources/HearthAgent/Generated/{push,types}.pb.swift
 #
 # Needs Debian's protoc (apt-get install -y protobuf-compiler; 3.21.12 on Debian 12) and protoc-gen-swift from
 # swift-protobuf 1.39.0, the version Package.swift depends on. Set PROTOC_GEN_SWIFT to an existing plugin binary,
@@ -29,8 +30,17 @@ protoc \
     --swift_opt=Visibility=Internal \
     --swift_opt=UseAccessLevelOnImports=true \
     profile.proto
+protoc \
+    --plugin=protoc-gen-swift="$PROTOC_GEN_SWIFT" \
+    --proto_path=Sources/HearthAgent/Generated \
+    --swift_out=Sources/HearthAgent/Generated \
+    --swift_opt=Visibility=Internal \
+    --swift_opt=UseAccessLevelOnImports=true \
+    push.proto types.proto
 
 # protoc-gen-swift already starts the file with `// swift-format-ignore-file`, so swift-format leaves it alone.
-generated=Sources/HearthProfile/Generated/profile.pb.swift
-grep -q '^// swift-format-ignore-file' "$generated"
-echo "generated $generated with protoc $(protoc --version | cut -d' ' -f2) and protoc-gen-swift $("$PROTOC_GEN_SWIFT" --version | awk '{print $NF}')"
+for generated in Sources/HearthProfile/Generated/profile.pb.swift Sources/HearthAgent/Generated/push.pb.swift \
+    Sources/HearthAgent/Generated/types.pb.swift; do
+    grep -q '^// swift-format-ignore-file' "$generated"
+done
+echo "generated with protoc $(protoc --version | cut -d' ' -f2) and protoc-gen-swift $("$PROTOC_GEN_SWIFT" --version | awk '{print $NF}')"

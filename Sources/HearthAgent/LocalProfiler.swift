@@ -78,7 +78,7 @@ public struct LocalProfiler: Sendable {
             logger: self.logger
         )
         let symbolizer = Symbolizer(logger: self.logger)
-        var aggregator = StackAggregator(symbolizer: symbolizer)
+        var aggregator = StackAggregator<ProcessGroup>(symbolizer: symbolizer)
         let clock = ContinuousClock()
         let start = clock.now
         let startTime = Date()
@@ -100,7 +100,7 @@ public struct LocalProfiler: Sendable {
                 || start.duration(to: clock.now) >= self.options.duration
             {
                 let drain = try sampler.drain()
-                aggregator.add(drain.samples)
+                for sample in drain.samples { aggregator.add(sample, to: ProcessGroup(sample)) }
                 aggregator.forgetExitedProcesses()
                 aggregator.lastDrain = clock.now
                 counters = drain.counters
@@ -119,7 +119,7 @@ public struct LocalProfiler: Sendable {
         // other set meanwhile.
         for _ in 0..<2 {
             let drain = try sampler.drain()
-            aggregator.add(drain.samples)
+            for sample in drain.samples { aggregator.add(sample, to: ProcessGroup(sample)) }
             counters = drain.counters
         }
         let duration = start.duration(to: clock.now)
@@ -128,8 +128,8 @@ public struct LocalProfiler: Sendable {
             startTime: startTime,
             duration: duration,
             frequency: self.options.frequency,
-            samples: aggregator.samples(),
-            mappings: aggregator.mappings
+            samples: aggregator.samples { group in ["comm": group.comm, "pid": "\(group.pid)"] },
+            mappings: aggregator.mappings()
         )
         profile.samples.sort { $0.count > $1.count }
         return Report(
@@ -145,89 +145,6 @@ public struct LocalProfiler: Sendable {
     }
 }
 
-/// Turns drained buckets into symbolized, aggregated samples.
-struct StackAggregator {
-    struct Key: Hashable {
-        var pid: Int32
-        var comm: String
-        var frames: [ProfileFrame]
-    }
-
-    let symbolizer: Symbolizer
-    var lastDrain = ContinuousClock.now
-    private var counts: [Key: Int64] = [:]
-    private var knownProcesses: Set<Int32> = []
-    private var liveProcesses: Set<Int32> = []
-    private var mappingsByProcess: [Int32: [ProfileMapping]] = [:]
-    private(set) var totalSamples: Int64 = 0
-    private(set) var userFramesNamed: Int64 = 0
-    private(set) var userFramesUnnamed: Int64 = 0
-    private(set) var kernelFramesNamed: Int64 = 0
-    private(set) var kernelFramesUnnamed: Int64 = 0
-
-    init(symbolizer: Symbolizer) {
-        self.symbolizer = symbolizer
-    }
-
-    var processCount: Int { self.knownProcesses.count }
-
-    /// Every executable mapping seen, deduplicated by file and address range.
-    var mappings: [ProfileMapping] {
-        var seen: Set<ProfileMapping> = []
-        var result: [ProfileMapping] = []
-        for pid in self.mappingsByProcess.keys.sorted() {
-            for mapping in self.mappingsByProcess[pid] ?? [] where seen.insert(mapping).inserted {
-                result.append(mapping)
-            }
-        }
-        return result
-    }
-
-    mutating func add(_ samples: [RawStackSample]) {
-        for sample in samples {
-            let count = Int64(sample.count)
-            self.liveProcesses.insert(sample.pid)
-            if self.knownProcesses.insert(sample.pid).inserted {
-                self.mappingsByProcess[sample.pid] = self.symbolizer.mappings(pid: sample.pid).map {
-                    ProfileMapping(
-                        start: $0.start,
-                        limit: $0.end,
-                        fileOffset: $0.fileOffset,
-                        file: $0.path,
-                        buildID: $0.buildID
-                    )
-                }
-            }
-            let kernel = self.symbolizer.symbolizeKernel(addresses: sample.kernelStack)
-            let user = self.symbolizer.symbolizeUser(pid: sample.pid, addresses: sample.userStack)
-            for frame in user {
-                if frame.function != nil { self.userFramesNamed += count } else { self.userFramesUnnamed += count }
-            }
-            for frame in kernel {
-                if frame.function != nil { self.kernelFramesNamed += count } else { self.kernelFramesUnnamed += count }
-            }
-            // Leaf first: a sample taken in the kernel has its kernel frames on top of the user stack.
-            let frames = (kernel + user).map(ProfileFrame.init(symbolized:))
-            self.counts[Key(pid: sample.pid, comm: sample.comm, frames: frames), default: 0] += count
-            self.totalSamples += count
-        }
-    }
-
-    /// Drops the symbolizer's cache of processes that are gone, so a reused pid is not named after the old one.
-    mutating func forgetExitedProcesses() {
-        for pid in self.liveProcesses where kill(pid, 0) != 0 && errno == ESRCH {
-            self.symbolizer.forget(pid: pid)
-            self.liveProcesses.remove(pid)
-        }
-    }
-
-    func samples() -> [ProfileSample] {
-        self.counts.map { key, count in
-            ProfileSample(frames: key.frames, count: count, labels: ["comm": key.comm, "pid": "\(key.pid)"])
-        }
-    }
-}
-
 extension ProfileFrame {
     init(symbolized frame: SymbolizedFrame) {
         self.init(
@@ -238,5 +155,16 @@ extension ProfileFrame {
             isKernel: frame.isKernel,
             isResolved: frame.function != nil
         )
+    }
+}
+
+/// The local profiler's grouping: one process.
+struct ProcessGroup: Hashable {
+    var pid: Int32
+    var comm: String
+
+    init(_ sample: RawStackSample) {
+        self.pid = sample.pid
+        self.comm = sample.comm
     }
 }

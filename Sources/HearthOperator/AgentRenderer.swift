@@ -1,6 +1,11 @@
 // AgentRenderer.swift: the desired agent objects for a set of resolved targets: ServiceAccount, ClusterRole and
-// binding, the ConfigMap holding every target, the credentials Secret and the DaemonSet. Only fields the operator
-// owns are set, so server-side apply leaves everything else (other managers, server defaults) alone.
+// binding, the Role and binding for the agents' node Leases, the ConfigMap holding every target, the credentials
+// Secret and the DaemonSet. Only fields the operator owns are set, so server-side apply leaves everything else
+// (other managers, server defaults) alone.
+//
+// The pod template holds only what needs an agent restart (image, security mode, resources, flags): targets reach
+// running agents through the mounted ConfigMap and Secret, which the agent reloads live, so a target edit never
+// rolls the DaemonSet. Each agent reports the configuration revision it runs in its node Lease.
 
 import HearthAPI
 import KubeModel
@@ -10,35 +15,45 @@ public struct AgentObjects: Sendable {
     public var serviceAccount: ServiceAccount
     public var clusterRole: ClusterRole
     public var clusterRoleBinding: ClusterRoleBinding
+    public var leaseRole: Role
+    public var leaseRoleBinding: RoleBinding
     public var configMap: ConfigMap
     public var secret: Secret
     public var daemonSet: DaemonSet
-    /// The pod-template annotation value.
-    public var configHash: String
+    /// The configuration's revision (``AgentConfiguration/revision``), which agents report in their Leases.
+    public var revision: String
     /// Target key → fingerprint of its entry, for "is this target in the running configuration".
     public var entries: [ObjectKey: String]
 
     /// Every object as JSON, in apply order.
     public var all: [JSONValue] {
         [
-            self.serviceAccount.json, self.clusterRole.json, self.clusterRoleBinding.json, self.configMap.json,
-            self.secret.json, self.daemonSet.json,
+            self.serviceAccount.json, self.clusterRole.json, self.clusterRoleBinding.json, self.leaseRole.json,
+            self.leaseRoleBinding.json, self.configMap.json, self.secret.json, self.daemonSet.json,
         ]
     }
 }
 
 /// Renders agent objects.
 public struct AgentRenderer: Sendable {
-    public static let configHashAnnotation = "profiling.hearth.dev/config-hash"
-    public static let configKey = "targets.json"
+    public static let configKey = AgentConfiguration.fileName
+    /// Where the agent finds the configuration and credentials in its container.
+    public static let configDirectory = "/etc/hearth/config"
+    public static let credentialsDirectory = "/etc/hearth/credentials"
+    /// The agent's host cgroup2 mount, read-only: container cgroup ids are the inode numbers of its folders.
+    public static let hostCgroupDirectory = "/host/sys/fs/cgroup"
+    /// The capabilities of the `capabilities` security mode, each needed (see the README, "Run in a cluster").
+    public static let agentCapabilities = [
+        "BPF", "PERFMON", "SYS_PTRACE", "DAC_READ_SEARCH", "CHECKPOINT_RESTORE", "SYSLOG",
+    ]
 
     public var configuration: OperatorConfiguration
 
     public init(configuration: OperatorConfiguration) { self.configuration = configuration }
 
     /// Fingerprint of one entry (stable JSON).
-    static func fingerprint(_ entry: AgentTargetEntry) -> String {
-        SHA256.hex(KubeJSON.string(JSONValue.object(entry.json)))
+    static func fingerprint(_ entry: AgentConfiguration.Target) -> String {
+        SHA256.hex(String(decoding: AgentConfiguration(targets: [entry]).encoded(), as: UTF8.self))
     }
 
     public func render(_ targets: [ResolvedTarget]) -> AgentObjects {
@@ -47,19 +62,19 @@ public struct AgentRenderer: Sendable {
         let labels = configuration.commonLabels
         let included = targets.filter { $0.entry != nil }.sorted { $0.key < $1.key }
 
-        // The configuration: every included target, sorted, as stable JSON.
-        let config: JSONValue = [
-            "version": 1,
-            "targets": .array(included.compactMap { $0.entry.map { JSONValue.object($0.json) } }),
-        ]
-        let configText = KubeJSON.string(config)
+        // The configuration: every included target, sorted, as stable JSON; its revision also covers the
+        // versions of the Secrets the credentials came from (never their values).
         var credentials: [String: String] = [:]
         for target in included { credentials.merge(target.credentials) { _, new in new } }
         let secretVersions = included.flatMap(\.secretVersions).sorted()
-        let hash = SHA256.hex(
-            configText + "\n" + secretVersions.joined(separator: ",") + "\n"
-                + credentials.keys.sorted().joined(separator: ",")
+        var config = AgentConfiguration(targets: included.compactMap(\.entry))
+        config.revision = String(
+            SHA256.hex(
+                String(decoding: config.encoded(), as: UTF8.self) + "\n" + secretVersions.joined(separator: ",")
+                    + "\n" + credentials.keys.sorted().joined(separator: ",")
+            ).prefix(16)
         )
+        let configText = String(decoding: config.encoded(), as: UTF8.self)
 
         var serviceAccount = ServiceAccount(name: configuration.agentName, namespace: namespace)
         serviceAccount.metadata.labels = labels
@@ -89,6 +104,23 @@ public struct AgentRenderer: Sendable {
         subject.namespace = namespace
         binding.subjects = [subject]
 
+        // The agents' node Leases: only leases, only in this namespace.
+        var leaseRole = Role(name: configuration.agentName, namespace: namespace)
+        leaseRole.metadata.labels = labels
+        var leasesRule = PolicyRule()
+        leasesRule.apiGroups = ["coordination.k8s.io"]
+        leasesRule.resources = ["leases"]
+        leasesRule.verbs = ["get", "create", "update"]
+        leaseRole.rules = [leasesRule]
+        var leaseBinding = RoleBinding(name: configuration.agentName, namespace: namespace)
+        leaseBinding.metadata.labels = labels
+        var leaseRoleRef = RoleRef()
+        leaseRoleRef.apiGroup = "rbac.authorization.k8s.io"
+        leaseRoleRef.kind = "Role"
+        leaseRoleRef.name = configuration.agentName
+        leaseBinding.roleRef = leaseRoleRef
+        leaseBinding.subjects = [subject]
+
         var configMap = ConfigMap(name: configuration.configMapName, namespace: namespace)
         configMap.metadata.labels = labels
         configMap.data = [Self.configKey: configText]
@@ -110,9 +142,7 @@ public struct AgentRenderer: Sendable {
         strategy.rollingUpdate = AnyObjectView(object: ["maxUnavailable": 1])
         spec.updateStrategy = strategy
         var template = PodTemplateSpec()
-        var templateMeta = ObjectMeta(labels: labels)
-        templateMeta.annotations = [Self.configHashAnnotation: hash]
-        template.metadata = templateMeta
+        template.metadata = ObjectMeta(labels: labels)
         template.spec = self.podSpec()
         spec.template = template
         daemonSet.spec = spec
@@ -125,10 +155,12 @@ public struct AgentRenderer: Sendable {
             serviceAccount: serviceAccount,
             clusterRole: clusterRole,
             clusterRoleBinding: binding,
+            leaseRole: leaseRole,
+            leaseRoleBinding: leaseBinding,
             configMap: configMap,
             secret: secret,
             daemonSet: daemonSet,
-            configHash: hash,
+            revision: config.revision,
             entries: entries
         )
     }
@@ -146,7 +178,8 @@ public struct AgentRenderer: Sendable {
         container.name = "agent"
         container.image = configuration.agentImage
         container.args = [
-            "run", "--config", "/etc/hearth/config/\(Self.configKey)", "--credentials", TargetResolver.credentialsPath,
+            "run", "--config", "\(Self.configDirectory)/\(Self.configKey)", "--credentials", Self.credentialsDirectory,
+            "--cgroup-root", Self.hostCgroupDirectory,
         ]
         var nodeName = EnvVar()
         nodeName.name = "NODE_NAME"
@@ -155,7 +188,15 @@ public struct AgentRenderer: Sendable {
         field.object["fieldPath"] = "spec.nodeName"
         source.fieldRef = field
         nodeName.valueFrom = source
-        container.env = [nodeName]
+        // The agent's own namespace holds its node Lease.
+        var podNamespace = EnvVar()
+        podNamespace.name = "POD_NAMESPACE"
+        var namespaceSource = EnvVarSource()
+        var namespaceField = ObjectFieldSelector()
+        namespaceField.object["fieldPath"] = "metadata.namespace"
+        namespaceSource.fieldRef = namespaceField
+        podNamespace.valueFrom = namespaceSource
+        container.env = [nodeName, podNamespace]
         var port = ContainerPort()
         port.name = "http"
         port.containerPort = 4041
@@ -190,7 +231,7 @@ public struct AgentRenderer: Sendable {
         configSource.name = configuration.configMapName
         configVolume.configMap = configSource
         volumes.append(configVolume)
-        mount("config", "/etc/hearth/config")
+        mount("config", Self.configDirectory)
         var secretVolume = Volume()
         secretVolume.name = "credentials"
         var secretSource = SecretVolumeSource()
@@ -198,7 +239,17 @@ public struct AgentRenderer: Sendable {
         secretSource.defaultMode = 0o400
         secretVolume.secret = secretSource
         volumes.append(secretVolume)
-        mount("credentials", TargetResolver.credentialsPath)
+        mount("credentials", Self.credentialsDirectory)
+        // The host's cgroup2 tree (pure v2 hosts; hybrid hosts have it at /sys/fs/cgroup/unified, which the agent
+        // finds below this mount), read-only.
+        var cgroupVolume = Volume()
+        cgroupVolume.name = "host-cgroup"
+        var cgroupPath = HostPathVolumeSource()
+        cgroupPath.path = "/sys/fs/cgroup"
+        cgroupPath.type = "Directory"
+        cgroupVolume.hostPath = cgroupPath
+        volumes.append(cgroupVolume)
+        mount("host-cgroup", Self.hostCgroupDirectory)
         var tmp = Volume()
         tmp.name = "tmp"
         tmp.emptyDir = AnyObjectView()
@@ -211,9 +262,7 @@ public struct AgentRenderer: Sendable {
             security.readOnlyRootFilesystem = true
             security.allowPrivilegeEscalation = false
             var capabilities = Capabilities()
-            capabilities.add = [
-                "BPF", "PERFMON", "SYS_PTRACE", "SYS_RESOURCE", "DAC_READ_SEARCH", "CHECKPOINT_RESTORE",
-            ]
+            capabilities.add = Self.agentCapabilities
             capabilities.drop = ["ALL"]
             security.capabilities = capabilities
             var sysKernel = Volume()
@@ -233,5 +282,23 @@ public struct AgentRenderer: Sendable {
         pod.containers = [container]
         pod.volumes = volumes
         return pod
+    }
+}
+
+/// The entries of the most recent configuration revisions (bounded), so agents still running an older revision
+/// count for the targets it already held unchanged.
+struct RevisionHistory: Sendable {
+    static let capacity = 16
+    private var order: [String] = []
+    private var entries: [String: [ObjectKey: String]] = [:]
+
+    mutating func record(_ revision: String, entries: [ObjectKey: String]) {
+        if self.entries.updateValue(entries, forKey: revision) == nil { self.order.append(revision) }
+        while self.order.count > Self.capacity { self.entries.removeValue(forKey: self.order.removeFirst()) }
+    }
+
+    /// The fingerprint a target had in `revision`, if that revision is known and held it.
+    func fingerprint(of key: ObjectKey, in revision: String) -> String? {
+        self.entries[revision]?[key]
     }
 }

@@ -11,6 +11,7 @@ import KubeRuntime
 import Logging
 import Metrics
 import ServiceLifecycle
+import Synchronization
 
 /// Builds the controller for ProfilingTargets.
 public enum ProfilingTargetController {
@@ -46,6 +47,7 @@ public enum ProfilingTargetController {
         let ownedSelector = configuration.ownedSelector
         let targets = stores.targets
         let owner = ownedClient ?? client
+        let reportedRevisions = ReportedRevisions()
 
         let controller = Controller(
             name: "profilingtarget",
@@ -103,7 +105,26 @@ public enum ProfilingTargetController {
             store: stores.clusterRoleBindings,
             configuration: .init(labelSelector: ownedSelector)
         ) { _ in [AgentKey] }
+        .watches(
+            owner.resource(Lease.self, namespace: operatorNamespace),
+            store: stores.agentLeases,
+            configuration: .init(labelSelector: AgentLease.labelSelector)
+        ) { lease in
+            reportedRevisions.changed(lease) ? targets.keys : []
+        }
         reconciler.attach(controller.queue)
         return (controller, reconciler)
+    }
+}
+
+/// The revision each agent Lease last reported, to tell a revision change from a renewal.
+final class ReportedRevisions: Sendable {
+    private let revisions = Mutex<[String: String]>([:])
+
+    /// Whether `lease` reports another revision than last seen (or is new).
+    func changed(_ lease: Lease) -> Bool {
+        let name = lease.metadata.name ?? ""
+        let revision = AgentLease.revision(of: lease) ?? ""
+        return self.revisions.withLock { $0.updateValue(revision, forKey: name) != revision }
     }
 }

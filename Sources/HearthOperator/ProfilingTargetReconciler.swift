@@ -29,6 +29,8 @@ public struct OperatorStores: Sendable {
     public let serviceAccounts: Store<ServiceAccount>
     public let clusterRoles: Store<ClusterRole>
     public let clusterRoleBindings: Store<ClusterRoleBinding>
+    /// The agents' node Leases: which configuration revision each node runs.
+    public let agentLeases: Store<Lease>
 
     public init() {
         self.targets = Store(
@@ -60,6 +62,7 @@ public struct OperatorStores: Sendable {
         self.serviceAccounts = Store(transform: Store.stripManagedFields)
         self.clusterRoles = Store(transform: Store.stripManagedFields)
         self.clusterRoleBindings = Store(transform: Store.stripManagedFields)
+        self.agentLeases = Store(transform: Store.stripManagedFields)
     }
 
     /// Secret types that never hold a Pyroscope credential but can be large and many: Helm keeps every release
@@ -92,6 +95,7 @@ public struct OperatorStores: Sendable {
         self.targets.hasSynced && self.secrets.hasSynced && self.services.hasSynced && self.pods.hasSynced
             && self.daemonSets.hasSynced && self.configMaps.hasSynced && self.ownedSecrets.hasSynced
             && self.serviceAccounts.hasSynced && self.clusterRoles.hasSynced && self.clusterRoleBindings.hasSynced
+            && self.agentLeases.hasSynced
     }
 }
 
@@ -116,7 +120,10 @@ public final class ProfilingTargetReconciler: Reconciler {
     struct AgentState {
         /// Target → fingerprint of its entry in the applied configuration.
         var entries: [ObjectKey: String] = [:]
-        var configHash: String?
+        var revision: String?
+        /// Recent revisions → their entries' fingerprints, so an agent that still runs an older revision counts
+        /// for the targets that revision already held as they are now.
+        var revisions = RevisionHistory()
         var present = false
         var syncedOnce = false
         /// Owned object (kind/name) → what was last applied.
@@ -166,7 +173,7 @@ public final class ProfilingTargetReconciler: Reconciler {
     static func fingerprint(_ resolved: ResolvedTarget) -> String? {
         guard let entry = resolved.entry else { return nil }
         return SHA256.hex(
-            KubeJSON.string(JSONValue.object(entry.json)) + "\n" + resolved.secretVersions.joined(separator: ",")
+            AgentRenderer.fingerprint(entry) + "\n" + resolved.secretVersions.joined(separator: ",")
         )
     }
 
@@ -272,9 +279,10 @@ public final class ProfilingTargetReconciler: Reconciler {
         }.count
     }
 
-    func rollout(for resolved: ResolvedTarget) -> AgentRollout {
-        let (entry, configHash) = self.state.withLock { ($0.entries[resolved.key], $0.configHash) }
-        guard let fingerprint = Self.fingerprint(resolved), entry == fingerprint else { return .pending }
+    func rollout(for resolved: ResolvedTarget, now: Date = Date()) -> AgentRollout {
+        guard let fingerprint = Self.fingerprint(resolved) else { return .pending }
+        let (entry, revisions) = self.state.withLock { ($0.entries[resolved.key], $0.revisions) }
+        guard entry == fingerprint else { return .pending }
         guard
             let daemonSet = self.stores.daemonSets.get(
                 namespace: self.configuration.namespace,
@@ -285,22 +293,20 @@ public final class ProfilingTargetReconciler: Reconciler {
         }
         let status = daemonSet.status
         let desired = status.desiredNumberScheduled ?? 0
-        let ready = status.numberReady ?? 0
         let updated = status.updatedNumberScheduled ?? 0
         let available = status.numberAvailable ?? 0
-        let live = daemonSet.spec.template.metadata.annotations?[AgentRenderer.configHashAnnotation]
-        guard live == configHash else {
-            return .progressing(
-                desired: desired,
-                ready: ready,
-                message: "the agent DaemonSet does not carry the current configuration yet"
-            )
-        }
+        // Agents whose node Lease is fresh and names a revision that holds this target as it is now.
+        let live = self.stores.agentLeases.list(namespace: self.configuration.namespace).filter { lease in
+            guard AgentLease.isFresh(lease, now: now), let revision = AgentLease.revision(of: lease) else {
+                return false
+            }
+            return revisions.fingerprint(of: resolved.key, in: revision) == fingerprint
+        }.count
         let generation = daemonSet.metadata.generation ?? 0
         guard let observed = status.observedGeneration, observed >= generation else {
             return .progressing(
                 desired: desired,
-                ready: ready,
+                ready: live,
                 message:
                     "DaemonSet \(self.configuration.namespace)/\(self.configuration.agentName) generation \(generation) "
                     + "not yet observed by the DaemonSet controller"
@@ -309,11 +315,18 @@ public final class ProfilingTargetReconciler: Reconciler {
         guard updated >= desired, available >= desired else {
             return .progressing(
                 desired: desired,
-                ready: ready,
+                ready: live,
                 message: "\(updated)/\(desired) nodes updated, \(available)/\(desired) available"
             )
         }
-        return .complete(desired: desired, ready: ready)
+        guard live >= desired else {
+            return .progressing(
+                desired: desired,
+                ready: live,
+                message: "\(live)/\(desired) agents run the configuration that includes this target"
+            )
+        }
+        return .complete(desired: desired, ready: live)
     }
 
     // MARK: Finalizer
@@ -419,13 +432,13 @@ public final class ProfilingTargetReconciler: Reconciler {
         let resolved = self.stores.targets.map { resolver.resolve($0) }
         let active = resolved.contains { $0.isActive }
         var newEntries: [ObjectKey: String] = [:]
-        var configHash: String?
+        var revision: String?
         if active {
             let objects = self.renderer.render(resolved)
             for target in resolved {
                 if let fingerprint = Self.fingerprint(target) { newEntries[target.key] = fingerprint }
             }
-            configHash = objects.configHash
+            revision = objects.revision
             try await self.apply(objects)
         } else {
             try await self.deleteAgent()
@@ -433,9 +446,10 @@ public final class ProfilingTargetReconciler: Reconciler {
         let changed = self.state.withLock { state -> [ObjectKey] in
             let keys = Set(state.entries.keys).union(newEntries.keys)
             let changed = keys.filter { state.entries[$0] != newEntries[$0] }.sorted()
-            let hashChanged = state.configHash != configHash
+            let hashChanged = state.revision != revision
             state.entries = newEntries
-            state.configHash = configHash
+            state.revision = revision
+            if let revision { state.revisions.record(revision, entries: newEntries) }
             state.present = active
             state.syncedOnce = true
             // A new configuration affects every included target's rollout state.
@@ -466,6 +480,9 @@ public final class ProfilingTargetReconciler: Reconciler {
             objects.clusterRoleBinding,
             live: self.stores.clusterRoleBindings.get(namespace: nil, name: self.configuration.clusterRoleName)
         )
+        // Not cached (the owned client's watch pool is full): `applyIfNeeded` asks the server when in doubt.
+        try await self.applyIfNeeded(objects.leaseRole, live: nil)
+        try await self.applyIfNeeded(objects.leaseRoleBinding, live: nil)
         try await self.applyIfNeeded(
             objects.configMap,
             live: self.stores.configMaps.get(namespace: namespace, name: self.configuration.configMapName)
@@ -547,6 +564,13 @@ public final class ProfilingTargetReconciler: Reconciler {
             name: configuration.agentName,
             cached: self.stores.serviceAccounts.get(namespace: namespace, name: configuration.agentName) != nil
         )
+        try await self.deleteIfPresent(
+            RoleBinding.self,
+            namespace: namespace,
+            name: configuration.agentName,
+            cached: true
+        )
+        try await self.deleteIfPresent(Role.self, namespace: namespace, name: configuration.agentName, cached: true)
         try await self.deleteIfPresent(
             ClusterRoleBinding.self,
             namespace: nil,

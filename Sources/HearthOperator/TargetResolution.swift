@@ -22,11 +22,6 @@ public struct TargetProblem: Sendable, Hashable {
     }
 }
 
-/// One target's entry in the agent configuration (`targets.json`).
-public struct AgentTargetEntry: Sendable, Hashable {
-    public var json: JSONObject
-}
-
 /// A target resolved against the cluster.
 public struct ResolvedTarget: Sendable {
     public var key: ObjectKey
@@ -47,7 +42,7 @@ public struct ResolvedTarget: Sendable {
     /// `namespace/name@resourceVersion` of each Secret read (for the config hash; values are never hashed).
     public var secretVersions: [String] = []
     /// The agent configuration entry, when the target is part of the agent configuration.
-    public var entry: AgentTargetEntry?
+    public var entry: AgentConfiguration.Target?
 
     /// Active targets keep the agent running.
     public var isActive: Bool { !self.deleting && !self.suspended && self.violations.isEmpty }
@@ -68,9 +63,6 @@ public struct TargetResolver: Sendable {
         self.configuration = configuration
         self.lookup = lookup
     }
-
-    /// The credentials directory inside the agent container.
-    static let credentialsPath = "/etc/hearth/credentials"
 
     public func resolve(_ target: ProfilingTarget) -> ResolvedTarget {
         let key = target.objectKey
@@ -116,10 +108,9 @@ public struct TargetResolver: Sendable {
             }
         }
 
-        // Credentials: only from the target's own namespace, and only for the target's own backend.
-        var pyroscope: JSONObject = [:]
-        if let url = resolved.pyroscopeURL { pyroscope["url"] = .string(url) }
-        if let tenant = backend.tenantID { pyroscope["tenantID"] = .string(tenant) }
+        // Credentials: only from the target's own namespace, and only for the target's own backend. The agent
+        // configuration names them by file inside the agent's credentials folder.
+        var pyroscope = AgentConfiguration.Backend(url: resolved.pyroscopeURL ?? "", tenantID: backend.tenantID)
         if let ownBackend {
             if let basic = ownBackend.basicAuth, let reference = basic.passwordSecretRef {
                 let file = CredentialFile.password(key)
@@ -131,10 +122,7 @@ public struct TargetResolver: Sendable {
                 ) {
                     resolved.credentials[file] = value
                 }
-                pyroscope["basicAuth"] = [
-                    "username": .string(basic.username ?? ""),
-                    "passwordFile": .string("\(Self.credentialsPath)/\(file)"),
-                ]
+                pyroscope.basicAuth = AgentConfiguration.BasicAuth(username: basic.username ?? "", passwordFile: file)
             }
             if let reference = ownBackend.bearerTokenSecretRef {
                 let file = CredentialFile.token(key)
@@ -146,24 +134,36 @@ public struct TargetResolver: Sendable {
                 ) {
                     resolved.credentials[file] = value
                 }
-                pyroscope["bearerTokenFile"] = .string("\(Self.credentialsPath)/\(file)")
+                pyroscope.bearerTokenFile = file
             }
         }
 
         guard !resolved.deleting, !resolved.suspended, resolved.credentialProblem == nil,
             resolved.pyroscopeURL != nil
         else { return resolved }
-        var entry: JSONObject = [
-            "namespace": .string(namespace),
-            "name": .string(key.name),
-            "selector": (spec.selector ?? LabelSelector()).json,
-            "profiles": .array(spec.effectiveProfiles.map { .string($0) }),
-            "sampleRate": .int(Int64(spec.effectiveSampleRate)),
-            "serviceName": .string(spec.effectiveServiceName),
-            "pyroscope": .object(pyroscope),
-        ]
-        if let labels = spec.labels, !labels.isEmpty { entry["labels"] = labels.json }
-        resolved.entry = AgentTargetEntry(json: entry)
+        let selector = spec.selector ?? LabelSelector()
+        // The CRD defaults serviceName to the default template; only a different template is the user's choice,
+        // which lets a pod's `pyroscope.io/service_name` annotation name the service otherwise.
+        let serviceName = spec.effectiveServiceName
+        resolved.entry = AgentConfiguration.Target(
+            namespace: namespace,
+            name: key.name,
+            selector: AgentConfiguration.Selector(
+                matchLabels: selector.matchLabels,
+                matchExpressions: selector.matchExpressions?.map {
+                    AgentConfiguration.Selector.Requirement(
+                        key: $0.key ?? "",
+                        operator: $0.operator ?? "",
+                        values: $0.values
+                    )
+                }
+            ),
+            profiles: spec.effectiveProfiles,
+            sampleRate: spec.effectiveSampleRate,
+            serviceName: serviceName == AgentConfiguration.defaultServiceName ? nil : serviceName,
+            labels: spec.labels ?? [:],
+            pyroscope: pyroscope
+        )
         return resolved
     }
 

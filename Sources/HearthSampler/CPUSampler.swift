@@ -32,7 +32,8 @@ public final class CPUSampler: Sendable {
         let object = try BPFObject(bytes: EmbeddedBPFObject.sampler.bytes, name: EmbeddedBPFObject.sampler.name)
         let maps = try Maps(object: object)
 
-        try Self.writeTargetCgroups(configuration.targetCgroups ?? [:], into: maps.targetCgroups)
+        let thresholds = (configuration.targetCgroups ?? [:]).mapValues(Self.threshold(probability:))
+        try Self.writeTargetCgroups(thresholds, into: maps.targetCgroups)
         var config = hearth_config()
         config.active_set = 0
         config.filter_pid = UInt32(bitPattern: configuration.pid ?? 0)
@@ -54,7 +55,25 @@ public final class CPUSampler: Sendable {
         self.configuration = configuration
         self.cpus = cpus
         self.logger = logger
-        self.state = Mutex(State(object: object, links: links, maps: maps, config: config))
+        self.state = Mutex(State(object: object, links: links, maps: maps, config: config, targetCgroups: thresholds))
+    }
+
+    /// Replaces the targeted cgroups and their sampling probabilities while sampling; only the differences reach
+    /// the kernel map, so unchanged targets lose no sample. Needs a sampler created with `targetCgroups` set.
+    public func updateTargetCgroups(_ targets: [UInt64: Double]) throws(BPFError) {
+        guard self.configuration.targetCgroups != nil else {
+            throw BPFError(code: .unsupported, message: "the sampler was created without a cgroup filter")
+        }
+        let thresholds = targets.mapValues(Self.threshold(probability:))
+        try self.state.withLock { state throws(BPFError) in
+            let fd = state.maps.targetCgroups
+            for cgroup in state.targetCgroups.keys where thresholds[cgroup] == nil {
+                var key = cgroup
+                _ = bpf_map_delete_elem(fd, &key)
+            }
+            try Self.writeTargetCgroups(thresholds.filter { state.targetCgroups[$0.key] != $0.value }, into: fd)
+            state.targetCgroups = thresholds
+        }
     }
 
     /// Reads and empties everything recorded since the previous drain. Blocking: call it off the cooperative pool.
@@ -74,10 +93,10 @@ public final class CPUSampler: Sendable {
         if result != 0 { throw BPFError(code: .mapOperation, message: "write the sampler config", errno: -result) }
     }
 
-    private static func writeTargetCgroups(_ targets: [UInt64: Double], into fd: Int32) throws(BPFError) {
-        for (cgroup, probability) in targets {
+    private static func writeTargetCgroups(_ targets: [UInt64: UInt32], into fd: Int32) throws(BPFError) {
+        for (cgroup, threshold) in targets {
             var key = cgroup
-            var value = Self.threshold(probability: probability)
+            var value = threshold
             let result = bpf_map_update_elem(fd, &key, &value, UInt64(BPF_ANY))
             if result != 0 {
                 throw BPFError(code: .mapOperation, message: "add target cgroup \(cgroup)", errno: -result)
@@ -116,14 +135,23 @@ extension CPUSampler {
         let links: BPFLinkGroup
         let maps: Maps
         var config: hearth_config
+        /// What the target_cgroups map holds: cgroup id → threshold.
+        var targetCgroups: [UInt64: UInt32]
         var batchSupported = true
         var stacksMissingAtDrain: UInt64 = 0
 
-        init(object: consuming BPFObject, links: consuming BPFLinkGroup, maps: Maps, config: hearth_config) {
+        init(
+            object: consuming BPFObject,
+            links: consuming BPFLinkGroup,
+            maps: Maps,
+            config: hearth_config,
+            targetCgroups: [UInt64: UInt32]
+        ) {
             self.object = object
             self.links = links
             self.maps = maps
             self.config = config
+            self.targetCgroups = targetCgroups
         }
 
         mutating func drain() throws(BPFError) -> SamplerDrain {

@@ -1,10 +1,10 @@
 import ArgumentParser
 
 @main
-struct HearthAgentCommand: ParsableCommand {
+struct HearthAgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hearth-agent",
         abstract: "Hearth's eBPF node agent: samples where CPU time goes, down to the function.",
-        subcommands: [ProfileCommand.self, CheckCommand.self]
+        subcommands: [ProfileCommand.self, CheckCommand.self, RunCommand.self]
     )
 }

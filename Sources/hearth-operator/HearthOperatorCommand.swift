@@ -4,6 +4,7 @@ import ArgumentParser
 import Foundation
 import HearthAPI
 import HearthOperator
+import HearthTelemetry
 import KubeClient
 import KubeModel
 import KubeRuntime

@@ -149,8 +149,31 @@ extension KubeTestServerProcess {
         #expect(samples.contains("profilingtarget.profiling.hearth.dev/frontend created"), "\(samples)")
     }
 
-    /// Plays the DaemonSet controller: reports the agent's current generation ready on `nodes` nodes.
+    /// Plays the DaemonSet controller and the agents: reports the agent's current generation ready on `nodes`
+    /// nodes, and each node's agent renews its Lease with the configuration revision of the ConfigMap.
     func markAgentRolledOut(nodes: Int) async throws {
+        let configuration = try await self.mustKubectl(self.agentConfigurationQuery)
+        let revision = try #require(
+            (try JSONSerialization.jsonObject(with: Data(configuration.utf8)) as? [String: Any])?["revision"] as? String
+        )
+        let now = ISO8601DateFormatter.string(
+            from: Date(),
+            timeZone: TimeZone(identifier: "UTC")!,
+            formatOptions: [.withInternetDateTime, .withFractionalSeconds]
+        )
+        for node in 0..<nodes {
+            let lease = """
+                {"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"hearth-agent-node-\(node)",\
+                "namespace":"hearth-system","labels":{"app.kubernetes.io/name":"hearth-agent",\
+                "app.kubernetes.io/component":"node-lease"},"annotations":{"profiling.hearth.dev/config-revision":\
+                "\(revision)"}},"spec":{"holderIdentity":"node-\(node)","leaseDurationSeconds":40,\
+                "renewTime":"\(now)"}}
+                """
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("lease-\(UUID().uuidString).json")
+            try Data(lease.utf8).write(to: file)
+            defer { try? FileManager.default.removeItem(at: file) }
+            try await self.mustKubectl("apply", "--server-side", "--field-manager=hearth-agent", "-f", file.path)
+        }
         let generation = try await self.mustKubectl(
             "get",
             "daemonset",

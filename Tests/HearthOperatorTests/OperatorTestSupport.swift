@@ -139,10 +139,34 @@ struct OperatorHarness {
 
     /// The targets in the agent ConfigMap, as `namespace/name`.
     func configuredTargets() async throws -> [String] {
-        guard let data = try await self.configMap()?.data?[AgentRenderer.configKey] else { return [] }
-        let config = try KubeJSON.decode(JSONValue.self, from: Data(data.utf8))
-        return (config["targets"]?.arrayValue ?? []).map {
-            "\($0["namespace"]?.stringValue ?? "")/\($0["name"]?.stringValue ?? "")"
+        try await self.agentConfiguration()?.targets.map(\.key) ?? []
+    }
+
+    /// The agent configuration in the ConfigMap, decoded as the agent decodes it.
+    func agentConfiguration() async throws -> AgentConfiguration? {
+        guard let data = try await self.configMap()?.data?[AgentRenderer.configKey] else { return nil }
+        return try AgentConfiguration.decode(Data(data.utf8))
+    }
+
+    /// Plays the agents: each of `nodes` nodes renews its Lease with the configuration revision `revision`
+    /// (default: the ConfigMap's).
+    func reportAgentRevision(nodes: Int = 3, revision: String? = nil) async throws {
+        let reported: String
+        if let revision {
+            reported = revision
+        } else {
+            reported = try #require(try await self.agentConfiguration()).revision
+        }
+        let leases = self.client.resource(Lease.self, namespace: self.configuration.namespace)
+        for node in 0..<nodes {
+            let name = AgentLease.name(node: "node-\(node)")
+            var lease = Lease(name: name, namespace: self.configuration.namespace)
+            lease.metadata.labels = AgentLease.labels
+            lease.metadata.annotations = [AgentLease.revisionAnnotation: reported]
+            lease.spec.holderIdentity = "node-\(node)"
+            lease.spec.leaseDurationSeconds = AgentLease.durationSeconds
+            lease.spec.renewTime = KubeTime.formatMicro(Date())
+            _ = try await leases.apply(lease, fieldManager: "hearth-agent", force: true)
         }
     }
 
@@ -170,8 +194,10 @@ struct OperatorHarness {
         )
     }
 
-    /// Plays the DaemonSet controller: marks the agent DaemonSet's current generation rolled out on `nodes` nodes.
+    /// Plays the DaemonSet controller and the agents: marks the agent DaemonSet's current generation rolled out
+    /// on `nodes` nodes, whose agents report the current configuration revision.
     func markAgentRolledOut(nodes: Int = 3) async throws {
+        try await self.reportAgentRevision(nodes: nodes)
         let daemonSets = self.client.resource(DaemonSet.self, namespace: self.configuration.namespace)
         let current = try #require(try await self.daemonSet())
         let status: JSONValue = [

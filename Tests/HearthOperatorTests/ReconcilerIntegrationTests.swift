@@ -42,7 +42,13 @@ struct ReconcilerIntegrationTests {
             let secret = try #require(try await h.agentSecret())
             #expect(secret.data?["shop.checkout.password"] == Data("s3cr3t-value".utf8).base64EncodedString())
             let daemonSet = try #require(try await h.daemonSet())
-            #expect(daemonSet.spec.template.metadata.annotations?[AgentRenderer.configHashAnnotation]?.count == 64)
+            // Nothing in the pod template changes with targets: they reach the agents through the ConfigMap.
+            #expect(daemonSet.spec.template.metadata.annotations == nil)
+            #expect(try await h.agentConfiguration()?.revision.count == 16)
+            #expect(
+                try await h.client.resource(Role.self, namespace: namespace).getIfExists("hearth-agent")?.rules?.first?
+                    .resources == ["leases"]
+            )
             #expect(daemonSet.spec.template.spec.hostPID == true)
             #expect(daemonSet.metadata.managedFields?.contains { $0.manager == "hearth-operator" } == true)
 
@@ -113,14 +119,18 @@ struct ReconcilerIntegrationTests {
         }
     }
 
-    @Test("a spec change changes the config hash and the DaemonSet generation; a no-op reconcile writes nothing")
+    @Test(
+        "a spec change reaches the agents through the ConfigMap without rolling the DaemonSet; AgentRolledOut waits for the agents' Leases; a no-op reconcile writes nothing"
+    )
     func specChangeAndNoOp() async throws {
         try await OperatorHarness.with { h in
             _ = try await h.targets.inNamespace("shop").create(makeTarget("checkout"))
             try await h.waitFor("shop", "checkout", ConditionType.pyroscopeReachable, status: "True")
+            try await h.markAgentRolledOut(nodes: 3)
+            try await h.waitFor("shop", "checkout", ConditionType.agentRolledOut, status: "True")
             await h.waitUntilIdle()
             let first = try #require(try await h.daemonSet())
-            let firstHash = first.spec.template.metadata.annotations?[AgentRenderer.configHashAnnotation]
+            let firstRevision = try #require(try await h.agentConfiguration()).revision
 
             // No-op: reconciling the target and the agent again writes nothing at all.
             h.server.clearRequestLog()
@@ -130,22 +140,31 @@ struct ReconcilerIntegrationTests {
                 "unexpected writes: \(h.operatorWrites.map { "\($0.method) \($0.path)" })"
             )
 
-            // Spec change: new hash, new DaemonSet generation, new observedGeneration.
+            // Spec change: a new configuration revision, the same DaemonSet generation (no pod restarts).
             var target = try #require(try await h.target("shop", "checkout"))
             target.spec.sampleRate = 19
             _ = try await h.targets.inNamespace("shop").update(target)
+            #expect(try await eventually { try await h.agentConfiguration()?.revision != firstRevision })
+            #expect(try await eventually { try await h.target("shop", "checkout")?.status.observedGeneration == 2 })
+            let second = try #require(try await h.daemonSet())
+            #expect(second.metadata.generation == first.metadata.generation)
+            #expect(try await h.agentConfiguration()?.targets.first?.sampleRate == 19)
+
+            // Agents still on the old revision: the target says so until they report the new one.
+            try await h.waitFor("shop", "checkout", ConditionType.agentRolledOut, status: "False")
+            let progressing = try #require(try await h.condition("shop", "checkout", ConditionType.agentRolledOut))
+            #expect(progressing.message?.contains("0/3 agents run the configuration") == true)
+            try await h.reportAgentRevision(nodes: 2)
             #expect(
                 try await eventually {
-                    let daemonSet = try await h.daemonSet()
-                    return daemonSet?.spec.template.metadata.annotations?[AgentRenderer.configHashAnnotation]
-                        != firstHash
+                    try await h.condition("shop", "checkout", ConditionType.agentRolledOut)?.message?.contains(
+                        "2/3 agents"
+                    ) == true
                 }
             )
-            let second = try #require(try await h.daemonSet())
-            #expect((second.metadata.generation ?? 0) > (first.metadata.generation ?? 0))
-            #expect(try await eventually { try await h.target("shop", "checkout")?.status.observedGeneration == 2 })
-            let config = try #require(try await h.configMap()?.data?[AgentRenderer.configKey])
-            #expect(config.contains("\"sampleRate\":19"))
+            try await h.reportAgentRevision(nodes: 3)
+            try await h.waitFor("shop", "checkout", ConditionType.agentRolledOut, status: "True")
+            #expect(try await h.target("shop", "checkout")?.status.agent?.readyNodes == 3)
         }
     }
 

@@ -13,7 +13,11 @@ struct TargetStatusTests {
     static func resolved(_ change: (inout ResolvedTarget) -> Void = { _ in }) -> ResolvedTarget {
         var target = ResolvedTarget(key: ObjectKey(namespace: "shop", name: "checkout"), generation: 4)
         target.pyroscopeURL = "http://p:4040"
-        target.entry = AgentTargetEntry(json: ["name": "checkout"])
+        target.entry = AgentConfiguration.Target(
+            namespace: "shop",
+            name: "checkout",
+            pyroscope: AgentConfiguration.Backend(url: "http://p:4040")
+        )
         change(&target)
         return target
     }
@@ -197,8 +201,8 @@ struct AgentRenderingTests {
         #expect(!ApplyPlan.satisfies(nil, intent))
     }
 
-    @Test("the config hash follows the configuration and the Secret versions, not the Secret values")
-    func configHash() {
+    @Test("the configuration revision follows the configuration and the Secret versions, not the Secret values")
+    func configRevision() {
         var configuration = OperatorConfiguration()
         configuration.namespace = "hearth-system"
         let renderer = AgentRenderer(configuration: configuration)
@@ -207,10 +211,13 @@ struct AgentRenderingTests {
         target.credentials = ["shop.checkout.password": "c2VjcmV0"]
         target.secretVersions = ["shop/pyro-auth@5"]
         let withSecret = renderer.render([target])
-        #expect(base.configHash != withSecret.configHash)
+        #expect(base.revision != withSecret.revision)
         target.credentials = ["shop.checkout.password": "b3RoZXI="]
-        #expect(renderer.render([target]).configHash == withSecret.configHash)
-        #expect(renderer.render([target]).configHash == renderer.render([target]).configHash)
+        #expect(renderer.render([target]).revision == withSecret.revision)
+        #expect(renderer.render([target]).revision == renderer.render([target]).revision)
+        // The revision is inside the configuration the agents read.
+        let text = withSecret.configMap.data?[AgentRenderer.configKey] ?? ""
+        #expect(try! AgentConfiguration.decode(Data(text.utf8)).revision == withSecret.revision)
     }
 
     @Test("render -f of the samples prints every agent object, with Secret values redacted")
@@ -230,7 +237,8 @@ struct AgentRenderingTests {
         let documents = try ManifestReader.documents(yaml: output)
         #expect(
             documents.compactMap { $0["kind"]?.stringValue } == [
-                "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Secret", "DaemonSet",
+                "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap", "Secret",
+                "DaemonSet",
             ]
         )
         #expect(!output.contains("change-me") && !output.contains(Data("change-me".utf8).base64EncodedString()))

@@ -3,7 +3,7 @@
 import CoreMetrics
 import Testing
 
-@testable import HearthOperator
+@testable import HearthTelemetry
 
 @Suite("Prometheus text format")
 struct PrometheusRegistryTests {

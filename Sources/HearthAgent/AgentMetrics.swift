@@ -1,0 +1,84 @@
+// AgentMetrics.swift: the node agent's own series on /metrics: what it sampled and lost, how well it named
+// frames, what it delivered to Pyroscope and what it dropped, and its configuration reloads.
+
+import CoreMetrics
+import HearthSampler
+
+/// The agent's metrics, created once from a factory (the Prometheus registry in production, a test factory in
+/// tests).
+public struct AgentMetrics: Sendable {
+    let factory: any MetricsFactory
+    let samples: Counter
+    let framesUserNamed: Counter
+    let framesUserUnnamed: Counter
+    let framesKernelNamed: Counter
+    let framesKernelUnnamed: Counter
+    let profilesPushed: Counter
+    let bytesPushed: Counter
+    let spoolDroppedProfiles: Counter
+    let spoolBytes: Gauge
+    let pushDuration: Timer
+    let configReloads: Counter
+    let configErrors: Counter
+    let targetedContainers: Gauge
+    let targetedCgroups: Gauge
+    let containersWithoutCgroup: Gauge
+
+    public init(factory: any MetricsFactory = MetricsSystem.factory) {
+        self.factory = factory
+        self.samples = Counter(label: "hearth_agent_samples_total", factory: factory)
+        self.framesUserNamed = Self.frames(factory, "user", named: true)
+        self.framesUserUnnamed = Self.frames(factory, "user", named: false)
+        self.framesKernelNamed = Self.frames(factory, "kernel", named: true)
+        self.framesKernelUnnamed = Self.frames(factory, "kernel", named: false)
+        self.profilesPushed = Counter(label: "hearth_agent_profiles_pushed_total", factory: factory)
+        self.bytesPushed = Counter(label: "hearth_agent_pushed_bytes_total", factory: factory)
+        self.spoolDroppedProfiles = Counter(label: "hearth_agent_spool_dropped_profiles_total", factory: factory)
+        self.spoolBytes = Gauge(label: "hearth_agent_spool_bytes", factory: factory)
+        self.pushDuration = Timer(label: "hearth_agent_push_duration_seconds", factory: factory)
+        self.configReloads = Counter(label: "hearth_agent_config_reloads_total", factory: factory)
+        self.configErrors = Counter(label: "hearth_agent_config_errors_total", factory: factory)
+        self.targetedContainers = Gauge(label: "hearth_agent_targeted_containers", factory: factory)
+        self.targetedCgroups = Gauge(label: "hearth_agent_targeted_cgroups", factory: factory)
+        self.containersWithoutCgroup = Gauge(label: "hearth_agent_containers_without_cgroup", factory: factory)
+    }
+
+    private static func frames(_ factory: any MetricsFactory, _ kind: String, named: Bool) -> Counter {
+        Counter(
+            label: "hearth_agent_frames_total",
+            dimensions: [("kind", kind), ("symbolized", named ? "true" : "false")],
+            factory: factory
+        )
+    }
+
+    /// Push requests by HTTP status (or `error` when no answer came).
+    func pushRequest(code: String) {
+        Counter(label: "hearth_agent_push_requests_total", dimensions: [("code", code)], factory: self.factory)
+            .increment()
+    }
+
+    /// Failed push requests by HTTP status (or `error`).
+    func pushFailure(code: String) {
+        Counter(label: "hearth_agent_push_failures_total", dimensions: [("code", code)], factory: self.factory)
+            .increment()
+    }
+
+    /// Samples lost since the last report, by reason (the program's counters are cumulative).
+    func recordLosses(_ counters: SamplerCounters, previous: SamplerCounters) {
+        let reasons: [(String, KeyPath<SamplerCounters, UInt64>)] = [
+            ("counts_map_full", \.countsMapFull),
+            ("config_missing", \.configMissing),
+            ("user_stack_error", \.userStackErrors),
+            ("kernel_stack_error", \.kernelStackErrors),
+            ("stack_collision", \.stackCollisions),
+            ("stack_map_full", \.stackMapFull),
+            ("stack_missing_at_drain", \.stacksMissingAtDrain),
+        ]
+        for (reason, path) in reasons {
+            let delta = counters[keyPath: path] &- previous[keyPath: path]
+            // Always register the series, so a dashboard sees zeros rather than nothing.
+            Counter(label: "hearth_agent_samples_lost_total", dimensions: [("reason", reason)], factory: self.factory)
+                .increment(by: counters[keyPath: path] >= previous[keyPath: path] ? Int64(delta) : 0)
+        }
+    }
+}

@@ -1,0 +1,78 @@
+// ConfigurationWatcher.swift: applies the mounted configuration file live. The kubelet updates a mounted
+// ConfigMap by writing a new timestamped folder and swapping the `..data` symlink, so the path always names a
+// complete file; reading it every second and comparing bytes sees every swap (inotify would have to watch the
+// folder and the symlink, for a file read in microseconds). A broken file leaves the last good configuration
+// in force and is reported on /readyz, in the log and in hearth_agent_config_errors_total.
+
+import CoreMetrics
+import Foundation
+import HearthAPI
+import Logging
+import ServiceLifecycle
+
+/// Polls the configuration file and loads every new version into ``AgentState``.
+public struct ConfigurationWatcher: Service {
+    let path: String
+    let state: AgentState
+    let metrics: AgentMetrics
+    let logger: Logger
+    let pollInterval: Duration
+
+    public init(
+        path: String,
+        state: AgentState,
+        metrics: AgentMetrics,
+        logger: Logger,
+        pollInterval: Duration = .seconds(1)
+    ) {
+        self.path = path
+        self.state = state
+        self.metrics = metrics
+        self.logger = logger
+        self.pollInterval = pollInterval
+    }
+
+    public func run() async throws {
+        var last: Data?
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            last = self.check(previous: last)
+            try? await Task.sleep(for: self.pollInterval)
+        }
+    }
+
+    /// Reads the file once; returns the bytes seen, so an unchanged file is not decoded again.
+    @discardableResult
+    public func check(previous: Data?) -> Data? {
+        guard let data = FileManager.default.contents(atPath: self.path) else {
+            let problem = "configuration file \(self.path) cannot be read (is the ConfigMap mounted?)"
+            if previous != nil || self.state.configuration == nil { self.report(problem) }
+            return nil
+        }
+        guard data != previous else { return previous }
+        do {
+            let configuration = try AgentConfiguration.decode(data)
+            let before = self.state.revision
+            self.state.load(configuration)
+            self.metrics.configReloads.increment()
+            self.logger.info(
+                "configuration loaded",
+                metadata: [
+                    "config.revision": "\(configuration.revision)", "config.previousRevision": "\(before ?? "none")",
+                    "config.targets": "\(configuration.targets.count)",
+                ]
+            )
+        } catch {
+            self.report("\(self.path): \(error)")
+        }
+        return data
+    }
+
+    private func report(_ problem: String) {
+        self.state.reject(problem)
+        self.metrics.configErrors.increment()
+        self.logger.error(
+            "configuration not applied; the last good configuration stays in force",
+            metadata: ["config.problem": "\(problem)", "config.revision": "\(self.state.revision ?? "none")"]
+        )
+    }
+}

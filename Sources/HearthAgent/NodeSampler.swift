@@ -1,0 +1,339 @@
+// NodeSampler.swift: the node agent's sampling loop. Every second it drains the kernel maps, attributes each
+// bucket by its cgroup id to a series (target, pod, container), symbolizes it and counts it; every upload interval
+// it turns each series into pprof profiles within the server's limits and hands them to the spool, one batch per
+// backend. When the configuration or the node's pods change it drains first (so samples keep the attribution
+// they were taken under), then reprograms the in-kernel filter with only the differences.
+//
+// Blocking work (BPF syscalls, ELF reads) runs on its own thread, never on the cooperative pool.
+
+import CoreMetrics
+import Foundation
+import HearthAPI
+import HearthProfile
+import HearthSampler
+import HearthSymbolizer
+import KubeModel
+import KubeRuntime
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Samples the targeted containers of this node and spools their profiles.
+public final class NodeSampler: ServiceLifecycle.Service, Sendable {
+    public struct Options: Sendable {
+        public var node: String
+        /// Where the host's cgroup file system is mounted (its cgroup2 part is found below it).
+        public var cgroupRoot: String = "/sys/fs/cgroup"
+        /// How often profiles are built and spooled.
+        public var uploadInterval: Duration = .seconds(15)
+        /// How often the kernel maps are drained and symbolized (short, so exiting processes keep their names).
+        public var drainInterval: Duration = .seconds(1)
+        /// How often the cgroup tree is walked again for containers that started meanwhile.
+        public var rescanInterval: Duration = .seconds(5)
+
+        public init(node: String) { self.node = node }
+    }
+
+    /// Per profile, as Grafana Pyroscope's defaults enforce them (`max-profile-stacktrace-samples`,
+    /// `max-profile-size-bytes`, uncompressed).
+    public static let maxSamplesPerProfile = 16_000
+    public static let maxProfileBytes = 4 << 20
+
+    let options: Options
+    let state: AgentState
+    let pods: Store<Pod>
+    let spool: DeliverySpool
+    let metrics: AgentMetrics
+    let logger: Logger
+    private let stop = Atomic<Bool>(false)
+    /// Upload requests from outside (tests): the next loop turn uploads at once.
+    private let uploadRequested = Atomic<Bool>(false)
+
+    public init(
+        options: Options,
+        state: AgentState,
+        pods: Store<Pod>,
+        spool: DeliverySpool,
+        metrics: AgentMetrics,
+        logger: Logger
+    ) {
+        self.options = options
+        self.state = state
+        self.pods = pods
+        self.spool = spool
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try await withTaskCancellationOrGracefulShutdownHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let thread = Thread {
+                    do {
+                        try self.loop()
+                        continuation.resume()
+                    } catch {
+                        continuation.resume(throwing: error)
+                    }
+                }
+                thread.name = "hearth-sampler"
+                thread.start()
+            }
+        } onCancelOrGracefulShutdown: {
+            self.stop.store(true, ordering: .relaxed)
+        }
+    }
+
+    /// Builds and spools profiles at the next loop turn instead of waiting for the interval.
+    public func uploadNow() { self.uploadRequested.store(true, ordering: .relaxed) }
+
+    // MARK: The loop
+
+    private struct Loop: ~Copyable {
+        var sampler: CPUSampler?
+        var frequency = 0
+        var table = AttributionTable()
+        var generation: UInt64 = .max
+        var lastScan = ContinuousClock.now - .seconds(3600)
+        var aggregator: StackAggregator<SeriesAssignment>
+        var intervalStart = Date()
+        var lastUpload = ContinuousClock.now
+        var counters = SamplerCounters()
+        var reported = FrameTotals()
+    }
+
+    struct FrameTotals {
+        var userNamed: Int64 = 0
+        var userUnnamed: Int64 = 0
+        var kernelNamed: Int64 = 0
+        var kernelUnnamed: Int64 = 0
+        var samples: Int64 = 0
+    }
+
+    private func loop() throws {
+        let clock = ContinuousClock()
+        var loop = Loop(aggregator: StackAggregator(symbolizer: Symbolizer(logger: self.logger)))
+        guard let unified = CgroupMount.unifiedRoot(under: self.options.cgroupRoot) else {
+            let problem =
+                "no cgroup2 file system at \(self.options.cgroupRoot) or \(self.options.cgroupRoot)/unified: "
+                + "Hearth attributes samples by cgroup v2 id (pure v2 or hybrid hosts); mount the host's "
+                + "/sys/fs/cgroup and pass it with --cgroup-root"
+            self.state.samplerFailed(problem)
+            self.logger.error("cannot attribute samples", metadata: ["sampler.problem": "\(problem)"])
+            throw AgentError(code: .noCgroup2, message: problem)
+        }
+        while !self.stop.load(ordering: .relaxed) {
+            let turnStart = clock.now
+            while !self.stop.load(ordering: .relaxed), !self.uploadRequested.load(ordering: .relaxed),
+                turnStart.duration(to: clock.now) < self.options.drainInterval
+            {
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            try self.attribute(&loop, unified: unified, clock: clock)
+            try self.drain(&loop)
+            loop.aggregator.forgetExitedProcesses()
+            if loop.lastUpload.duration(to: clock.now) >= self.options.uploadInterval
+                || self.uploadRequested.exchange(false, ordering: .relaxed)
+            {
+                self.upload(&loop, clock: clock)
+            }
+        }
+        // Stopping: what was sampled since the last upload still goes out.
+        for _ in 0..<2 { try self.drain(&loop) }
+        self.upload(&loop, clock: clock)
+    }
+
+    /// Recomputes the attribution when the configuration or the pods changed, or the rescan is due.
+    private func attribute(_ loop: inout Loop, unified: String, clock: ContinuousClock) throws {
+        let generation = self.state.generation
+        guard generation != loop.generation || loop.lastScan.duration(to: clock.now) >= self.options.rescanInterval
+        else { return }
+        let configuration = self.state.configuration ?? AgentConfiguration(targets: [])
+        var snapshot = CgroupSnapshot.scan(root: unified)
+        let pods = self.pods.list()
+        var table = AttributionTable.build(
+            configuration: configuration,
+            pods: pods,
+            cgroups: snapshot,
+            node: self.options.node
+        )
+        if !table.containersWithoutCgroup.isEmpty {
+            // An unfamiliar folder layout: find the containers' processes and take their cgroup from /proc.
+            snapshot.merge(CgroupSnapshot.fromProc(containers: table.containersWithoutCgroup, unifiedRoot: unified))
+            table = AttributionTable.build(
+                configuration: configuration,
+                pods: pods,
+                cgroups: snapshot,
+                node: self.options.node
+            )
+        }
+        loop.lastScan = clock.now
+        loop.generation = generation
+        let frequency = max(configuration.targets.map(\.sampleRate).max() ?? 0, 1)
+        let probabilities = table.cgroups.mapValues { min(1, Double($0.sampleRate) / Double(frequency)) }
+        if table == loop.table, loop.sampler != nil, frequency == loop.frequency { return }
+
+        // Samples taken under the old attribution are counted under it.
+        if loop.sampler != nil { try self.drain(&loop) }
+        if loop.sampler == nil || frequency != loop.frequency {
+            if loop.sampler != nil { try self.drain(&loop) }  // the second set
+            loop.sampler = nil
+            do {
+                loop.sampler = try CPUSampler(
+                    configuration: SamplerConfiguration(frequency: frequency, targetCgroups: probabilities),
+                    logger: self.logger
+                )
+                loop.counters = SamplerCounters()
+                self.state.samplerStarted()
+            } catch {
+                self.state.samplerFailed("\(error)")
+                throw AgentError(code: .samplerFailed, message: "starting the sampler at \(frequency) Hz", cause: error)
+            }
+            loop.frequency = frequency
+        } else if table.cgroups != loop.table.cgroups {
+            try loop.sampler?.updateTargetCgroups(probabilities)
+        }
+        if table.containers != loop.table.containers
+            || table.containersWithoutCgroup != loop.table.containersWithoutCgroup
+        {
+            self.logger.info(
+                "attribution updated",
+                metadata: [
+                    "attribution.containers": "\(table.containers.count)",
+                    "attribution.cgroups": "\(table.cgroups.count)",
+                    "attribution.withoutCgroup": "\(table.containersWithoutCgroup.count)",
+                    "sampler.frequency": "\(frequency)",
+                ]
+            )
+        }
+        loop.table = table
+        self.metrics.targetedContainers.record(table.containers.count)
+        self.metrics.targetedCgroups.record(table.cgroups.count)
+        self.metrics.containersWithoutCgroup.record(table.containersWithoutCgroup.count)
+    }
+
+    /// Drains the kernel maps into the aggregator under the current attribution.
+    private func drain(_ loop: inout Loop) throws {
+        guard let sampler = loop.sampler else { return }
+        let drain: SamplerDrain
+        do {
+            drain = try sampler.drain()
+        } catch {
+            throw AgentError(code: .samplerFailed, message: "draining the sampler", cause: error)
+        }
+        for sample in drain.samples {
+            // The kernel only records targeted cgroups, so every bucket has an assignment.
+            guard let assignment = loop.table.cgroups[sample.cgroupID] else { continue }
+            loop.aggregator.add(sample, to: assignment)
+        }
+        self.metrics.recordLosses(drain.counters, previous: loop.counters)
+        loop.counters = drain.counters
+        self.reportFrames(&loop)
+        self.state.drained(targetedContainers: loop.table.containers.count)
+    }
+
+    private func reportFrames(_ loop: inout Loop) {
+        let aggregator = loop.aggregator
+        func delta(_ now: Int64, _ before: inout Int64) -> Int64 {
+            defer { before = now }
+            return max(0, now - before)
+        }
+        self.metrics.samples.increment(by: delta(aggregator.totalSamples, &loop.reported.samples))
+        self.metrics.framesUserNamed.increment(by: delta(aggregator.userFramesNamed, &loop.reported.userNamed))
+        self.metrics.framesUserUnnamed.increment(by: delta(aggregator.userFramesUnnamed, &loop.reported.userUnnamed))
+        self.metrics.framesKernelNamed.increment(by: delta(aggregator.kernelFramesNamed, &loop.reported.kernelNamed))
+        self.metrics.framesKernelUnnamed.increment(
+            by: delta(aggregator.kernelFramesUnnamed, &loop.reported.kernelUnnamed)
+        )
+    }
+
+    /// Builds every series' profiles and spools one batch per backend.
+    private func upload(_ loop: inout Loop, clock: ContinuousClock) {
+        let end = Date()
+        let start = loop.intervalStart
+        let duration = Duration.milliseconds(Int64((end.timeIntervalSince(start) * 1000).rounded()))
+        var byBackend: [AgentConfiguration.Backend: [ProfileSeries]] = [:]
+        for group in loop.aggregator.groups.sorted(by: { $0.labels.description < $1.labels.description }) {
+            let profile = CPUProfile(
+                startTime: start,
+                duration: duration,
+                frequency: group.sampleRate,
+                samples: loop.aggregator.samples(of: group),
+                mappings: loop.aggregator.mappings(of: group)
+            )
+            do {
+                let profiles = try Self.encode(profile)
+                byBackend[group.backend, default: []].append(ProfileSeries(labels: group.labels, profiles: profiles))
+            } catch {
+                self.logger.error(
+                    "encoding a profile failed; its samples are dropped",
+                    metadata: ["series.service": "\(group.labels["service_name"] ?? "")", "error": "\(error)"]
+                )
+            }
+        }
+        for (backend, series) in byBackend {
+            let dropped = self.spool.enqueue(PushBatch(backend: backend, series: series, start: start, end: end))
+            if dropped > 0 {
+                self.metrics.spoolDroppedProfiles.increment(by: dropped)
+                self.logger.warning(
+                    "spool full: dropped the oldest profiles",
+                    metadata: ["spool.dropped": "\(dropped)", "spool.limitBytes": "\(self.spool.limitBytes)"]
+                )
+            }
+        }
+        self.metrics.spoolBytes.record(self.spool.bytes)
+        loop.aggregator.resetCounts()
+        loop.aggregator.dropExitedProcesses()
+        loop.reported = FrameTotals()
+        loop.intervalStart = end
+        loop.lastUpload = clock.now
+    }
+
+    /// Encodes a profile as gzipped pprof, split into several profiles when it exceeds the server's limits.
+    static func encode(
+        _ profile: CPUProfile,
+        maxSamples: Int = NodeSampler.maxSamplesPerProfile,
+        maxBytes: Int = NodeSampler.maxProfileBytes
+    ) throws -> [[UInt8]] {
+        let options = PprofEncoder.Options(sampleTypes: .cpuOnly, comments: ["hearth-agent"])
+        var result: [[UInt8]] = []
+        var pending: [[ProfileSample]] = stride(from: 0, to: profile.samples.count, by: maxSamples).map {
+            Array(profile.samples[$0..<min($0 + maxSamples, profile.samples.count)])
+        }
+        while let samples = pending.popLast() {
+            var part = profile
+            part.samples = samples
+            let bytes = try PprofEncoder.encode(part, options: options)
+            if bytes.count > maxBytes, samples.count > 1 {
+                let half = samples.count / 2
+                pending.append(Array(samples[half..<samples.count]))
+                pending.append(Array(samples[0..<half]))
+                continue
+            }
+            result.append(try Gzip.compress(bytes, level: 1))
+        }
+        return result
+    }
+}
+
+/// Why the node agent cannot go on.
+public struct AgentError: Error, CustomStringConvertible {
+    public enum Code: String, Sendable {
+        case noCgroup2
+        case samplerFailed
+        case badOption
+    }
+    public var code: Code
+    public var message: String
+    public var cause: (any Error)?
+
+    public init(code: Code, message: String, cause: (any Error)? = nil) {
+        self.code = code
+        self.message = message
+        self.cause = cause
+    }
+
+    public var description: String {
+        "\(self.code.rawValue): \(self.message)" + (self.cause.map { ": \($0)" } ?? "")
+    }
+}
