@@ -202,7 +202,12 @@ let package = Package(
         .testTarget(name: "HearthProfileTests", dependencies: ["HearthProfile", "HearthTestSupport"]),
         .testTarget(
             name: "HearthAgentTests",
-            dependencies: ["HearthAgent", "HearthSampler", "HearthSymbolizer", "HearthProfile", "HearthTestSupport"],
+            dependencies: [
+                "HearthAgent", "HearthSampler", "HearthSymbolizer", "HearthProfile", "HearthTestSupport", "HearthAPI",
+                "KubeModel", "KubeClient", "HearthOperator", "PyroscopeTestServer", asyncHTTPClient, logging, metrics,
+                metricsTestKit,
+                serviceLifecycle,
+            ],
             exclude: ["Fixtures"]
         ),
     ]

@@ -17,23 +17,39 @@ public struct ConfigurationWatcher: Service {
     let metrics: AgentMetrics
     let logger: Logger
     let pollInterval: Duration
+    /// The file's bytes as last read (by ``check(previous:)`` before the service started).
+    let initial: Data?
 
     public init(
         path: String,
         state: AgentState,
         metrics: AgentMetrics,
         logger: Logger,
-        pollInterval: Duration = .seconds(1)
+        pollInterval: Duration = .seconds(1),
+        initial: Data? = nil
     ) {
         self.path = path
         self.state = state
         self.metrics = metrics
         self.logger = logger
         self.pollInterval = pollInterval
+        self.initial = initial
+    }
+
+    /// A watcher that continues from the bytes `check(previous:)` returned.
+    public func continuing(from data: Data?) -> ConfigurationWatcher {
+        ConfigurationWatcher(
+            path: self.path,
+            state: self.state,
+            metrics: self.metrics,
+            logger: self.logger,
+            pollInterval: self.pollInterval,
+            initial: data
+        )
     }
 
     public func run() async throws {
-        var last: Data?
+        var last = self.initial
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             last = self.check(previous: last)
             try? await Task.sleep(for: self.pollInterval)

@@ -164,8 +164,9 @@ struct RunCommand: AsyncParsableCommand {
         let (host, port) = try Self.split(self.listen)
         let state = AgentState()
         let metrics = AgentMetrics(factory: registry)
-        let watcher = ConfigurationWatcher(path: self.config, state: state, metrics: metrics, logger: logger)
-        watcher.check(previous: nil)
+        // The first read happens before anything starts, so a broken file is reported at once.
+        var watcher = ConfigurationWatcher(path: self.config, state: state, metrics: metrics, logger: logger)
+        watcher = watcher.continuing(from: watcher.check(previous: nil))
         let spool = DeliverySpool(limitBytes: self.spoolBytes)
         var options = NodeSampler.Options(node: node)
         options.cgroupRoot = self.cgroupRoot

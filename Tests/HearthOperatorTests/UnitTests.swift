@@ -220,6 +220,68 @@ struct AgentRenderingTests {
         #expect(try! AgentConfiguration.decode(Data(text.utf8)).revision == withSecret.revision)
     }
 
+    @Test("contract: what the operator renders into the ConfigMap is what the agent decodes")
+    func agentConfigurationContract() throws {
+        struct Lookup: ClusterLookup {
+            func secret(namespace: String, name: String) -> Secret? {
+                namespace == "shop" && name == "pyro-auth" ? makeSecret("pyro-auth") : nil
+            }
+            func service(namespace: String, name: String) -> Service? { nil }
+        }
+        var configuration = OperatorConfiguration()
+        configuration.namespace = "hearth-system"
+        var target = makeTarget("checkout", sampleRate: 49, passwordSecret: "pyro-auth")
+        target.spec.labels = ["team": "payments"]
+        target.spec.pyroscope?.tenantID = "shop"
+        var other = makeTarget("frontend", app: "frontend")
+        other.spec.serviceName = "web/{{pod}}"
+        let resolver = TargetResolver(configuration: configuration, lookup: Lookup())
+        let objects = AgentRenderer(configuration: configuration).render([
+            resolver.resolve(target), resolver.resolve(other),
+        ])
+        let text = try #require(objects.configMap.data?[AgentRenderer.configKey])
+        let decoded = try AgentConfiguration.decode(Data(text.utf8))
+        #expect(decoded.version == AgentConfiguration.currentVersion)
+        #expect(decoded.revision == objects.revision)
+        #expect(
+            decoded.targets == [
+                AgentConfiguration.Target(
+                    namespace: "shop",
+                    name: "checkout",
+                    selector: AgentConfiguration.Selector(matchLabels: ["app": "checkout"]),
+                    sampleRate: 49,
+                    serviceName: nil,
+                    labels: ["team": "payments"],
+                    pyroscope: AgentConfiguration.Backend(
+                        url: "http://pyroscope.observability.svc:4040",
+                        tenantID: "shop",
+                        basicAuth: AgentConfiguration.BasicAuth(
+                            username: "shop",
+                            passwordFile: "shop.checkout.password"
+                        )
+                    )
+                ),
+                AgentConfiguration.Target(
+                    namespace: "shop",
+                    name: "frontend",
+                    selector: AgentConfiguration.Selector(matchLabels: ["app": "frontend"]),
+                    sampleRate: 99,
+                    serviceName: "web/{{pod}}",
+                    pyroscope: AgentConfiguration.Backend(url: "http://pyroscope.observability.svc:4040")
+                ),
+            ]
+        )
+        // The password file the configuration names is a key of the agent Secret (mounted as that file name).
+        #expect(objects.secret.data?["shop.checkout.password"] != nil)
+        // The DaemonSet mounts the configuration where its arguments say, and only its flags live in the template.
+        let container = try #require(objects.daemonSet.spec.template.spec.containers?.first)
+        #expect(
+            container.args?.prefix(5) == [
+                "run", "--config", "/etc/hearth/config/targets.json", "--credentials", "/etc/hearth/credentials",
+            ]
+        )
+    }
+
     @Test("render -f of the samples prints every agent object, with Secret values redacted")
     func renderSamples() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
