@@ -49,10 +49,12 @@ public struct ConfigurationWatcher: Service {
     }
 
     public func run() async throws {
-        var last = self.initial
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            last = self.check(previous: last)
-            try? await Task.sleep(for: self.pollInterval)
+        try? await cancelWhenGracefulShutdown {
+            var last = self.initial
+            while !Task.isCancelled {
+                last = self.check(previous: last)
+                try? await Task.sleep(for: self.pollInterval)
+            }
         }
     }
 

@@ -46,19 +46,15 @@ public struct NodePodInformer: ServiceLifecycle.Service {
             configuration: .init(fieldSelector: "spec.nodeName=\(self.node)"),
             logger: self.logger
         )
-        await withTaskCancellationOrGracefulShutdownHandler {
-            do {
-                for try await event in watcher {
-                    self.store.apply(event)
-                    switch event {
-                    case .initStarted, .initApply: continue
-                    case .initDone, .apply, .delete: self.state.podsChanged()
-                    }
+        // The watch never ends by itself: stop it when the agent shuts down.
+        try? await cancelWhenGracefulShutdown {
+            for try await event in watcher {
+                self.store.apply(event)
+                switch event {
+                case .initStarted, .initApply: continue
+                case .initDone, .apply, .delete: self.state.podsChanged()
                 }
-            } catch {
-                // The watcher ends only by cancellation.
             }
-        } onCancelOrGracefulShutdown: {
         }
     }
 }
@@ -89,8 +85,12 @@ public struct NodeLeaseReporter: ServiceLifecycle.Service {
     }
 
     public func run() async throws {
+        try? await cancelWhenGracefulShutdown { await self.renewForever() }
+    }
+
+    private func renewForever() async {
         var failures = 0
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+        while !Task.isCancelled {
             do {
                 try await self.renew()
                 if failures > 0 {

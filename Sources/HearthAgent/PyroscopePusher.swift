@@ -22,9 +22,10 @@ public final class PyroscopePusher: ServiceLifecycle.Service, Sendable {
         public var credentialsDirectory: String
         /// Timeout of one request.
         public var requestTimeout: Duration = .seconds(10)
-        /// Backoff after the first failure, doubled per failure up to ``maxBackoff``, with ±50% jitter.
+        /// Backoff after the first failure, doubled per failure up to ``maxBackoff``, less up to half at random.
+        /// The cap is two upload intervals: delivery resumes within half a minute of Pyroscope's return.
         public var minBackoff: Duration = .milliseconds(500)
-        public var maxBackoff: Duration = .seconds(60)
+        public var maxBackoff: Duration = .seconds(30)
         /// Compressed profile bytes per request; a batch above it is sent in several requests.
         public var maxRequestBytes = 4 << 20
 
@@ -85,6 +86,16 @@ public final class PyroscopePusher: ServiceLifecycle.Service, Sendable {
                         ]
                     )
                     self.spool.remove(batch.id)
+                case .failed(let code, let message) where Task.isShuttingDownGracefully:
+                    // Stopping: one try each, no waiting for a backend that is down.
+                    self.logger.warning(
+                        "Pyroscope push failed while stopping; the profiles are dropped",
+                        metadata: [
+                            "pyroscope.url": "\(batch.backend.url)", "push.code": "\(code)",
+                            "push.error": "\(message.prefix(256))",
+                        ]
+                    )
+                    self.spool.remove(batch.id)
                 case .failed(let code, let message):
                     failures += 1
                     let delay = Self.backoff(failures: failures, configuration: self.configuration)
@@ -98,7 +109,8 @@ public final class PyroscopePusher: ServiceLifecycle.Service, Sendable {
                             "push.failures": "\(failures)",
                         ]
                     )
-                    try? await Task.sleep(for: delay)
+                    // A shutdown ends the wait early (the loop then tries once more and gives up).
+                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
                 case .noPushAPI:
                     // `deliver` switches to /ingest itself; a 404 there too is a rejection.
                     self.spool.remove(batch.id)
@@ -110,12 +122,12 @@ public final class PyroscopePusher: ServiceLifecycle.Service, Sendable {
         }
     }
 
-    /// The delay before the next try: doubling from `minBackoff`, capped, with ±50% jitter so a fleet of agents
-    /// does not retry in step.
+    /// The delay before the next try: doubling from `minBackoff`, capped, less up to half at random so a fleet
+    /// of agents does not retry in step.
     static func backoff(failures: Int, configuration: Configuration) -> Duration {
         let base = configuration.minBackoff * (1 << min(max(failures - 1, 0), 20))
         let capped = min(base, configuration.maxBackoff)
-        return capped * Double.random(in: 0.5...1.5)
+        return capped * Double.random(in: 0.5...1.0)
     }
 
     /// Sends one batch (in as many requests as its size needs).

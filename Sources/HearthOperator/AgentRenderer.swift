@@ -84,12 +84,10 @@ public struct AgentRenderer: Sendable {
         var podsRule = PolicyRule()
         podsRule.apiGroups = [""]
         podsRule.resources = ["pods"]
-        podsRule.verbs = ["get", "list", "watch"]
-        var nodesRule = PolicyRule()
-        nodesRule.apiGroups = [""]
-        nodesRule.resources = ["nodes"]
-        nodesRule.verbs = ["get"]
-        clusterRole.rules = [podsRule, nodesRule]
+        // The agent lists and watches its node's pods (a field selector cannot narrow RBAC), nothing else
+        // cluster-wide.
+        podsRule.verbs = ["list", "watch"]
+        clusterRole.rules = [podsRule]
 
         var binding = ClusterRoleBinding(name: configuration.clusterRoleName)
         binding.metadata.labels = labels

@@ -154,9 +154,10 @@ struct PusherTests {
             #expect(series.count == 2)
             #expect(Set(series.map { $0.labels["service_name"] ?? "" }) == ["shop/a", "shop/b"])
             #expect(series.allSatisfy { $0.tenant == "shop" && $0.route == .push })
-            #expect(
-                series.first { $0.labels["pod"] == "a-1" }?.profile.leafTotal(of: "hot_a") == 3 * 1_000_000_000 / 99
-            )
+            // Three samples at 99 Hz: three periods of 1e9 / 99 ns (whole nanoseconds).
+            let total: Int64? = series.first { $0.labels["pod"] == "a-1" }?.profile.leafTotal(of: "hot_a")
+            let expected: Int64 = 3 * (1_000_000_000 / 99)
+            #expect(total == expected, "\(String(describing: total)) vs \(expected)")
         }
     }
 
@@ -230,6 +231,19 @@ struct PusherTests {
                 #expect(outcome5 == .delivered)
                 #expect(server.requestLog.allSatisfy { $0.authorizationPresent })
             }
+        }
+    }
+}
+
+@Suite("Push backoff")
+struct PushBackoffTests {
+    @Test("doubles from the minimum, never exceeds the cap, jitters downwards only")
+    func backoff() {
+        let configuration = PyroscopePusher.Configuration(credentialsDirectory: "/")
+        for failures in 1...40 {
+            let delay = PyroscopePusher.backoff(failures: failures, configuration: configuration)
+            let ideal = min(configuration.minBackoff * (1 << min(failures - 1, 20)), configuration.maxBackoff)
+            #expect(delay <= ideal && delay >= ideal * 0.5, "failure \(failures): \(delay)")
         }
     }
 }
