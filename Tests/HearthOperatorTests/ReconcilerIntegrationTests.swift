@@ -237,15 +237,30 @@ struct ReconcilerIntegrationTests {
             await h.waitUntilIdle()
             #expect(h.operatorWrites.filter { $0.path.contains("daemonsets") }.isEmpty)
 
-            // A config change makes the operator apply the DaemonSet again; the foreign fields stay.
+            // A target change reaches the agents through the ConfigMap alone: the DaemonSet is not written.
             var target = try #require(try await h.target("shop", "checkout"))
             target.spec.labels = ["team": "payments"]
             _ = try await h.targets.inNamespace("shop").update(target)
             #expect(
                 try await eventually {
-                    try await h.operatorWrites.contains { $0.path.contains("daemonsets") && $0.verb == "patch" }
+                    h.operatorWrites.contains { $0.path.contains("configmaps") && $0.verb == "patch" }
                 }
             )
+            await h.waitUntilIdle()
+            #expect(h.operatorWrites.filter { $0.path.contains("daemonsets") }.isEmpty)
+
+            // Drift of a field the operator owns makes it apply the DaemonSet again; the foreign fields stay.
+            _ = try await daemonSets.patch(
+                h.configuration.agentName,
+                .merge(["spec": ["template": ["spec": ["hostPID": false]]]]),
+                fieldManager: "kubectl-edit"
+            )
+            #expect(
+                try await eventually {
+                    h.operatorWrites.contains { $0.path.contains("daemonsets") && $0.verb == "patch" }
+                }
+            )
+            #expect(try await eventually { try await h.daemonSet()?.spec.template.spec.hostPID == true })
             await h.waitUntilIdle()
             let live = try #require(try await h.daemonSet())
             #expect(live.metadata.labels?["team.example.com/owner"] == "platform")
