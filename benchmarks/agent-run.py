@@ -12,8 +12,8 @@ Method
   2. Steady state: `hearth-agent run` (release) for S seconds, uploading every 15 s. CPU time (user + system) and
      peak RSS come from wait4()'s rusage of the agent alone; requests per minute from the receiver's summary.
   3. Peer: `perf record -F 99 -g -a` for S seconds on the same workloads, measured the same way.
-  4. Outage: the agent runs 60 s with Pyroscope up, then 60 s with the receiver stopped (connection refused),
-     then 45 s with it back. RSS is read from /proc/PID/status every second; the steady value is the median of
+  4. Outage: the agent (spool limited to 256 KiB so that it overflows) runs 60 s with Pyroscope up, then 60 s
+     with the receiver stopped (connection refused), then 45 s with it back. RSS is read from /proc/PID/status every second; the steady value is the median of
      the first phase; the agent's /metrics gives the spool drops and push failures; recovery is the first
      accepted request after the restart.
 Results are printed as Markdown (for BENCHMARKS.md) and as JSON with --json.
@@ -190,7 +190,10 @@ def main():
         # 4. Outage.
         if not args.skip_outage:
             receiver = start_receiver(receiver_port, summary_path)
-            agent = subprocess.Popen(agent_argv, env=environment, stderr=subprocess.DEVNULL)
+            # A small spool (256 KiB, about one interval of these profiles), so the outage overflows it and the
+            # drop-oldest path is measured too.
+            agent = subprocess.Popen(agent_argv + ["--spool-bytes", str(256 << 10)], env=environment,
+                                     stderr=subprocess.DEVNULL)
             steady, down, after = [], [], []
             for _ in range(60):
                 time.sleep(1)

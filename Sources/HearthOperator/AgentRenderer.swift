@@ -262,15 +262,8 @@ public struct AgentRenderer: Sendable {
             var capabilities = Capabilities()
             capabilities.add = Self.agentCapabilities
             capabilities.drop = ["ALL"]
+            // No tracefs or debugfs mount: the agent attaches to perf events, not to tracepoints or kprobes.
             security.capabilities = capabilities
-            var sysKernel = Volume()
-            sysKernel.name = "sys-kernel"
-            var hostPath = HostPathVolumeSource()
-            hostPath.path = "/sys/kernel"
-            hostPath.type = "Directory"
-            sysKernel.hostPath = hostPath
-            volumes.append(sysKernel)
-            mount("sys-kernel", "/sys/kernel")
         } else {
             security.privileged = true
             security.runAsUser = 0
