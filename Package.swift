@@ -17,6 +17,7 @@ let serviceLifecycle: Target.Dependency = .product(name: "ServiceLifecycle", pac
 let metrics: Target.Dependency = .product(name: "Metrics", package: "swift-metrics")
 let metricsTestKit: Target.Dependency = .product(name: "MetricsTestKit", package: "swift-metrics")
 let yams: Target.Dependency = .product(name: "Yams", package: "Yams")
+let prometheus: Target.Dependency = .product(name: "Prometheus", package: "swift-prometheus")
 
 let package = Package(
     name: "Hearth",
@@ -48,6 +49,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // MARK: Node agent: eBPF sampling, symbolization, profiles
@@ -148,7 +150,10 @@ let package = Package(
 
         // MARK: Telemetry shared by the operator and the agent: /metrics, /healthz, /readyz
 
-        .target(name: "HearthTelemetry", dependencies: [nioCore, nioPosix, nioHTTP1, serviceLifecycle, metrics, logging]),
+        .target(
+            name: "HearthTelemetry",
+            dependencies: [nioCore, nioPosix, nioHTTP1, serviceLifecycle, metrics, prometheus, logging]
+        ),
         .testTarget(name: "HearthTelemetryTests", dependencies: ["HearthTelemetry", metrics]),
 
         // MARK: Operator: ProfilingTarget API (source of truth for crds/), reconcilers, the hearth-operator command

@@ -39,6 +39,8 @@ public enum ConditionReason {
     public static let agentPending = "AgentPending"
     public static let agentRollingOut = "AgentRollingOut"
     public static let agentRolledOut = "AgentRolledOut"
+    /// Writing the agent objects failed (an RBAC denial, an admission webhook): the message is the API server's.
+    public static let applyFailed = "ApplyFailed"
     public static let notConfigured = "NotConfigured"
     public static let progressing = "Progressing"
     public static let stalled = "Stalled"

@@ -60,11 +60,13 @@ public struct ConfigurationWatcher: Service {
 
     /// Reads the file once; returns the bytes seen, so an unchanged file is not decoded again.
     @discardableResult
+    /// A missing or unreadable file reads as empty bytes, so it too is reported once, not every second.
     public func check(previous: Data?) -> Data? {
         guard let data = FileManager.default.contents(atPath: self.path) else {
-            let problem = "configuration file \(self.path) cannot be read (is the ConfigMap mounted?)"
-            if previous != nil || self.state.configuration == nil { self.report(problem) }
-            return nil
+            if previous != Data() {
+                self.report("configuration file \(self.path) cannot be read (is the ConfigMap mounted?)")
+            }
+            return Data()
         }
         guard data != previous else { return previous }
         do {

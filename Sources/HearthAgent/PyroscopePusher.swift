@@ -77,25 +77,16 @@ public final class PyroscopePusher: ServiceLifecycle.Service, Sendable {
                     failures = 0
                     self.spool.remove(batch.id)
                 case .rejected(let status, let message):
-                    // Sending it again would be refused again: drop it and say why, once per batch.
-                    self.logger.warning(
-                        "Pyroscope refused profiles; they are dropped",
-                        metadata: [
-                            "pyroscope.url": "\(batch.backend.url)", "http.status": "\(status)",
-                            "pyroscope.message": "\(message.prefix(512))",
-                        ]
-                    )
-                    self.spool.remove(batch.id)
+                    // Sending it again would be refused again.
+                    self.drop(batch, "Pyroscope refused profiles; they are dropped", code: "\(status)", message)
                 case .failed(let code, let message) where Task.isShuttingDownGracefully:
                     // Stopping: one try each, no waiting for a backend that is down.
-                    self.logger.warning(
+                    self.drop(
+                        batch,
                         "Pyroscope push failed while stopping; the profiles are dropped",
-                        metadata: [
-                            "pyroscope.url": "\(batch.backend.url)", "push.code": "\(code)",
-                            "push.error": "\(message.prefix(256))",
-                        ]
+                        code: code,
+                        message
                     )
-                    self.spool.remove(batch.id)
                 case .failed(let code, let message):
                     failures += 1
                     let delay = Self.backoff(failures: failures, configuration: self.configuration)
@@ -120,6 +111,18 @@ public final class PyroscopePusher: ServiceLifecycle.Service, Sendable {
         } onGracefulShutdown: {
             self.spool.close()
         }
+    }
+
+    /// Gives up on a batch, saying why once.
+    private func drop(_ batch: PushBatch, _ what: Logger.Message, code: String, _ message: String) {
+        self.logger.warning(
+            what,
+            metadata: [
+                "pyroscope.url": "\(batch.backend.url)", "push.code": "\(code)",
+                "pyroscope.message": "\(message.prefix(512))",
+            ]
+        )
+        self.spool.remove(batch.id)
     }
 
     /// The delay before the next try: doubling from `minBackoff`, capped, less up to half at random so a fleet

@@ -179,22 +179,18 @@ public struct AgentRenderer: Sendable {
             "run", "--config", "\(Self.configDirectory)/\(Self.configKey)", "--credentials", Self.credentialsDirectory,
             "--cgroup-root", Self.hostCgroupDirectory,
         ]
-        var nodeName = EnvVar()
-        nodeName.name = "NODE_NAME"
-        var source = EnvVarSource()
-        var field = ObjectFieldSelector()
-        field.object["fieldPath"] = "spec.nodeName"
-        source.fieldRef = field
-        nodeName.valueFrom = source
-        // The agent's own namespace holds its node Lease.
-        var podNamespace = EnvVar()
-        podNamespace.name = "POD_NAMESPACE"
-        var namespaceSource = EnvVarSource()
-        var namespaceField = ObjectFieldSelector()
-        namespaceField.object["fieldPath"] = "metadata.namespace"
-        namespaceSource.fieldRef = namespaceField
-        podNamespace.valueFrom = namespaceSource
-        container.env = [nodeName, podNamespace]
+        func fromField(_ name: String, _ path: String) -> EnvVar {
+            var variable = EnvVar()
+            variable.name = name
+            var source = EnvVarSource()
+            var field = ObjectFieldSelector()
+            field.object["fieldPath"] = .string(path)
+            source.fieldRef = field
+            variable.valueFrom = source
+            return variable
+        }
+        // The node names the agent's pods and Lease; the agent's own namespace holds the Lease.
+        container.env = [fromField("NODE_NAME", "spec.nodeName"), fromField("POD_NAMESPACE", "metadata.namespace")]
         var port = ContainerPort()
         port.name = "http"
         port.containerPort = 4041

@@ -15,15 +15,10 @@ import Synchronization
 
 /// Builds the controller for ProfilingTargets.
 public enum ProfilingTargetController {
-    /// The controller (a Service) and its reconciler.
-    ///
-    /// - Parameters:
-    ///   - ownedClient: a second client for the five watches of the operator's own objects. KubeClient's watch
-    ///     connection pool holds 8 connections per host, fewer than the 10 watches this controller opens, so the
-    ///     caller should pass a second client (defaults to `client`).
+    /// The controller (a Service) and its reconciler. It opens 11 watches: the client's
+    /// `maxConcurrentWatches` must allow them (the default does).
     public static func make(
         client: KubeClient,
-        ownedClient: KubeClient? = nil,
         configuration: OperatorConfiguration,
         prober: any PyroscopeProber,
         recorder: EventRecorder?,
@@ -46,7 +41,7 @@ public enum ProfilingTargetController {
         let operatorNamespace = configuration.namespace
         let ownedSelector = configuration.ownedSelector
         let targets = stores.targets
-        let owner = ownedClient ?? client
+
         let reportedRevisions = ReportedRevisions()
 
         let controller = Controller(
@@ -81,38 +76,38 @@ public enum ProfilingTargetController {
             [AgentKey] + targets.keys
         }
         .watches(
-            owner.resource(ConfigMap.self, namespace: operatorNamespace),
+            client.resource(ConfigMap.self, namespace: operatorNamespace),
             store: stores.configMaps,
             configuration: .init(labelSelector: ownedSelector)
         ) { _ in [AgentKey] }
         .watches(
-            owner.resource(Secret.self, namespace: operatorNamespace),
+            client.resource(Secret.self, namespace: operatorNamespace),
             store: stores.ownedSecrets,
             configuration: .init(labelSelector: ownedSelector)
         ) { _ in [AgentKey] }
         .watches(
-            owner.resource(ServiceAccount.self, namespace: operatorNamespace),
+            client.resource(ServiceAccount.self, namespace: operatorNamespace),
             store: stores.serviceAccounts,
             configuration: .init(labelSelector: ownedSelector)
         ) { _ in [AgentKey] }
         .watches(
-            owner.resource(ClusterRole.self),
+            client.resource(ClusterRole.self),
             store: stores.clusterRoles,
             configuration: .init(labelSelector: ownedSelector)
         ) { _ in [AgentKey] }
         .watches(
-            owner.resource(ClusterRoleBinding.self),
+            client.resource(ClusterRoleBinding.self),
             store: stores.clusterRoleBindings,
             configuration: .init(labelSelector: ownedSelector)
         ) { _ in [AgentKey] }
         .watches(
-            owner.resource(Lease.self, namespace: operatorNamespace),
+            client.resource(Lease.self, namespace: operatorNamespace),
             store: stores.agentLeases,
             configuration: .init(labelSelector: AgentLease.labelSelector)
         ) { lease in
             reportedRevisions.changed(lease) ? targets.keys : []
         }
-        reconciler.attach(controller.queue)
+        .reconcileOn(reconciler.affectedTargets)
         return (controller, reconciler)
     }
 }

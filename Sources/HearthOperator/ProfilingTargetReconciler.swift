@@ -138,7 +138,9 @@ public final class ProfilingTargetReconciler: Reconciler {
     let recorder: EventRecorder?
     let gate = AsyncGate()
     let state = Mutex(AgentState())
-    let queue = Mutex<WorkQueue<ObjectKey>?>(nil)
+    /// Targets an agent sync affected: the controller reconciles them (``Controller/reconcileOn(_:)``).
+    public let affectedTargets: AsyncStream<ObjectKey>
+    let affected: AsyncStream<ObjectKey>.Continuation
     /// Agent syncs that ran (tests and benchmarks).
     let syncCount = Mutex(0)
     let reconcileCount = Mutex(0)
@@ -157,15 +159,13 @@ public final class ProfilingTargetReconciler: Reconciler {
         self.prober = CachingProber(prober, ttl: configuration.probeCacheTTL)
         self.recorder = recorder
         self.logger = logger
+        (self.affectedTargets, self.affected) = AsyncStream.makeStream(of: ObjectKey.self)
     }
 
     var resolver: TargetResolver {
         TargetResolver(configuration: self.configuration, lookup: StoreLookup(stores: self.stores))
     }
     var renderer: AgentRenderer { AgentRenderer(configuration: self.configuration) }
-
-    /// Connects the controller's queue (for re-enqueueing targets after an agent sync).
-    public func attach(_ queue: WorkQueue<ObjectKey>) { self.queue.withLock { $0 = queue } }
 
     /// The number of agent syncs so far.
     public var agentSyncs: Int { self.syncCount.withLock { $0 } }
@@ -215,7 +215,13 @@ public final class ProfilingTargetReconciler: Reconciler {
         }
 
         let resolved = self.resolver.resolve(target)
-        try await self.ensureIncluded(resolved)
+        // A failed write of the agent objects is still written to the status (where it can be), then retried.
+        var agentFailure: OperatorError?
+        do {
+            try await self.ensureIncluded(resolved)
+        } catch let error as OperatorError where error.code == .applyFailed || error.code == .deleteFailed {
+            agentFailure = error
+        }
 
         var probe: ProbeResult?
         if resolved.violations.isEmpty, !resolved.suspended, resolved.backendProblem == nil,
@@ -229,7 +235,13 @@ public final class ProfilingTargetReconciler: Reconciler {
             probe: probe,
             rollout: self.rollout(for: resolved),
             matchedPods: self.matchedPods(target),
-            grafanaRequested: target.spec.grafana != nil
+            grafanaRequested: target.spec.grafana != nil,
+            agentProblem: agentFailure.map {
+                TargetProblem(
+                    reason: ConditionReason.applyFailed,
+                    message: "\($0.message) failed: \($0.cause.map { "\($0)" } ?? "")"
+                )
+            }
         )
         let previous = target.status
         let status = TargetStatusComputer.compute(observation, previous: previous)
@@ -247,6 +259,7 @@ public final class ProfilingTargetReconciler: Reconciler {
                 to: status.condition(ConditionType.ready)
             )
         }
+        if let agentFailure { throw agentFailure }
         let ready = status.condition(ConditionType.ready)?.status == "True"
         if resolved.violations.isEmpty, !resolved.suspended {
             return .requeue(after: ready ? self.configuration.readyRequeue : self.configuration.notReadyRequeue)
@@ -335,25 +348,10 @@ public final class ProfilingTargetReconciler: Reconciler {
         _ target: ProfilingTarget,
         client: ResourceClient<ProfilingTarget>
     ) async throws -> ProfilingTarget {
-        var operations: [JSONValue] = [
-            [
-                "op": "test", "path": "/metadata/resourceVersion",
-                "value": .string(target.metadata.resourceVersion ?? ""),
-            ]
-        ]
-        if target.metadata.finalizers == nil {
-            operations.append([
-                "op": "add", "path": "/metadata/finalizers", "value": [.string(ProfilingTarget.finalizer)],
-            ])
-        } else {
-            operations.append([
-                "op": "add", "path": "/metadata/finalizers/-", "value": .string(ProfilingTarget.finalizer),
-            ])
-        }
         do {
-            return try await client.patch(
-                target.metadata.name ?? "",
-                .json(operations),
+            return try await client.addFinalizer(
+                ProfilingTarget.finalizer,
+                to: target,
                 fieldManager: self.configuration.fieldManager
             )
         } catch {
@@ -366,18 +364,10 @@ public final class ProfilingTargetReconciler: Reconciler {
     }
 
     func removeFinalizer(_ target: ProfilingTarget, client: ResourceClient<ProfilingTarget>) async throws {
-        guard let index = (target.metadata.finalizers ?? []).firstIndex(of: ProfilingTarget.finalizer) else { return }
-        let operations: [JSONValue] = [
-            [
-                "op": "test", "path": "/metadata/resourceVersion",
-                "value": .string(target.metadata.resourceVersion ?? ""),
-            ],
-            ["op": "remove", "path": .string("/metadata/finalizers/\(index)")],
-        ]
         do {
-            _ = try await client.patch(
-                target.metadata.name ?? "",
-                .json(operations),
+            try await client.removeFinalizer(
+                ProfilingTarget.finalizer,
+                from: target,
                 fieldManager: self.configuration.fieldManager
             )
         } catch let error as KubeError where error.code == .notFound {
@@ -414,19 +404,9 @@ public final class ProfilingTargetReconciler: Reconciler {
         try await self.syncAgentLocked(reason: reason)
     }
 
-    func waitForCaches() async throws {
-        let deadline = ContinuousClock.now + .seconds(60)
-        while !self.stores.allSynced {
-            guard ContinuousClock.now < deadline else {
-                throw OperatorError(code: .cachesNotSynced, message: "informer caches did not sync within 60 s")
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-    }
-
-    /// Computes the agent from every cached target and applies what differs. Must hold the gate.
+    /// Computes the agent from every cached target and applies what differs. Must hold the gate. The controller
+    /// starts reconciling only once every cache has synced, so the target cache is complete here.
     func syncAgentLocked(reason: String) async throws {
-        try await self.waitForCaches()
         self.syncCount.withLock { $0 += 1 }
         let resolver = self.resolver
         let resolved = self.stores.targets.map { resolver.resolve($0) }
@@ -461,9 +441,7 @@ public final class ProfilingTargetReconciler: Reconciler {
                 "sync.reason": "\(reason)", "agent.targets": "\(newEntries.count)", "agent.present": "\(active)",
             ]
         )
-        if let queue = self.queue.withLock({ $0 }) {
-            for key in changed { queue.add(key) }
-        }
+        for key in changed { self.affected.yield(key) }
     }
 
     func apply(_ objects: AgentObjects) async throws {

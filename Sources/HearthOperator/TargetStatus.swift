@@ -25,6 +25,8 @@ public struct TargetObservation: Sendable {
     public var rollout: AgentRollout
     public var matchedPods: Int
     public var grafanaRequested: Bool
+    /// Writing the agent objects failed: the target cannot be part of the running configuration yet.
+    public var agentProblem: TargetProblem?
 
     public init(
         generation: Int64,
@@ -32,7 +34,8 @@ public struct TargetObservation: Sendable {
         probe: ProbeResult?,
         rollout: AgentRollout,
         matchedPods: Int,
-        grafanaRequested: Bool
+        grafanaRequested: Bool,
+        agentProblem: TargetProblem? = nil
     ) {
         self.generation = generation
         self.resolved = resolved
@@ -40,6 +43,7 @@ public struct TargetObservation: Sendable {
         self.rollout = rollout
         self.matchedPods = matchedPods
         self.grafanaRequested = grafanaRequested
+        self.agentProblem = agentProblem
     }
 }
 
@@ -125,6 +129,8 @@ public enum TargetStatusComputer {
                 problem.reason,
                 "not part of the agent configuration: " + problem.message
             )
+        } else if let problem = observation.agentProblem {
+            set(ConditionType.agentRolledOut, false, problem.reason, problem.message)
         } else {
             switch observation.rollout {
             case .pending:
@@ -168,6 +174,8 @@ public enum TargetStatusComputer {
         } else if let problem = resolved.credentialProblem {
             ready = (false, problem.reason, problem.message)
         } else if let problem = resolved.backendProblem {
+            ready = (false, problem.reason, problem.message)
+        } else if let problem = observation.agentProblem {
             ready = (false, problem.reason, problem.message)
         } else if let probe = observation.probe, !probe.reachable {
             ready = (false, ConditionReason.unreachable, "Pyroscope is not ready: " + probe.message)

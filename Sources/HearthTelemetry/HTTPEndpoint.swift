@@ -107,3 +107,14 @@ public struct HTTPEndpoint: Service {
         }
     }
 }
+
+extension HTTPEndpoint {
+    /// Parses `HOST:PORT`, or `:PORT` for every address; nil when it is neither.
+    public static func address(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else { return nil }
+        let host = String(text[..<colon])
+        return (host.isEmpty ? "0.0.0.0" : host, port)
+    }
+}

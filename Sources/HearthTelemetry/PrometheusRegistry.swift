@@ -1,130 +1,83 @@
-// PrometheusRegistry.swift: a small swift-metrics backend that renders the Prometheus text format (counters,
-// gauges, and timers/recorders as summaries with _sum and _count), for `/metrics` on :8080.
+// PrometheusRegistry.swift: the swift-metrics backend behind `/metrics`: swift-prometheus, with the histogram
+// buckets controller-runtime and client-go use, so the `histogram_quantile` queries of every controller dashboard
+// work on Hearth's series as they do on a Go operator's.
 
 import CoreMetrics
-import Foundation
-import Synchronization
+import Prometheus
 
-/// Collects metrics and renders them as Prometheus text.
+/// Collects metrics and renders them in the Prometheus text format.
 public final class PrometheusRegistry: MetricsFactory, Sendable {
-    struct Series: Hashable {
-        var name: String
-        var labels: [String]
-    }
-    enum Kind { case counter, gauge, summary }
-    struct Value {
-        var kind: Kind
-        var value: Double = 0
-        var sum: Double = 0
-        var count: Int64 = 0
-    }
+    /// The underlying registry (for collectors registered directly).
+    public let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
 
-    let values = Mutex<[Series: Value]>([:])
+    /// controller-runtime's `controller_runtime_reconcile_time_seconds` buckets, in seconds.
+    public static let reconcileBuckets: [Double] = [
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5,
+        1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5, 6, 7, 8, 9, 10, 15, 20, 25, 30, 40, 50, 60,
+    ]
+    /// client-go's workqueue buckets: `ExponentialBuckets(10e-9, 10, 12)`, 10 ns to 1,000 s.
+    public static let workqueueBuckets: [Double] = (0..<12).map { 1e-8 * pow10($0) }
+    /// client-go's `rest_client_request_duration_seconds` buckets.
+    public static let requestBuckets: [Double] = [0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0]
 
-    public init() {}
+    /// Timer (duration histogram) buckets by metric name; other timers get ``requestBuckets``.
+    public static let durationBuckets: [String: [Double]] = [
+        "controller_runtime_reconcile_time_seconds": reconcileBuckets,
+        "workqueue_queue_duration_seconds": workqueueBuckets,
+        "workqueue_work_duration_seconds": workqueueBuckets,
+        "rest_client_request_duration_seconds": requestBuckets,
+    ]
 
-    static func sanitize(_ name: String) -> String {
-        String(name.map { $0.isLetter || $0.isNumber || $0 == "_" || $0 == ":" ? $0 : "_" })
-    }
-
-    func series(_ label: String, _ dimensions: [(String, String)]) -> Series {
-        Series(
-            name: Self.sanitize(label),
-            labels: dimensions.sorted { $0.0 < $1.0 }.map { key, value in
-                "\(Self.sanitize(key))=\"\(value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n"))\""
-            }
-        )
-    }
-
-    func update(_ series: Series, _ kind: Kind, _ body: (inout Value) -> Void) {
-        self.values.withLock { values in
-            var value = values[series] ?? Value(kind: kind)
-            body(&value)
-            values[series] = value
-        }
+    public init() {
+        self.registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: self.registry)
+        factory.durationHistogramBuckets = Self.durationBuckets.mapValues { $0.map(Self.duration(seconds:)) }
+        factory.defaultDurationHistogramBuckets = Self.requestBuckets.map(Self.duration(seconds:))
+        self.factory = factory
     }
 
-    final class Handler: CounterHandler, FloatingPointCounterHandler, RecorderHandler, TimerHandler, MeterHandler,
-        Sendable
-    {
-        let registry: PrometheusRegistry
-        let series: Series
-        let kind: Kind
-        init(_ registry: PrometheusRegistry, _ series: Series, _ kind: Kind) {
-            self.registry = registry
-            self.series = series
-            self.kind = kind
-            registry.update(series, kind) { _ in }
-        }
-        func increment(by amount: Int64) { self.registry.update(self.series, self.kind) { $0.value += Double(amount) } }
-        func increment(by amount: Double) { self.registry.update(self.series, self.kind) { $0.value += amount } }
-        func decrement(by amount: Double) { self.registry.update(self.series, self.kind) { $0.value -= amount } }
-        func reset() { self.registry.update(self.series, self.kind) { $0 = Value(kind: self.kind) } }
-        func record(_ value: Int64) { self.record(Double(value)) }
-        func record(_ value: Double) {
-            self.registry.update(self.series, self.kind) {
-                if self.kind == .gauge {
-                    $0.value = value
-                } else {
-                    $0.sum += value
-                    $0.count += 1
-                }
-            }
-        }
-        func set(_ value: Int64) { self.set(Double(value)) }
-        func set(_ value: Double) { self.registry.update(self.series, self.kind) { $0.value = value } }
-        func recordNanoseconds(_ duration: Int64) { self.record(Double(duration) / 1e9) }
+    static func duration(seconds: Double) -> Duration {
+        .nanoseconds(Int64((seconds * 1e9).rounded()))
+    }
+
+    private static func pow10(_ exponent: Int) -> Double {
+        (0..<exponent).reduce(1.0) { value, _ in value * 10 }
+    }
+
+    /// Labels in name order, so one series has one spelling whatever order its dimensions were given in.
+    private static func sorted(_ dimensions: [(String, String)]) -> [(String, String)] {
+        dimensions.sorted { $0.0 < $1.0 }
     }
 
     public func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
-        Handler(self, self.series(label, dimensions), .counter)
+        self.factory.makeCounter(label: label, dimensions: Self.sorted(dimensions))
     }
     public func makeFloatingPointCounter(
         label: String,
         dimensions: [(String, String)]
     ) -> any FloatingPointCounterHandler {
-        Handler(self, self.series(label, dimensions), .counter)
+        self.factory.makeFloatingPointCounter(label: label, dimensions: Self.sorted(dimensions))
     }
     public func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
-        Handler(self, self.series(label, dimensions), aggregate ? .summary : .gauge)
+        self.factory.makeRecorder(label: label, dimensions: Self.sorted(dimensions), aggregate: aggregate)
     }
     public func makeMeter(label: String, dimensions: [(String, String)]) -> any MeterHandler {
-        Handler(self, self.series(label, dimensions), .gauge)
+        self.factory.makeMeter(label: label, dimensions: Self.sorted(dimensions))
     }
     public func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
-        Handler(self, self.series(label, dimensions), .summary)
+        self.factory.makeTimer(label: label, dimensions: Self.sorted(dimensions))
     }
-    public func destroyCounter(_ handler: any CounterHandler) {}
-    public func destroyFloatingPointCounter(_ handler: any FloatingPointCounterHandler) {}
-    public func destroyRecorder(_ handler: any RecorderHandler) {}
-    public func destroyMeter(_ handler: any MeterHandler) {}
-    public func destroyTimer(_ handler: any TimerHandler) {}
+    public func destroyCounter(_ handler: any CounterHandler) { self.factory.destroyCounter(handler) }
+    public func destroyFloatingPointCounter(_ handler: any FloatingPointCounterHandler) {
+        self.factory.destroyFloatingPointCounter(handler)
+    }
+    public func destroyRecorder(_ handler: any RecorderHandler) { self.factory.destroyRecorder(handler) }
+    public func destroyMeter(_ handler: any MeterHandler) { self.factory.destroyMeter(handler) }
+    public func destroyTimer(_ handler: any TimerHandler) { self.factory.destroyTimer(handler) }
 
     /// The Prometheus text exposition.
     public func render() -> String {
-        let snapshot = self.values.withLock { $0 }
-        var byName: [String: [(Series, Value)]] = [:]
-        for (series, value) in snapshot { byName[series.name, default: []].append((series, value)) }
-        var out = ""
-        for name in byName.keys.sorted() {
-            let entries = byName[name]!.sorted { $0.0.labels.joined() < $1.0.labels.joined() }
-            let kind = entries.first!.1.kind
-            out += "# TYPE \(name) \(kind == .counter ? "counter" : kind == .gauge ? "gauge" : "summary")\n"
-            for (series, value) in entries {
-                let labels = series.labels.isEmpty ? "" : "{" + series.labels.joined(separator: ",") + "}"
-                switch kind {
-                case .counter, .gauge:
-                    out += "\(name)\(labels) \(Self.format(value.value))\n"
-                case .summary:
-                    out += "\(name)_sum\(labels) \(Self.format(value.sum))\n"
-                    out += "\(name)_count\(labels) \(value.count)\n"
-                }
-            }
-        }
-        return out
-    }
-
-    static func format(_ value: Double) -> String {
-        value.rounded() == value && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+        self.registry.emitToString()
     }
 }

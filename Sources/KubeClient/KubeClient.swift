@@ -88,8 +88,11 @@ public final class KubeClient: Sendable {
         self.credentials = CredentialProvider(configuration: configuration, logger: logger)
         self.requestCounterFactory = metricsFactory
         let tls = try Self.tlsConfiguration(configuration)
-        func make(read: Duration) -> HTTPClient {
+        func make(read: Duration, connections: Int? = nil) -> HTTPClient {
             var httpConfiguration = HTTPClient.Configuration()
+            if let connections {
+                httpConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = connections
+            }
             httpConfiguration.tlsConfiguration = tls
             httpConfiguration.timeout = .init(connect: .seconds(10), read: .nanoseconds(Int64(read.seconds * 1e9)))
             httpConfiguration.decompression = .disabled
@@ -97,7 +100,10 @@ public final class KubeClient: Sendable {
             return HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: httpConfiguration)
         }
         self.http = make(read: configuration.timeout)
-        self.watchHTTP = make(read: configuration.watchIdleTimeout)
+        self.watchHTTP = make(
+            read: configuration.watchIdleTimeout,
+            connections: max(1, configuration.maxConcurrentWatches)
+        )
     }
 
     static func tlsConfiguration(_ configuration: ClientConfiguration) throws -> TLSConfiguration? {

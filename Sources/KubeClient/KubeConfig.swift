@@ -60,6 +60,9 @@ public struct ClientConfiguration: Sendable {
     /// Reads on a watch that see no data for this long fail, so the watcher reconnects (default 330 s: the
     /// watcher's longest server timeout plus a margin).
     public var watchIdleTimeout: Duration = .seconds(330)
+    /// Watches that can stream at once: each holds one HTTP/1.1 connection for its lifetime. AsyncHTTPClient
+    /// keeps 8 per host by default, fewer than a controller with a dozen watches needs (default 32).
+    public var maxConcurrentWatches: Int = 32
     /// Client-side rate limit: sustained requests per second (default 20; 0 disables the limit).
     public var qps: Double = 20
     /// Client-side rate limit: burst size (default 40).

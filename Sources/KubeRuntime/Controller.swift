@@ -52,6 +52,7 @@ public struct Controller<Primary: JSONView>: ServiceLifecycle.Service {
     }
 
     typealias Source = @Sendable (WorkQueue<ObjectKey>, Logger) async -> Void
+    typealias SyncWait = @Sendable () async -> Void
 
     public let name: String
     public let store: Store<Primary>
@@ -62,6 +63,8 @@ public struct Controller<Primary: JSONView>: ServiceLifecycle.Service {
     let logger: Logger
     let metricsFactory: any MetricsFactory
     var sources: [Source] = []
+    /// One per cache: workers start once every one has returned.
+    var cacheSyncs: [SyncWait] = []
 
     public init(
         name: String,
@@ -96,6 +99,17 @@ public struct Controller<Primary: JSONView>: ServiceLifecycle.Service {
             await Self.reflect(Watcher(resource, configuration: configuration, logger: logger), into: store) { object in
                 for key in map(object) { queue.add(key) }
             }
+        }
+        copy.cacheSyncs.append { await store.waitUntilSynced() }
+        return copy
+    }
+
+    /// Also reconciles the keys an external source yields (controller-runtime's `source.Channel`, kube-rs's
+    /// `reconcile_on`): a reconciler that changes shared state names the keys it affects here.
+    public func reconcileOn(_ keys: AsyncStream<ObjectKey>) -> Self {
+        var copy = self
+        copy.sources.append { queue, _ in
+            for await key in keys { queue.add(key) }
         }
         return copy
     }
@@ -189,38 +203,30 @@ public struct Controller<Primary: JSONView>: ServiceLifecycle.Service {
                         }
                     }
                 }
-                // Workers; when they all finish (queue shut down), stop the watchers.
+                // Workers start once every cache has listed (controller-runtime's WaitForCacheSync), so a
+                // reconcile never sees a half-filled cache.
                 group.addTask {
+                    await self.store.waitUntilSynced()
+                    for sync in self.cacheSyncs { await sync() }
+                    guard !Task.isCancelled else { return }
+                    logger.debug("caches synced; starting workers")
                     await withDiscardingTaskGroup { workers in
                         for _ in 0..<max(1, self.configuration.maxConcurrentReconciles) {
                             workers.addTask { await self.worker() }
                         }
                     }
                 }
-                group.addTask {
-                    // Cancellation (not graceful shutdown) must also end the workers.
-                    await withTaskCancellationHandler {
-                        while !queue.isShuttingDown {
-                            try? await Task.sleep(for: .milliseconds(100))
-                        }
-                    } onCancel: {
-                        queue.shutdown()
-                    }
+                // Cancellation (not graceful shutdown) must also end the workers.
+                await withTaskCancellationHandler {
+                    await queue.drained()
+                } onCancel: {
+                    queue.shutdown()
                 }
-                await Self.waitForShutdown(queue)
+                // Shut down and every started reconcile finished: stop the watchers.
                 group.cancelAll()
             }
         } onGracefulShutdown: {
             queue.shutdown()
-        }
-    }
-
-    static func waitForShutdown(_ queue: WorkQueue<ObjectKey>) async {
-        while !queue.isShuttingDown && !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        while queue.processingCount > 0 {
-            try? await Task.sleep(for: .milliseconds(10))
         }
     }
 
@@ -267,8 +273,15 @@ public struct Controller<Primary: JSONView>: ServiceLifecycle.Service {
                 ).increment()
                 result = "error"
             } catch {
+                // The first failure of a key is news (an RBAC denial, a webhook): say it with the server's
+                // message. Its retries, with backoff, are at debug, so a lasting failure is no log storm.
+                let level: Logger.Level = self.queue.failures(key) == 0 ? .warning : .debug
                 self.queue.addRateLimited(key)
-                logger.debug("reconcile failed; requeued with backoff", metadata: ["error": "\(error)"])
+                logger.log(
+                    level: level,
+                    "reconcile failed; requeued with backoff",
+                    metadata: ["error": "\(error)", "reconcile.failures": "\(self.queue.failures(key))"]
+                )
                 Counter(
                     label: "controller_runtime_reconcile_errors_total",
                     dimensions: dimensions,

@@ -1,5 +1,6 @@
 // Store.swift: the watcher's in-memory cache, with secondary indexes.
 
+import Foundation
 import KubeModel
 import Synchronization
 
@@ -34,6 +35,8 @@ public final class Store<Object: JSONView>: Sendable {
         /// A relist in progress: its objects and their indexes, built as items arrive (while each is parsed).
         var relist: (objects: [ObjectKey: Entry], indexes: Indexes)?
         var synced = false
+        /// Callers of ``Store/waitUntilSynced()`` until the first list completes.
+        var syncWaiters: [UUID: CheckedContinuation<Void, Never>] = [:]
     }
 
     let indexers: [String: IndexFunction]
@@ -96,6 +99,7 @@ public final class Store<Object: JSONView>: Sendable {
         case .initApply(let object), .apply(let object): prepared = self.entry(for: object)
         case .initStarted, .initDone, .delete: prepared = nil
         }
+        var synced: [CheckedContinuation<Void, Never>] = []
         self.state.withLock { state in
             switch event {
             case .initStarted:
@@ -111,6 +115,8 @@ public final class Store<Object: JSONView>: Sendable {
                 state.objects = relist.objects
                 state.indexes = relist.indexes
                 state.synced = true
+                synced = Array(state.syncWaiters.values)
+                state.syncWaiters = [:]
             case .apply:
                 guard let (key, entry, object) = prepared else { return }
                 self.replace(key, with: (entry, object), in: &state.objects, indexes: &state.indexes)
@@ -119,6 +125,7 @@ public final class Store<Object: JSONView>: Sendable {
                 self.replace(key, with: nil, in: &state.objects, indexes: &state.indexes)
             }
         }
+        for waiter in synced { waiter.resume() }
     }
 
     /// Stores (or, with nil, removes) the object at `key`, moving it between index values. The new object's index
@@ -154,6 +161,24 @@ public final class Store<Object: JSONView>: Sendable {
 
     /// Whether a complete list has been applied.
     public var hasSynced: Bool { self.state.withLock { $0.synced } }
+
+    /// Returns once the first list has completed (controller-runtime's `WaitForCacheSync`), or the task is
+    /// cancelled.
+    public func waitUntilSynced() async {
+        let id = UUID()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = self.state.withLock { state -> Bool in
+                    if state.synced || Task.isCancelled { return true }
+                    state.syncWaiters[id] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            self.state.withLock { $0.syncWaiters.removeValue(forKey: id) }?.resume()
+        }
+    }
 
     public func get(_ key: ObjectKey) -> Object? {
         self.state.withLock { $0.objects[key] }.map(self.load)

@@ -35,6 +35,15 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
         var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
         var generation = 0
         var shuttingDown = false
+        /// Callers of ``WorkQueue/drained()``: resumed once shut down with nothing in progress.
+        var drainWaiters: [UUID: CheckedContinuation<Void, Never>] = [:]
+
+        /// The drain waiters to resume, when the queue is shut down and idle.
+        mutating func drainedWaiters() -> [CheckedContinuation<Void, Never>] {
+            guard self.shuttingDown, self.processing.isEmpty else { return [] }
+            defer { self.drainWaiters = [:] }
+            return Array(self.drainWaiters.values)
+        }
 
         var depth: Int { self.queue.count - self.head }
 
@@ -277,7 +286,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
             state.processing.remove(key)
             let started = state.startedAt.removeValue(forKey: key)
             if state.dirty.remove(key) != nil, !state.shuttingDown { return (state.enqueue(key, now: .now), started) }
-            return ([], started)
+            return (state.drainedWaiters(), started)
         }
         if let started { self.workDuration.recordNanoseconds(Self.nanoseconds(.now - started)) }
         self.updateUnfinishedWork()
@@ -288,10 +297,23 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
     public func shutdown() {
         let waiters = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.shuttingDown = true
-            return state.wake()
+            return state.wake() + state.drainedWaiters()
         }
         for waiter in waiters { waiter.resume() }
     }
 
     public var isShuttingDown: Bool { self.state.withLock { $0.shuttingDown } }
+
+    /// Returns once the queue is shut down and no item is in progress: every started reconcile finished.
+    public func drained() async {
+        let id = UUID()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let resumeNow = self.state.withLock { state -> Bool in
+                if state.shuttingDown, state.processing.isEmpty { return true }
+                state.drainWaiters[id] = continuation
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
 }

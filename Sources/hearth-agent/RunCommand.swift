@@ -10,11 +10,8 @@ import Metrics
 import ServiceLifecycle
 import UnixSignals
 
-/// Log levels by name, so a typo is an error instead of silently meaning `info`.
-enum LogLevel: String, ExpressibleByArgument, CaseIterable {
-    case trace, debug, info, notice, warning, error, critical
-    var level: Logger.Level { Logger.Level(rawValue: self.rawValue)! }
-}
+// Log levels by name, so a typo is an error instead of silently meaning `info`.
+extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// `15s`, `1m`, `500ms`, `2m30s`.
 struct DurationArgument: ExpressibleByArgument {
@@ -96,8 +93,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "The most compressed profile bytes kept while Pyroscope is unreachable; the oldest go first.")
     var spoolBytes: Int = 8 << 20
 
-    @Option(help: "Log level (\(LogLevel.allCases.map(\.rawValue).joined(separator: ", "))).")
-    var logLevel: LogLevel = .info
+    @Option(help: "Log level.")
+    var logLevel: Logger.Level = .info
 
     var resolvedNodeName: String? { self.nodeName ?? ProcessInfo.processInfo.environment["NODE_NAME"] }
 
@@ -128,17 +125,14 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     static func split(_ address: String) throws -> (host: String, port: Int) {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
-            (0...65535).contains(port)
-        else {
+        guard let parsed = HTTPEndpoint.address(address) else {
             throw ValidationError("--listen \(address): expected HOST:PORT or :PORT")
         }
-        let host = String(address[..<colon])
-        return (host.isEmpty ? "0.0.0.0" : host, port)
+        return parsed
     }
 
     func run() async throws {
-        let level = self.logLevel.level
+        let level = self.logLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level

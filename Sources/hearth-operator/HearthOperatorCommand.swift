@@ -17,6 +17,13 @@ import UnixSignals
 import CMalloc
 #endif
 
+extension OperatorConfiguration.SecurityMode: ExpressibleByArgument {
+    public init?(argument: String) { self.init(rawValue: argument) }
+    public static var allValueStrings: [String] { ["privileged", "capabilities"] }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
 @main
 struct HearthOperatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -44,8 +51,8 @@ struct AgentOptions: ParsableArguments {
     @Option(help: "The agent image.")
     var agentImage: String = OperatorConfiguration().agentImage
 
-    @Option(help: "privileged or capabilities.")
-    var securityMode: String = "privileged"
+    @Option(help: "How the agent container is privileged.")
+    var securityMode: OperatorConfiguration.SecurityMode = .privileged
 
     @Option(help: "A toleration KEY[=VALUE][:EFFECT], or 'all' to tolerate every taint (repeatable).")
     var toleration: [String] = []
@@ -73,35 +80,11 @@ struct AgentOptions: ParsableArguments {
         configuration.namespace =
             self.namespace ?? ProcessInfo.processInfo.environment["POD_NAMESPACE"] ?? configuration.namespace
         configuration.agentImage = self.agentImage
-        guard let mode = OperatorConfiguration.SecurityMode(rawValue: self.securityMode) else {
-            throw ValidationError("--security-mode must be privileged or capabilities, got \(self.securityMode)")
-        }
-        configuration.securityMode = mode
-        configuration.tolerations = try self.toleration.map { spec in
-            var toleration = Toleration()
-            if spec == "all" {
-                toleration.operator = "Exists"
-                return toleration
-            }
-            let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
-            let keyValue = parts[0].split(separator: "=", maxSplits: 1).map(String.init)
-            guard let key = keyValue.first, !key.isEmpty else {
-                throw ValidationError("--toleration \(spec): missing key")
-            }
-            toleration.key = key
-            if keyValue.count == 2 {
-                toleration.operator = "Equal"
-                toleration.value = keyValue[1]
-            } else {
-                toleration.operator = "Exists"
-            }
-            if parts.count == 2 { toleration.effect = parts[1] }
-            return toleration
-        }
-        for selector in self.nodeSelector {
-            let parts = selector.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2 else { throw ValidationError("--node-selector \(selector): expected KEY=VALUE") }
-            configuration.nodeSelector[parts[0]] = parts[1]
+        configuration.securityMode = self.securityMode
+        configuration.tolerations = try self.toleration.map { text in try Toleration(flag: text) }
+        for text in self.nodeSelector {
+            let term = try NodeSelectorTerm(flag: text)
+            configuration.nodeSelector[term.key] = term.value
         }
         var resources = ResourceRequirements()
         resources.requests = ["cpu": self.cpuRequest, "memory": self.memoryRequest]
@@ -119,17 +102,8 @@ struct AgentOptions: ParsableArguments {
             backend.tenantID = self.defaultPyroscopeTenant
             configuration.defaultBackend = backend
         } else if let service = self.defaultPyroscopeService {
-            let namePort = service.split(separator: ":", maxSplits: 1).map(String.init)
-            let namespaceName = namePort[0].split(separator: "/", maxSplits: 1).map(String.init)
-            guard namespaceName.count == 2 else {
-                throw ValidationError("--default-pyroscope-service \(service): expected NAMESPACE/NAME[:PORT]")
-            }
             var backend = PyroscopeBackend()
-            backend.serviceRef = ServiceReference(
-                name: namespaceName[1],
-                namespace: namespaceName[0],
-                port: namePort.count == 2 ? Int(namePort[1]) : nil
-            )
+            backend.serviceRef = try ServiceReference(flag: service)
             backend.tenantID = self.defaultPyroscopeTenant
             configuration.defaultBackend = backend
         }
@@ -241,16 +215,15 @@ struct Run: AsyncParsableCommand {
 
     @Option(help: "Concurrent reconciles.") var workers: Int = 4
     @Option(help: "Timeout of a Pyroscope readiness probe, seconds.") var probeTimeout: Int = 3
-    @Option(help: "Log level (trace, debug, info, notice, warning, error).") var logLevel: String = "info"
+    @Option(help: "Log level.") var logLevel: Logger.Level = .info
 
     @OptionGroup var agent: AgentOptions
 
     static func split(_ address: String) throws -> (String, Int) {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+        guard let parsed = HTTPEndpoint.address(address) else {
             throw ValidationError("\(address): expected HOST:PORT")
         }
-        let host = String(address[..<colon])
-        return (host.isEmpty ? "0.0.0.0" : host, port)
+        return parsed
     }
 
     func run() async throws {
@@ -258,7 +231,7 @@ struct Run: AsyncParsableCommand {
         MetricsSystem.bootstrap(registry)
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: self.logLevel) ?? .info
+            handler.logLevel = self.logLevel
             return handler
         }
         let logger = Logger(label: "hearth-operator")
@@ -295,25 +268,21 @@ struct Run: AsyncParsableCommand {
         let configurationSnapshot = configuration
 
         try await withKubeClient(configuration: client, logger: logger) { kube in
-            try await withKubeClient(configuration: client, logger: logger) { ownedKube in
-                try await Self.serve(
-                    kube: kube,
-                    ownedKube: ownedKube,
-                    configuration: configurationSnapshot,
-                    identity: identity,
-                    registry: registry,
-                    logger: logger,
-                    metrics: (metricsHost, metricsPort),
-                    health: (healthHost, healthPort),
-                    options: self
-                )
-            }
+            try await Self.serve(
+                kube: kube,
+                configuration: configurationSnapshot,
+                identity: identity,
+                registry: registry,
+                logger: logger,
+                metrics: (metricsHost, metricsPort),
+                health: (healthHost, healthPort),
+                options: self
+            )
         }
     }
 
     static func serve(
         kube: KubeClient,
-        ownedKube: KubeClient,
         configuration configurationSnapshot: OperatorConfiguration,
         identity: String,
         registry: PrometheusRegistry,
@@ -333,7 +302,6 @@ struct Run: AsyncParsableCommand {
             )
             let (controller, reconciler) = ProfilingTargetController.make(
                 client: kube,
-                ownedClient: ownedKube,
                 configuration: configurationSnapshot,
                 prober: HTTPPyroscopeProber(timeout: configurationSnapshot.probeTimeout),
                 recorder: recorder,

@@ -75,12 +75,6 @@ struct OperatorHarness {
                     configuration: clientConfiguration(server.url, userAgent: Self.operatorUserAgent),
                     logger: quietLogger
                 ) { operatorClient in
-                    // A second client: one client's watch pool holds 8 connections, the controller opens 10 watches.
-                    let ownedClient = try KubeClient(
-                        configuration: clientConfiguration(server.url, userAgent: Self.operatorUserAgent),
-                        logger: quietLogger
-                    )
-                    defer { Task { try? await ownedClient.shutdown() } }
                     let recorder = EventRecorder(
                         client: operatorClient,
                         controller: "profiling.hearth.dev/hearth-operator",
@@ -89,7 +83,6 @@ struct OperatorHarness {
                     )
                     let (controller, reconciler) = ProfilingTargetController.make(
                         client: operatorClient,
-                        ownedClient: ownedClient,
                         configuration: configuration,
                         prober: prober,
                         recorder: recorder,

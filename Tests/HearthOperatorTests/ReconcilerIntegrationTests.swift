@@ -310,6 +310,43 @@ struct ReconcilerIntegrationTests {
         }
     }
 
+    @Test("a failed apply of the agent objects (RBAC denial) shows in the target's status, and it recovers")
+    func applyFailureVisible() async throws {
+        try await OperatorHarness.with { h in
+            // The API server denies writes of the agent ConfigMap a few times, as RBAC without the verb would.
+            h.server.injectFailures(
+                code: 403,
+                count: 3,
+                pathContains: "/configmaps/hearth-agent-config",
+                method: "PATCH"
+            )
+            _ = try await h.targets.inNamespace("shop").create(makeTarget("checkout"))
+            try await h.waitFor(
+                "shop",
+                "checkout",
+                ConditionType.ready,
+                status: "False",
+                reason: ConditionReason.applyFailed
+            )
+            let ready = try #require(try await h.condition("shop", "checkout", ConditionType.ready))
+            #expect(ready.message?.contains("server-side apply of ConfigMap/hearth-agent-config failed") == true)
+            #expect(ready.message?.contains("403") == true, "\(ready.message ?? "")")
+            let rolledOut = try #require(try await h.condition("shop", "checkout", ConditionType.agentRolledOut))
+            #expect(rolledOut.status == "False" && rolledOut.reason == ConditionReason.applyFailed)
+            // Retried with backoff until the writes go through.
+            #expect(
+                try await eventually(timeout: .seconds(30)) { try await h.configuredTargets() == ["shop/checkout"] }
+            )
+            try await h.waitFor(
+                "shop",
+                "checkout",
+                ConditionType.ready,
+                status: "Unknown",
+                reason: ConditionReason.agentRollingOut
+            )
+        }
+    }
+
     @Test("a missing Pyroscope Service gives PyroscopeReachable=False; an unreachable one says so")
     func missingService() async throws {
         try await OperatorHarness.with { h in

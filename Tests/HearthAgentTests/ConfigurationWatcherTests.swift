@@ -1,0 +1,76 @@
+// ConfigurationWatcherTests.swift: the mounted configuration file, swapped as the kubelet swaps it; a broken or
+// missing file keeps the last good configuration in force and says why, once.
+
+import Foundation
+import HearthAPI
+import HearthTestSupport
+import Logging
+import MetricsTestKit
+import Testing
+
+@testable import HearthAgent
+
+@Suite("Configuration watcher")
+struct ConfigurationWatcherTests {
+    static func configuration(revision: String, sampleRate: Int = 99) -> String {
+        String(
+            decoding: AgentConfiguration(
+                revision: revision,
+                targets: [
+                    AgentConfiguration.Target(
+                        namespace: "shop",
+                        name: "checkout",
+                        sampleRate: sampleRate,
+                        pyroscope: AgentConfiguration.Backend(url: "http://pyroscope:4040")
+                    )
+                ]
+            ).encoded(),
+            as: UTF8.self
+        )
+    }
+
+    @Test(
+        "loads each swap once; a broken file keeps the last good one and fails /readyz; a missing file is reported once"
+    )
+    func swaps() async throws {
+        try await withTemporaryDirectory { directory in
+            var volume = try KubeletVolume(directory: directory)
+            try volume.write([AgentConfiguration.fileName: Self.configuration(revision: "r1")])
+            let state = AgentState()
+            let metrics = TestMetrics()
+            let watcher = ConfigurationWatcher(
+                path: directory + "/" + AgentConfiguration.fileName,
+                state: state,
+                metrics: AgentMetrics(factory: metrics),
+                logger: Logger(label: "test")
+            )
+            var seen = watcher.check(previous: nil)
+            #expect(state.revision == "r1")
+            seen = watcher.check(previous: seen)
+            #expect(try metrics.expectCounter("hearth_agent_config_reloads_total").totalValue == 1)
+
+            try volume.write([AgentConfiguration.fileName: Self.configuration(revision: "r2", sampleRate: 19)])
+            seen = watcher.check(previous: seen)
+            #expect(state.revision == "r2")
+            #expect(state.configuration?.targets.first?.sampleRate == 19)
+            let generation = state.generation
+
+            try volume.write([AgentConfiguration.fileName: #"{"version":1,"revision":"r3","targets":"x"}"#])
+            seen = watcher.check(previous: seen)
+            seen = watcher.check(previous: seen)
+            #expect(state.revision == "r2")
+            #expect(state.generation == generation, "a rejected file changes nothing in force")
+            let (ready, message) = state.readiness()
+            #expect(!ready)
+            #expect(message.contains("revision r2 stays in force") && message.contains("at targets: expected"))
+            #expect(try metrics.expectCounter("hearth_agent_config_errors_total").totalValue == 1)
+
+            try FileManager.default.removeItem(atPath: directory + "/" + AgentConfiguration.fileName)
+            seen = watcher.check(previous: seen)
+            seen = watcher.check(previous: seen)
+            #expect(try metrics.expectCounter("hearth_agent_config_errors_total").totalValue == 2)
+            #expect(state.readiness().message.contains("cannot be read"))
+            #expect(state.revision == "r2")
+        }
+    }
+}
