@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 export HEARTH_REQUIRE_BPF="${HEARTH_REQUIRE_BPF:-1}"
+# Formatting is part of the build: the repository's .swift-format, warnings are errors (generated code opts out
+# with `// swift-format-ignore-file`).
+swift format lint --strict --recursive Sources Tests Plugins Package.swift
 # Serially: the eBPF and process tests block threads and burn both cores by design (busy workloads), which
 # would starve the timing-sensitive Kubernetes tests of the 2-core cooperative pool if they ran side by side.
 swift test --no-parallel

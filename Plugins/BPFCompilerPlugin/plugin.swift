@@ -1,3 +1,6 @@
+// plugin.swift: the build tool plugin that compiles each of a target's `bpf/*.bpf.c` programs with clang
+// (`-target bpf`) and embeds the object in a generated Swift file through `hearth-bpf-embed`.
+
 import Foundation
 import PackagePlugin
 

@@ -1,3 +1,7 @@
+// LocalProfiler.swift: profiling this machine without a cluster (`hearth-agent profile`): samples with CPUSampler,
+// symbolizes at every drain (so processes that exit mid-recording keep their names) and aggregates per process
+// into a CPUProfile, with how many frames were named.
+
 import Foundation
 import HearthProfile
 import HearthSampler

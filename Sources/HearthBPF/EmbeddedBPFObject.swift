@@ -1,3 +1,6 @@
+// EmbeddedBPFObject.swift: the type of the BPF objects the build compiles from `bpf/*.bpf.c` and embeds as base64
+// (the generated extensions add one static property per program), decoded to the ELF bytes on use.
+
 import Foundation
 
 /// A BPF object file compiled from `Sources/HearthBPF/bpf/*.bpf.c` by the package build and embedded here.

@@ -1,3 +1,6 @@
+// CPUProfile.swift: the profile model every output is rendered from: frames, mappings, samples with their labels,
+// and the CPUProfile that holds them, with its totals (samples, CPU time, distinct stacks).
+
 import FoundationEssentials
 
 /// One frame of a call stack: a function in a binary, or an address that could not be named.

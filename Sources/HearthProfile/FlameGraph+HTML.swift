@@ -1,3 +1,6 @@
+// FlameGraph+HTML.swift: the interactive HTML flame graph: the page template (inline CSS and JavaScript), its
+// header figures, and the merged stack tree and top functions embedded as compact JSON.
+
 /// The interactive HTML flame graph: a page template with inline CSS and JavaScript, and the merged stack tree
 /// embedded as compact JSON.
 enum FlameGraphHTML {

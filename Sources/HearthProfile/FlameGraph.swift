@@ -1,3 +1,6 @@
+// FlameGraph.swift: the public flame graph renderers (HTML and SVG), the tree both draw from (stacks merged, the
+// process as their root, siblings largest first), frame kinds for colouring, and the formatting they share.
+
 import FoundationEssentials
 
 /// Flame graphs: every stack drawn as a tower of frames whose widths are proportional to samples.

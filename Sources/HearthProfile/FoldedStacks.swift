@@ -1,3 +1,6 @@
+// FoldedStacks.swift: a CPUProfile as folded stacks (`root;caller;...;leaf count`), the text format of
+// `flamegraph.pl`, speedscope, inferno and Pyroscope's `/ingest?format=folded`.
+
 /// Folded stacks: one line per distinct stack, `root;caller;...;leaf count`.
 ///
 /// The format of Brendan Gregg's `stackcollapse-*` scripts, read by `flamegraph.pl`, speedscope, inferno and

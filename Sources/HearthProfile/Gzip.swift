@@ -1,3 +1,6 @@
+// Gzip.swift: gzip compression and bounded decompression through the system zlib, for pprof files and what the
+// agent pushes to Pyroscope, with typed errors.
+
 internal import CZlib
 
 /// gzip compression (RFC 1952) through the system zlib.

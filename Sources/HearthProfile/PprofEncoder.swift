@@ -1,3 +1,6 @@
+// PprofEncoder.swift: a CPUProfile encoded as pprof (`perftools.profiles.Profile`), plain or gzipped, for
+// `go tool pprof`, Grafana Pyroscope and Parca: strings interned; mappings, functions and locations deduplicated.
+
 import FoundationEssentials
 internal import SwiftProtobuf
 

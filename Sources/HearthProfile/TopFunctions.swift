@@ -1,3 +1,6 @@
+// TopFunctions.swift: the functions that used the most CPU, as `go tool pprof -top` and `perf report` list them:
+// self and total samples per function (recursion counted once per sample), ranked, and as a plain-text table.
+
 /// Self and total samples of one function.
 public struct FunctionStatistics: Hashable, Sendable {
     /// The function's display name.

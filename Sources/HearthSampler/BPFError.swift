@@ -1,3 +1,6 @@
+// BPFError.swift: the error of the kernel's BPF and perf interfaces and of libbpf: which step failed, what was
+// being done, and the kernel's errno where there is one.
+
 #if canImport(Glibc)
 import Glibc
 #endif

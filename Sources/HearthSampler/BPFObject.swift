@@ -1,3 +1,6 @@
+// BPFObject.swift: noncopyable owners of libbpf resources: a loaded BPF object with its programs and maps, a
+// cpu-clock perf event per CPU, and the links that attach the program to them; each is released on deinit.
+
 internal import CLibbpf
 
 #if canImport(Glibc)

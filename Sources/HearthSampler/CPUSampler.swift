@@ -1,3 +1,7 @@
+// CPUSampler.swift: the CPU sampler: loads the embedded BPF program, attaches it to a cpu-clock perf event on every
+// CPU and drains the stacks it aggregates in the kernel, alternating two sets of maps so a drain never races the
+// program. Also the live update of the cgroup filter and the online-CPU list.
+
 internal import CLibbpf
 import Foundation
 import HearthBPF

@@ -1,3 +1,6 @@
+// LibbpfLog.swift: libbpf's process-wide print hook routed into a swift-log Logger (warnings as warnings, info as
+// debug, the rest as trace), through the C trampoline in CLibbpf's shim.
+
 internal import CLibbpf
 import Logging
 import Synchronization

@@ -1,3 +1,6 @@
+// SamplerTypes.swift: the sampler's value types: what it records and filters (frequency, pid, target cgroups,
+// CPUs), the raw stack buckets read from the kernel, its counters and losses, and the result of one drain.
+
 /// What the sampler records and filters.
 public struct SamplerConfiguration: Sendable, Hashable {
     /// Samples per second on each CPU.

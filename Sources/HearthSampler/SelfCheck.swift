@@ -1,3 +1,6 @@
+// SelfCheck.swift: the check, before anything is loaded, that this process can sample with eBPF (kernel version,
+// bpf() syscall, CAP_BPF and CAP_PERFMON or CAP_SYS_ADMIN, kptr_restrict), as findings that say how to fix each.
+
 internal import CLibbpf
 import Foundation
 

@@ -1,6 +1,5 @@
-//===----------------------------------------------------------------------===//
-// Hearth — continuous profiling for Kubernetes. HearthSymbolizer module.
-//===----------------------------------------------------------------------===//
+// Demangler+RustV0.swift: the Rust v0 demangler (`_R…`, RFC 2603), printed as `rustc-demangle` does without crate
+// hashes: a recursive-descent parser whose depth, output and work are bounded against hostile names.
 
 extension Demangler {
     /// Demangles a Rust "v0" symbol (`_R…`, RFC 2603; rustc's default mangling in recent releases) the way

@@ -1,6 +1,5 @@
-//===----------------------------------------------------------------------===//
-// Hearth — continuous profiling for Kubernetes. HearthSymbolizer module.
-//===----------------------------------------------------------------------===//
+// Demangler.swift: mangled symbol names made readable: Swift through the runtime's own demangler, C++ through
+// `__cxa_demangle`, Rust legacy here (Rust v0 in Demangler+RustV0.swift); anything else is returned unchanged.
 
 internal import CDemangle
 

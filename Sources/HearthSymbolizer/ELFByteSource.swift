@@ -1,6 +1,5 @@
-//===----------------------------------------------------------------------===//
-// Hearth — continuous profiling for Kubernetes. HearthSymbolizer module.
-//===----------------------------------------------------------------------===//
+// ELFByteSource.swift: where an ELF file's bytes come from (a buffer, or a descriptor read with `pread`), each read
+// checked against the size recorded at creation, and bounds-checked field access in either byte order.
 
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,5 @@
-//===----------------------------------------------------------------------===//
-// Hearth — continuous profiling for Kubernetes. HearthSymbolizer module.
-//===----------------------------------------------------------------------===//
+// ELFError.swift: the errors of the ELF reader (a code, what was being read, an underlying cause), and
+// SystemError, a failed system call with its errno.
 
 /// An error from reading or parsing an ELF file.
 ///

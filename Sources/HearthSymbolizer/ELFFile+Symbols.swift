@@ -1,6 +1,5 @@
-//===----------------------------------------------------------------------===//
-// Hearth — continuous profiling for Kubernetes. HearthSymbolizer module.
-//===----------------------------------------------------------------------===//
+// ELFFile+Symbols.swift: function symbols from `.symtab` and `.dynsym`, and the compact sorted SymbolTable built
+// from them for address lookup: 16 bytes per function, names read from the file's string table on demand.
 
 /// One function symbol as read from a symbol table, with its name still as bytes of the string table.
 struct RawFunctionSymbol {

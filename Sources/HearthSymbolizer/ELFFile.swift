@@ -1,6 +1,5 @@
-//===----------------------------------------------------------------------===//
-// Hearth — continuous profiling for Kubernetes. HearthSymbolizer module.
-//===----------------------------------------------------------------------===//
+// ELFFile.swift: the ELF parser, written for hostile input: header, program and section headers, GNU build id and
+// `.gnu_debuglink`, section data read on demand, and the load bias of a mapping.
 
 /// A parsed ELF file: header, program headers, section headers, GNU build id and `.gnu_debuglink`.
 ///

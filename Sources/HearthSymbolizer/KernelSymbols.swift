@@ -1,6 +1,5 @@
-//===----------------------------------------------------------------------===//
-// Hearth — continuous profiling for Kubernetes. HearthSymbolizer module.
-//===----------------------------------------------------------------------===//
+// KernelSymbols.swift: kernel text symbols from `/proc/kallsyms`, sorted for binary search; each extends to the
+// next symbol but no further than a size cap, and the table is empty when `kptr_restrict` hides addresses.
 
 /// Kernel text symbols parsed from `/proc/kallsyms`, sorted for binary search.
 ///

@@ -1,6 +1,5 @@
-//===----------------------------------------------------------------------===//
-// Hearth — continuous profiling for Kubernetes. HearthSymbolizer module.
-//===----------------------------------------------------------------------===//
+// LRUCache.swift: the bounded least-recently-used cache behind the symbolizer's caches: bounded by entry count and
+// optionally by total cost, O(1) operations over an array threaded by a doubly linked recency list.
 
 /// A bounded least-recently-used cache: O(1) lookup, insert and eviction.
 ///

@@ -1,6 +1,5 @@
-//===----------------------------------------------------------------------===//
-// Hearth — continuous profiling for Kubernetes. HearthSymbolizer module.
-//===----------------------------------------------------------------------===//
+// MiniDebugInfo.swift: the xz-compressed `.gnu_debugdata` symbol table of stripped Fedora and RHEL binaries,
+// decompressed with liblzma loaded through `dlopen` on first use (and skipped where liblzma is missing).
 
 #if canImport(Glibc)
 import Glibc

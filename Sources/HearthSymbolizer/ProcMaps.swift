@@ -1,6 +1,5 @@
-//===----------------------------------------------------------------------===//
-// Hearth — continuous profiling for Kubernetes. HearthSymbolizer module.
-//===----------------------------------------------------------------------===//
+// ProcMaps.swift: `/proc/PID/maps` parsed into mappings (deleted files, spaces in paths, the vDSO, anonymous
+// memory), the mapping holding an address, and reading whole procfs files and another process's memory.
 
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,5 @@
-//===----------------------------------------------------------------------===//
-// Hearth — continuous profiling for Kubernetes. HearthSymbolizer module.
-//===----------------------------------------------------------------------===//
+// SymbolizedFrame.swift: what the symbolizer returns: a symbolized stack frame (function, module, addresses,
+// build id) with its display name, and an executable file mapping of a process, for pprof.
 
 /// One symbolized stack frame.
 public struct SymbolizedFrame: Hashable, Sendable {

@@ -1,6 +1,6 @@
-//===----------------------------------------------------------------------===//
-// Hearth — continuous profiling for Kubernetes. HearthSymbolizer module.
-//===----------------------------------------------------------------------===//
+// Symbolizer.swift: sampled user and kernel addresses turned into function names: per-process maps, ELF symbol
+// tables (debug files, MiniDebugInfo, perf maps, the vDSO), kallsyms and demangling, behind one Mutex with bounded
+// LRU caches, so a library mapped by many processes is parsed once.
 
 import Logging
 import Synchronization

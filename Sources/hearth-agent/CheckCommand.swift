@@ -1,3 +1,6 @@
+// CheckCommand.swift: `hearth-agent check`: runs the self-check and prints what keeps this machine or process from
+// sampling with eBPF, exiting 1 when something fatal is missing.
+
 import ArgumentParser
 import HearthSampler
 

@@ -1,3 +1,5 @@
+// HearthAgentCommand.swift: the `hearth-agent` entry point and its subcommands: `profile`, `check` and `run`.
+
 import ArgumentParser
 
 @main

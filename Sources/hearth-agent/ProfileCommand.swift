@@ -1,3 +1,7 @@
+// ProfileCommand.swift: `hearth-agent profile`: records this machine (or one process) with LocalProfiler and writes
+// a flame graph, folded stacks or pprof, chosen by the output file's extension; Ctrl-C stops early and still
+// writes. Options are checked before recording. Also helpers the commands share (printError, formatSeconds).
+
 import ArgumentParser
 import Foundation
 import HearthAgent

@@ -1,3 +1,6 @@
+// ProgressLine.swift: the progress line `hearth-agent profile` redraws on standard error while it records (only on
+// a terminal), and digit grouping for counts.
+
 import Foundation
 import HearthAgent
 import Synchronization

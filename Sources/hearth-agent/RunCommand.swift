@@ -1,3 +1,7 @@
+// RunCommand.swift: `hearth-agent run`, the node agent: checks its flags, then runs the configuration watcher, the
+// pod informer, the node Lease, the sampler, the Pyroscope pusher and the /metrics, /healthz and /readyz endpoint
+// in one ServiceGroup. Also the duration flag syntax (`15s`, `2m30s`).
+
 import ArgumentParser
 import Foundation
 import HearthAPI

@@ -1,3 +1,6 @@
+// Summary.swift: the result of a `hearth-agent profile` recording, as JSON for `--summary-json` and as the text
+// printed at the end (top functions, samples, symbolization, losses).
+
 import Foundation
 import HearthAgent
 import HearthProfile

@@ -1,3 +1,6 @@
+// LocalProfilerTests.swift: LocalProfiler on the real kernel: workloads with known call chains (a C chain, a Swift
+// hot function, a syscall loop) come back named, demangled and in order, with kernel frames on top.
+
 import Foundation
 import HearthAgent
 import HearthProfile

@@ -1,3 +1,6 @@
+// ProfileCommandTests.swift: the `hearth-agent profile` binary as a user runs it: every output format, pprof that
+// `go tool pprof` reads with the totals it reports, the fix it names without privileges, and refused options.
+
 import Foundation
 import HearthTestSupport
 import Testing

@@ -1,3 +1,6 @@
+// Workloads.swift: the processes the profiling tests sample: `Fixtures/chain.c`, compiled with frame pointers and
+// without inlining once per test process, and the `hearth-workload-swift` executable.
+
 import Foundation
 import HearthTestSupport
 import Testing

@@ -1,3 +1,6 @@
+// ArtifactTests.swift: example outputs (flame graphs, folded stacks, pprof, the top table) for a person to look
+// at, written only when HEARTH_PROFILE_ARTIFACTS names a directory; real stacks too with HEARTH_PROFILE_SAMPLES.
+
 import Foundation
 import Testing
 

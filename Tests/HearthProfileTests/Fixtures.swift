@@ -1,3 +1,6 @@
+// Fixtures.swift: profiles with known contents for the HearthProfile tests, built as the agent builds them: a
+// small hand-made one and a large generated one (100,000 samples over 20,000 stacks by default).
+
 import FoundationEssentials
 
 @testable import HearthProfile

@@ -1,3 +1,6 @@
+// FlameGraphTests.swift: the merged stack tree, the HTML page (embedded data, escaping against script injection),
+// the SVG (well-formed, a tooltip per frame, narrow frames left out), empty and large profiles, and formatting.
+
 import Foundation
 import FoundationXML
 import Testing

@@ -1,3 +1,6 @@
+// FoldedStacksTests.swift: folded stacks root first, comm as the root frame, identical stacks merged and lines
+// sorted; separators in names replaced; nothing for an empty profile.
+
 import Testing
 
 @testable import HearthProfile

@@ -1,3 +1,6 @@
+// GoPprofTests.swift: `go tool pprof`, the reference reader, reads what PprofEncoder writes: samples, totals,
+// period, mappings with build ids and labels (`-raw`), and the hottest function first (`-top`).
+
 import Foundation
 import HearthTestSupport
 import Testing

@@ -1,3 +1,6 @@
+// GzipTests.swift: gzip round trips, concatenated members, truncated and corrupt input, and the size limit; also
+// the SplitMix64 generator the HearthProfile tests share.
+
 import Testing
 
 @testable import HearthProfile

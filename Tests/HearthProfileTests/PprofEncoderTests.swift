@@ -1,3 +1,6 @@
+// PprofEncoderTests.swift: pprof encoding decoded back: header, sample types and totals, valid and deduplicated
+// ids, mappings with build ids, labels, the cpuOnly layout, edge cases and a large profile.
+
 import FoundationEssentials
 import Testing
 

@@ -1,3 +1,6 @@
+// TopFunctionsTests.swift: self and total samples per function (recursion counted once), limits and ordering, and
+// the aligned text table.
+
 import Testing
 
 @testable import HearthProfile

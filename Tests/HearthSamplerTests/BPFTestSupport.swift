@@ -1,3 +1,6 @@
+// BPFTestSupport.swift: what the sampler's kernel tests share: whether eBPF tests run (and why they are skipped),
+// a busy shell process to sample, and the cgroup v2 id of a process.
+
 import Foundation
 import HearthTestSupport
 import Testing

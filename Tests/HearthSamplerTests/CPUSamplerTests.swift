@@ -1,3 +1,6 @@
+// CPUSamplerTests.swift: CPUSampler on the real kernel: the pid and cgroup filters, subsampling counted as a loss,
+// drains that never return a bucket twice, kernel stacks of a syscall-heavy process, and the frequency range.
+
 import Foundation
 import HearthSampler
 import HearthTestSupport

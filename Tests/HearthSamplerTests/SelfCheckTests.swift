@@ -1,3 +1,6 @@
+// SelfCheckTests.swift: the self-check's findings for simulated environments (capabilities, kernel versions, no
+// bpf() syscall, hidden kernel pointers), and parsing of kernel versions, online CPU lists and thresholds.
+
 import Testing
 
 @testable import HearthSampler

@@ -1,6 +1,5 @@
-//===----------------------------------------------------------------------===//
-// Hearth — continuous profiling for Kubernetes. HearthSymbolizer tests.
-//===----------------------------------------------------------------------===//
+// DemanglerTests.swift: demangling tables for C++, Rust legacy, Rust v0 (checked against `c++filt` on rustc
+// builds) and Swift; names returned unchanged, and hostile names (malformed, mutated, deeply nested, overlong).
 
 import HearthSymbolizer
 import Testing

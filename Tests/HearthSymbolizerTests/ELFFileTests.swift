@@ -1,6 +1,5 @@
-//===----------------------------------------------------------------------===//
-// Hearth — continuous profiling for Kubernetes. HearthSymbolizer tests.
-//===----------------------------------------------------------------------===//
+// ELFFileTests.swift: the ELF reader against readelf and nm: /bin/ls, compiled fixtures (ET_EXEC and ET_DYN, debug
+// links), load bias, ELF32 and big-endian files, MiniDebugInfo, and typed errors for non-ELF input.
 
 import Foundation
 import Testing

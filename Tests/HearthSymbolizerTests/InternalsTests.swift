@@ -1,6 +1,5 @@
-//===----------------------------------------------------------------------===//
-// Hearth — continuous profiling for Kubernetes. HearthSymbolizer tests.
-//===----------------------------------------------------------------------===//
+// InternalsTests.swift: the symbolizer's internals: the /proc/PID/maps and kallsyms parsers (also on mutated
+// input), symbol-table containment and aliases, and LRU eviction.
 
 import Foundation
 import Testing

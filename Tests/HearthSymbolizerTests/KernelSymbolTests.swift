@@ -1,6 +1,5 @@
-//===----------------------------------------------------------------------===//
-// Hearth — continuous profiling for Kubernetes. HearthSymbolizer tests.
-//===----------------------------------------------------------------------===//
+// KernelSymbolTests.swift: kernel frames from kallsyms: a synthetic file (text symbols only, modules, return
+// addresses), hidden addresses and a missing file giving unresolved frames, and the real /proc/kallsyms.
 
 import Foundation
 import HearthSymbolizer

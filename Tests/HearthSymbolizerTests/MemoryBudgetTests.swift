@@ -1,6 +1,6 @@
-//===----------------------------------------------------------------------===//
-// Hearth — continuous profiling for Kubernetes. HearthSymbolizer tests.
-//===----------------------------------------------------------------------===//
+// MemoryBudgetTests.swift: the symbolizer's byte budget: cost-based LRU eviction, 16 bytes per function with names
+// read from the file (equal to nm), and a small budget: names still equal to nm, cached bytes within it, evicted
+// files closed.
 
 import Foundation
 import Logging

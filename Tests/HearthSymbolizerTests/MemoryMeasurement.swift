@@ -1,6 +1,5 @@
-//===----------------------------------------------------------------------===//
-// Hearth — continuous profiling for Kubernetes. HearthSymbolizer tests.
-//===----------------------------------------------------------------------===//
+// MemoryMeasurement.swift: the peak-RSS measurement for BENCHMARKS-symbolizer.md (only with HEARTH_MEASURE_RSS=1)
+// and its helpers: a fabricated procfs process mapping large binaries, addresses sampled from nm, VmRSS/VmHWM.
 
 import Foundation
 import Logging

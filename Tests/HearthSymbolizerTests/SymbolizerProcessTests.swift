@@ -1,6 +1,6 @@
-//===----------------------------------------------------------------------===//
-// Hearth — continuous profiling for Kubernetes. HearthSymbolizer tests.
-//===----------------------------------------------------------------------===//
+// SymbolizerProcessTests.swift: the Symbolizer on live processes: PIE and non-PIE, stripped binaries, separate
+// debug files, shared and dlopen'ed libraries, container roots, deleted binaries, perf maps, the vDSO, the test
+// process itself, and tiny caches under concurrent callers.
 
 import Foundation
 import HearthSymbolizer

@@ -1,3 +1,7 @@
+// ChildProcess.swift: child processes for tests through posix_spawn and waitpid (Foundation's
+// `Process.waitUntilExit` can hang when many tests spawn at once), background children released with the test,
+// where the built executables are, and whether tests that load BPF programs run.
+
 import Foundation
 import Synchronization
 

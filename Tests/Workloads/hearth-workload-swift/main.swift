@@ -1,5 +1,5 @@
-// A Swift workload with one known hot function, for the end-to-end profiling tests: the profiler must name
-// `SwiftWorkload.spinHotFunction(rounds:)`, demangled.
+// main.swift: a Swift workload with one known hot function, for the end-to-end profiling tests: the profiler must
+// name `SwiftWorkload.spinHotFunction(rounds:)`, demangled.
 
 struct SwiftWorkload {
     var state: UInt64 = 0x9E37_79B9_7F4A_7C15
