@@ -65,11 +65,16 @@ let package = Package(
             name: "CDemangle",
             linkerSettings: [.linkedLibrary("stdc++")]
         ),
-        .executableTarget(name: "hearth-bpf-embed", path: "Plugins/Tools/hearth-bpf-embed"),
+        .executableTarget(name: "hearth-embed", path: "Plugins/Tools/hearth-embed"),
         .plugin(
             name: "BPFCompilerPlugin",
             capability: .buildTool(),
-            dependencies: ["hearth-bpf-embed"]
+            dependencies: ["hearth-embed"]
+        ),
+        .plugin(
+            name: "TextEmbedPlugin",
+            capability: .buildTool(),
+            dependencies: ["hearth-embed"]
         ),
         .target(
             name: "HearthBPF",
@@ -87,7 +92,8 @@ let package = Package(
         .target(
             name: "HearthProfile",
             dependencies: ["CZlib", swiftProtobuf],
-            exclude: ["Generated/profile.proto"]
+            exclude: ["Generated/profile.proto", "Templates"],
+            plugins: ["TextEmbedPlugin"]
         ),
         .target(
             name: "HearthAgent",

@@ -1,5 +1,5 @@
 // plugin.swift: the build tool plugin that compiles each of a target's `bpf/*.bpf.c` programs with clang
-// (`-target bpf`) and embeds the object in a generated Swift file through `hearth-bpf-embed`.
+// (`-target bpf`) and embeds the object in a generated Swift file through `hearth-embed`.
 
 import Foundation
 import PackagePlugin
@@ -16,7 +16,7 @@ struct BPFCompilerPlugin: BuildToolPlugin {
             .sorted()
         let headers = [sharedHeaders.appending(path: "hearth_sampler_types.h")]
         let clang = try context.tool(named: "clang").url
-        let embed = try context.tool(named: "hearth-bpf-embed").url
+        let embed = try context.tool(named: "hearth-embed").url
 
         var commands: [Command] = []
         for source in sources {
@@ -41,7 +41,7 @@ struct BPFCompilerPlugin: BuildToolPlugin {
                 .buildCommand(
                     displayName: "Embedding BPF object \(name).bpf.o",
                     executable: embed,
-                    arguments: [object.path(), swiftFile.path(), name],
+                    arguments: ["bpf", object.path(), swiftFile.path(), name],
                     inputFiles: [object],
                     outputFiles: [swiftFile]
                 )
