@@ -7,8 +7,8 @@ Method
   1. The cluster side without a cluster: the release kube-test-server holds N pods on this node, each with a
      container id; for each, a cgroup in the kubelet's systemd layout on this host's cgroup2 mount holds one
      CPU-bound process (Tests/HearthAgentTests/Fixtures/chain.c, `spin`). The agent configuration (one target,
-     99 Hz, selecting the N pods) is written as the operator renders it. The release pyroscope-test-server
-     receives and validates the profiles.
+     99 Hz, selecting the N pods) is written as the operator renders it. pyroscope-test-server (the debug
+     build: the optimizer of Swift 6.3.1 crashes on it) receives and validates the profiles.
   2. Steady state: `hearth-agent run` (release) for S seconds, uploading every 15 s. CPU time (user + system) and
      peak RSS come from wait4()'s rusage of the agent alone; requests per minute from the receiver's summary.
   3. Peer: `perf record -F 99 -g -a` for S seconds on the same workloads, measured the same way.
@@ -35,10 +35,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NODE = "bench-node"
 
 
-def release(name):
-    path = os.path.join(ROOT, ".build/release", name)
+def release(name, mode="release"):
+    path = os.path.join(ROOT, ".build", mode, name)
     if not os.access(path, os.X_OK):
-        sys.exit(f"{path} is missing: swift build -c release --product {name}")
+        flag = " -c release" if mode == "release" else ""
+        sys.exit(f"{path} is missing: swift build{flag} --product {name}")
     return path
 
 
@@ -55,7 +56,8 @@ def kubectl(kubeconfig, *arguments, stdin=None):
 
 
 def start_receiver(port, summary):
-    receiver = subprocess.Popen([release("pyroscope-test-server"), "--port", str(port), "--summary-json", summary],
+    # The debug build: Swift 6.3.1 crashes optimizing the receiver (a compiler bug); it keeps up either way.
+    receiver = subprocess.Popen([release("pyroscope-test-server", "debug"), "--port", str(port), "--summary-json", summary],
                                 stdout=subprocess.PIPE, text=True)
     line = receiver.stdout.readline()
     if "listening" not in line:
@@ -78,6 +80,13 @@ def rss_mib(pid):
     return 0.0
 
 
+def cpu_seconds(pid):
+    """utime + stime of a live process so far, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as file:
+        fields = file.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def metrics(port):
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     values = {}
@@ -94,6 +103,7 @@ def main():
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--frequency", type=int, default=99)
     parser.add_argument("--skip-outage", action="store_true")
+    parser.add_argument("--perf-agent", help="also record the agent itself with perf -g into this file (diagnosis)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -155,7 +165,13 @@ def main():
         # 2. Steady state.
         receiver = start_receiver(receiver_port, summary_path)
         agent = subprocess.Popen(agent_argv, env=environment, stderr=subprocess.PIPE)
-        time.sleep(args.seconds)
+        if args.perf_agent:
+            subprocess.Popen(["perf", "record", "-q", "-F", "997", "-g", "-p", str(agent.pid), "-o", args.perf_agent,
+                              "--", "sleep", str(args.seconds - 5)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(10)
+        cpu_at_start = cpu_seconds(agent.pid)
+        time.sleep(args.seconds - 10)
+        steady_cpu = cpu_seconds(agent.pid) - cpu_at_start
         agent_metrics = metrics(18441)
         agent.send_signal(signal.SIGTERM)
         _, status, usage = os.wait4(agent.pid, 0)
@@ -177,7 +193,9 @@ def main():
         result = {
             "workloads": args.workloads, "seconds": args.seconds, "frequency": args.frequency,
             "cpus": os.cpu_count(),
-            "agent": {"cpu_seconds": round(agent_cpu, 3), "peak_rss_mib": round(agent_rss, 1)},
+            "agent": {"cpu_seconds": round(agent_cpu, 3), "peak_rss_mib": round(agent_rss, 1),
+                      "first_10s_cpu_seconds": round(cpu_at_start, 3),
+                      "steady_cpu_seconds_per_minute": round(steady_cpu * 60 / (args.seconds - 10), 3)},
             "perf": {"cpu_seconds": round(perf_cpu, 3), "peak_rss_mib": round(perf_rss, 1)},
             "requests_per_minute": round(requests / minutes, 1),
             "series": received["series"],

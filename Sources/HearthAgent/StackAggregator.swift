@@ -8,14 +8,28 @@ import HearthSymbolizer
 
 /// Symbolizes drained buckets and counts each stack per group.
 struct StackAggregator<Group: Hashable> {
+    /// A group and the interned kernel and user stacks of one bucket.
     struct Key: Hashable {
         var group: Group
+        var kernel: Int
+        var user: Int
+    }
+
+    /// Symbolized stacks, each once per interval: buckets repeat the same stacks every drain, and a dictionary
+    /// lookup of their addresses costs far less than symbolizing them again.
+    struct InternedStack {
         var frames: [ProfileFrame]
+        var named: Int64
+        var unnamed: Int64
     }
 
     let symbolizer: Symbolizer
     var lastDrain = ContinuousClock.now
     private var counts: [Key: Int64] = [:]
+    private var stacks: [InternedStack] = []
+    private var kernelStackIDs: [[UInt64]: Int] = [:]
+    /// Per process: user stack addresses → interned stack (addresses mean something only within their process).
+    private var userStackIDs: [Int32: [[UInt64]: Int]] = [:]
     private var knownProcesses: Set<Int32> = []
     private var liveProcesses: Set<Int32> = []
     private var mappingsByProcess: [Int32: [ProfileMapping]] = [:]
@@ -64,18 +78,40 @@ struct StackAggregator<Group: Hashable> {
                 )
             }
         }
-        let kernel = self.symbolizer.symbolizeKernel(addresses: sample.kernelStack)
-        let user = self.symbolizer.symbolizeUser(pid: sample.pid, addresses: sample.userStack)
-        for frame in user {
-            if frame.function != nil { self.userFramesNamed += count } else { self.userFramesUnnamed += count }
-        }
-        for frame in kernel {
-            if frame.function != nil { self.kernelFramesNamed += count } else { self.kernelFramesUnnamed += count }
-        }
-        // Leaf first: a sample taken in the kernel has its kernel frames on top of the user stack.
-        let frames = (kernel + user).map(ProfileFrame.init(symbolized:))
-        self.counts[Key(group: group, frames: frames), default: 0] += count
+        let kernel = self.kernelStack(sample.kernelStack)
+        let user = self.userStack(pid: sample.pid, sample.userStack)
+        self.kernelFramesNamed += self.stacks[kernel].named * count
+        self.kernelFramesUnnamed += self.stacks[kernel].unnamed * count
+        self.userFramesNamed += self.stacks[user].named * count
+        self.userFramesUnnamed += self.stacks[user].unnamed * count
+        self.counts[Key(group: group, kernel: kernel, user: user), default: 0] += count
         self.totalSamples += count
+    }
+
+    private mutating func kernelStack(_ addresses: [UInt64]) -> Int {
+        if let id = self.kernelStackIDs[addresses] { return id }
+        let id = self.intern(self.symbolizer.symbolizeKernel(addresses: addresses))
+        self.kernelStackIDs[addresses] = id
+        return id
+    }
+
+    private mutating func userStack(pid: Int32, _ addresses: [UInt64]) -> Int {
+        if let id = self.userStackIDs[pid]?[addresses] { return id }
+        let id = self.intern(self.symbolizer.symbolizeUser(pid: pid, addresses: addresses))
+        self.userStackIDs[pid, default: [:]][addresses] = id
+        return id
+    }
+
+    private mutating func intern(_ frames: [SymbolizedFrame]) -> Int {
+        let named = Int64(frames.count { $0.function != nil })
+        self.stacks.append(
+            InternedStack(
+                frames: frames.map(ProfileFrame.init(symbolized:)),
+                named: named,
+                unnamed: Int64(frames.count) - named
+            )
+        )
+        return self.stacks.count - 1
     }
 
     /// Drops the symbolizer's cache of processes that are gone, so a reused pid is not named after the old one.
@@ -83,6 +119,8 @@ struct StackAggregator<Group: Hashable> {
         for pid in self.liveProcesses where kill(pid, 0) != 0 && errno == ESRCH {
             self.symbolizer.forget(pid: pid)
             self.liveProcesses.remove(pid)
+            // A reused pid must not inherit the old process's symbolized stacks.
+            self.userStackIDs.removeValue(forKey: pid)
         }
     }
 
@@ -95,22 +133,41 @@ struct StackAggregator<Group: Hashable> {
         }
     }
 
-    /// Every counted stack, labelled per group.
+    /// Every counted stack, labelled per group; stacks that symbolize the same (several processes of one
+    /// group) are merged.
     func samples(labels: (Group) -> [String: String]) -> [ProfileSample] {
-        self.counts.map { key, count in ProfileSample(frames: key.frames, count: count, labels: labels(key.group)) }
+        self.merged { _ in true }.map { key, count in
+            ProfileSample(frames: key.frames, count: count, labels: labels(key.group))
+        }
     }
 
     /// The counted stacks of one group, without labels.
     func samples(of group: Group) -> [ProfileSample] {
-        self.counts.compactMap { key, count in
-            key.group == group ? ProfileSample(frames: key.frames, count: count) : nil
-        }
+        self.merged { $0 == group }.map { key, count in ProfileSample(frames: key.frames, count: count) }
     }
 
-    /// Forgets the counted stacks (and which processes fed which group), keeping the symbolizer and the known
-    /// processes' mappings: the next interval starts empty.
+    private struct FramesKey: Hashable {
+        var group: Group
+        var frames: [ProfileFrame]
+    }
+
+    private func merged(_ include: (Group) -> Bool) -> [FramesKey: Int64] {
+        var result: [FramesKey: Int64] = [:]
+        for (key, count) in self.counts where include(key.group) {
+            // Leaf first: a sample taken in the kernel has its kernel frames on top of the user stack.
+            let frames = self.stacks[key.kernel].frames + self.stacks[key.user].frames
+            result[FramesKey(group: key.group, frames: frames), default: 0] += count
+        }
+        return result
+    }
+
+    /// Forgets the counted and interned stacks (and which processes fed which group), keeping the symbolizer and
+    /// the known processes' mappings: the next interval starts empty.
     mutating func resetCounts() {
         self.counts.removeAll(keepingCapacity: true)
+        self.stacks.removeAll(keepingCapacity: true)
+        self.kernelStackIDs.removeAll(keepingCapacity: true)
+        self.userStackIDs.removeAll(keepingCapacity: true)
         self.processesByGroup.removeAll(keepingCapacity: true)
         self.totalSamples = 0
         self.userFramesNamed = 0

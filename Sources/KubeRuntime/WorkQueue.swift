@@ -79,6 +79,8 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
 
     public let name: String
     public let rateLimit: RateLimit
+    /// Where the queue reads the time and waits for delays (a manual clock in tests).
+    public let clock: any WorkQueueClock
     let state = Mutex(State())
     let depthGauge: Gauge
     let addsCounter: Counter
@@ -91,10 +93,12 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
     public init(
         name: String,
         rateLimit: RateLimit = .init(),
+        clock: any WorkQueueClock = ContinuousWorkQueueClock(),
         metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) {
         self.name = name
         self.rateLimit = rateLimit
+        self.clock = clock
         let dimensions = [("name", name), ("controller", name)]
         self.depthGauge = Gauge(label: "workqueue_depth", dimensions: dimensions, factory: metricsFactory)
         self.addsCounter = Counter(label: "workqueue_adds_total", dimensions: dimensions, factory: metricsFactory)
@@ -127,8 +131,9 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
     /// The work in progress as client-go's `updateUnfinishedWork` measures it: the summed seconds every item being
     /// processed has run so far, and the seconds of the longest-running one (both 0 when nothing is processing).
     public func unfinishedWork(
-        now: ContinuousClock.Instant = .now
+        now: ContinuousClock.Instant? = nil
     ) -> (unfinishedSeconds: Double, longestRunningSeconds: Double) {
+        let now = now ?? self.clock.now
         let ages = self.state.withLock { state in state.startedAt.values.map { now - $0 } }
         var total = 0.0
         var longest = 0.0
@@ -152,7 +157,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
     public func runMetricsUpdates(every period: Duration = .milliseconds(500)) async {
         while !self.isShuttingDown && !Task.isCancelled {
             self.updateUnfinishedWork()
-            do { try await Task.sleep(for: period) } catch { break }
+            do { try await self.clock.sleep(until: self.clock.now + period) } catch { break }
         }
         self.updateUnfinishedWork()
     }
@@ -162,7 +167,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
         let (waiters, depth) = self.state.withLock { state -> ([CheckedContinuation<Void, Never>], Int) in
             guard !state.shuttingDown else { return ([], state.depth) }
             state.delayed.removeValue(forKey: key)
-            return (state.enqueue(key, now: .now), state.depth)
+            return (state.enqueue(key, now: self.clock.now), state.depth)
         }
         self.addsCounter.increment()
         self.depthGauge.record(depth)
@@ -174,7 +179,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
         if delay <= .zero { return self.add(key) }
         let waiters = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
             guard !state.shuttingDown else { return [] }
-            let due = ContinuousClock.now + delay
+            let due = self.clock.now + delay
             if let existing = state.delayed[key], existing <= due { return [] }
             state.delayed[key] = due
             return state.wake()
@@ -206,6 +211,9 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
     /// Items being processed.
     public var processingCount: Int { self.state.withLock { $0.processing.count } }
 
+    /// Callers of ``next()`` waiting for an item.
+    public var waitingCount: Int { self.state.withLock { $0.waiters.count } }
+
     enum Step {
         case item(Key, ContinuousClock.Instant?)
         case wait(generation: Int, until: ContinuousClock.Instant?)
@@ -215,7 +223,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
     /// Takes the next item, waiting for one; nil once the queue shuts down. Call ``done(_:)`` afterwards.
     public func next() async -> Key? {
         while true {
-            let now = ContinuousClock.now
+            let now = self.clock.now
             var woken: [CheckedContinuation<Void, Never>] = []
             let step = self.state.withLock { state -> Step in
                 if state.shuttingDown { return .finished }
@@ -258,7 +266,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
         let id = UUID()
         await withTaskGroup(of: Void.self) { group in
             if let until {
-                group.addTask { try? await Task.sleep(until: until, clock: .continuous) }
+                group.addTask { try? await self.clock.sleep(until: until) }
             }
             group.addTask {
                 await withTaskCancellationHandler {
@@ -285,10 +293,12 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
             state -> ([CheckedContinuation<Void, Never>], ContinuousClock.Instant?) in
             state.processing.remove(key)
             let started = state.startedAt.removeValue(forKey: key)
-            if state.dirty.remove(key) != nil, !state.shuttingDown { return (state.enqueue(key, now: .now), started) }
+            if state.dirty.remove(key) != nil, !state.shuttingDown {
+                return (state.enqueue(key, now: self.clock.now), started)
+            }
             return (state.drainedWaiters(), started)
         }
-        if let started { self.workDuration.recordNanoseconds(Self.nanoseconds(.now - started)) }
+        if let started { self.workDuration.recordNanoseconds(Self.nanoseconds(self.clock.now - started)) }
         self.updateUnfinishedWork()
         for waiter in waiters { waiter.resume() }
     }
@@ -315,5 +325,22 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
             }
             if resumeNow { continuation.resume() }
         }
+    }
+}
+
+/// The time source of a ``WorkQueue``: the continuous clock in production; tests pass a manual clock, so delays
+/// and durations are exact and no test sleeps.
+public protocol WorkQueueClock: Sendable {
+    var now: ContinuousClock.Instant { get }
+    /// Returns at `deadline` (at once if it passed); throws when the task is cancelled.
+    func sleep(until deadline: ContinuousClock.Instant) async throws
+}
+
+/// The continuous clock.
+public struct ContinuousWorkQueueClock: WorkQueueClock {
+    public init() {}
+    public var now: ContinuousClock.Instant { .now }
+    public func sleep(until deadline: ContinuousClock.Instant) async throws {
+        try await Task.sleep(until: deadline, clock: .continuous)
     }
 }

@@ -264,12 +264,33 @@ extension KubeTestServer {
         throw .badRequest("the body of the request could not be decoded as JSON")
     }
 
-    func context(_ request: HTTPRequest, _ info: ResourceInfo, apply: Bool = false) -> WriteContext {
+    /// A `propagationPolicy` value, refused as the API server refuses an unknown one.
+    static func propagation(_ text: String?) throws(APIError) -> DeletionPropagation? {
+        guard let text else { return nil }
+        guard let policy = DeletionPropagation(rawValue: text) else {
+            throw .badRequest(
+                "propagationPolicy: Unsupported value: \"\(text)\": supported values: \"Orphan\", \"Background\", \"Foreground\""
+            )
+        }
+        return policy
+    }
+
+    func context(
+        _ request: HTTPRequest,
+        _ info: ResourceInfo,
+        apply: Bool = false
+    ) throws(APIError) -> WriteContext {
         let userAgent = request.header("user-agent")
         let fallback = String(userAgent.prefix { $0 != "/" })
+        let validation = request.query["fieldValidation"] ?? FieldValidation.warn.rawValue
+        guard let fieldValidation = FieldValidation(rawValue: validation) else {
+            throw .badRequest(
+                "fieldValidation: Unsupported value: \"\(validation)\": supported values: \"Ignore\", \"Strict\", \"Warn\""
+            )
+        }
         return WriteContext(
             manager: request.query["fieldManager"] ?? (apply ? "" : (fallback.isEmpty ? "unknown" : fallback)),
-            fieldValidation: request.query["fieldValidation"] ?? "Warn",
+            fieldValidation: fieldValidation,
             dryRun: request.query["dryRun"] == "All",
             force: request.flag("force"),
             apiVersion: info.type.apiVersion
@@ -350,7 +371,7 @@ extension KubeTestServer {
             guard case .object(let body) = try self.decodeBody(request) else {
                 throw APIError.badRequest("the body must be a JSON object")
             }
-            let context = self.context(request, info)
+            let context = try self.context(request, info)
             let (object, warnings) = try self.state.withLock { state throws(APIError) in
                 state.warnings = []
                 let object = try state.create(info, namespace: namespace, body: body, context: context)
@@ -363,7 +384,7 @@ extension KubeTestServer {
             guard case .object(let body) = try self.decodeBody(request) else {
                 throw APIError.badRequest("the body must be a JSON object")
             }
-            let context = self.context(request, info)
+            let context = try self.context(request, info)
             let (object, warnings) = try self.state.withLock { state throws(APIError) in
                 state.warnings = []
                 let old = try state.get(info, namespace: namespace, name: name)
@@ -390,7 +411,7 @@ extension KubeTestServer {
             let contentType = request.header("content-type")
             let isApply = contentType.hasPrefix("application/apply-patch")
             let body = try self.decodeBody(request, yaml: isApply)
-            let context = self.context(request, info, apply: isApply)
+            let context = try self.context(request, info, apply: isApply)
             let result = try self.state.withLock { state throws(APIError) in
                 try state.patch(
                     info,
@@ -406,7 +427,7 @@ extension KubeTestServer {
         case ("DELETE", let name?):
             var options = request.body.readableBytes > 0 ? (try? self.decodeBody(request))?.objectValue ?? [:] : [:]
             if let policy = request.query["propagationPolicy"] { options["propagationPolicy"] = .string(policy) }
-            let policy = options["propagationPolicy"]?.stringValue
+            let policy = try Self.propagation(options["propagationPolicy"]?.stringValue)
             let preconditions = (
                 uid: options["preconditions"]?["uid"]?.stringValue,
                 rv: options["preconditions"]?["resourceVersion"]?.stringValue
@@ -438,6 +459,7 @@ extension KubeTestServer {
         case ("DELETE", nil):
             let labels = try self.selector(request.query["labelSelector"])
             let fields = try self.selector(request.query["fieldSelector"])
+            let policy = try Self.propagation(request.query["propagationPolicy"])
             try self.state.withLock { state throws(APIError) in
                 let result = try state.list(
                     info,
@@ -453,7 +475,7 @@ extension KubeTestServer {
                         info,
                         namespace: meta.namespace,
                         name: meta.name ?? "",
-                        policy: request.query["propagationPolicy"],
+                        policy: policy,
                         preconditions: (nil, nil)
                     )
                 }

@@ -205,7 +205,7 @@ public final class KubeTestServer: Sendable {
             guard let info = state.resources["\(group)/\(plural)"] else {
                 throw KubeTestServerError(message: "unknown resource \(group)/\(plural)")
             }
-            let context = WriteContext(manager: "seed", fieldValidation: "Ignore")
+            let context = WriteContext(manager: "seed", fieldValidation: .ignore)
             for object in objects {
                 let meta = ObjectMeta(object: object["metadata"]?.objectValue ?? [:])
                 let key = state.key(info, namespace: meta.namespace, name: meta.name ?? "")

@@ -60,7 +60,7 @@ extension ServerState {
             )
         }
         guard case .object(var candidate) = patched else { throw .badRequest("patch result is not an object") }
-        if context.fieldValidation == "Strict", let schema = info.schema {
+        if context.fieldValidation == .strict, let schema = info.schema {
             var probe = patched
             let (unknown, _) = schema.process(&probe)
             if !unknown.isEmpty {
@@ -85,7 +85,7 @@ extension ServerState {
             candidate["metadata"] = .object(meta)
         }
         var relaxed = context
-        relaxed.fieldValidation = "Ignore"
+        relaxed.fieldValidation = .ignore
         return (
             try self.commitUpdate(info, old: old, candidate: candidate, subresource: subresource, context: relaxed),
             false
@@ -263,7 +263,7 @@ extension ServerState {
         meta["resourceVersion"] = old["metadata"]?["resourceVersion"]
         candidate["metadata"] = .object(meta)
         var relaxed = context
-        relaxed.fieldValidation = "Ignore"
+        relaxed.fieldValidation = .ignore
         let result = try self.commitUpdate(
             info,
             old: old,

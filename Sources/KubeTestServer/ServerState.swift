@@ -44,10 +44,30 @@ enum WatchSignal: Sendable {
     case drop
 }
 
+/// `fieldValidation` of a write: what to do with fields the schema does not know.
+enum FieldValidation: String, Sendable {
+    /// Refuse the write (400).
+    case strict = "Strict"
+    /// Drop the fields and return a warning header (the default).
+    case warn = "Warn"
+    /// Drop the fields silently.
+    case ignore = "Ignore"
+}
+
+/// `propagationPolicy` of a delete: what happens to the dependents (objects whose ownerReferences name it).
+enum DeletionPropagation: String, Sendable {
+    /// Dependents lose the owner reference and stay.
+    case orphan = "Orphan"
+    /// The owner goes at once; the garbage collector deletes dependents afterwards (the default).
+    case background = "Background"
+    /// Dependents go first; the owner waits for them (the `foregroundDeletion` finalizer).
+    case foreground = "Foreground"
+}
+
 /// Options of one write.
 struct WriteContext: Sendable {
     var manager: String
-    var fieldValidation: String = "Warn"
+    var fieldValidation: FieldValidation = .warn
     var dryRun: Bool = false
     var force: Bool = false
     var apiVersion: String = ""
@@ -102,110 +122,6 @@ struct ServerState {
             throw .notFound(info, name)
         }
         return object
-    }
-
-    // MARK: List
-
-    struct ListResult {
-        var items: [JSONObject]
-        var resourceVersion: String
-        var continueToken: String?
-        var remaining: Int?
-    }
-
-    func matches(
-        _ object: JSONObject,
-        _ info: ResourceInfo,
-        namespace: String?,
-        labels: Selector,
-        fields: Selector
-    )
-        -> Bool
-    {
-        let meta = ObjectMeta(object: object["metadata"]?.objectValue ?? [:])
-        if info.type.namespaced, let namespace, meta.namespace != namespace { return false }
-        if !labels.matches(meta.labels ?? [:]) { return false }
-        if fields.isEmpty { return true }
-        var values: [String: String] = [:]
-        for requirement in fields.requirements {
-            let path = requirement.key.split(separator: ".").map(String.init)
-            switch path[path.count - 1] {
-            default:
-                if let value = JSONValue.object(object)[path: path] {
-                    values[requirement.key] = value.stringValue ?? value.description
-                }
-            }
-        }
-        return fields.matches(values)
-    }
-
-    func validateFieldSelector(_ fields: Selector, _ info: ResourceInfo) throws(APIError) {
-        for requirement in fields.requirements {
-            if requirement.operator != .equals && requirement.operator != .notEquals {
-                throw .badRequest("invalid field selector: \(requirement)")
-            }
-            if info.isCustom, requirement.key != "metadata.name", requirement.key != "metadata.namespace" {
-                throw .badRequest("field label not supported: \(requirement.key)")
-            }
-        }
-    }
-
-    mutating func list(
-        _ info: ResourceInfo,
-        namespace: String?,
-        labels: Selector,
-        fields: Selector,
-        limit: Int?,
-        continueToken: String?
-    ) throws(APIError) -> ListResult {
-        try self.validateFieldSelector(fields, info)
-        var items: [JSONObject]
-        var offset = 0
-        if let continueToken, !continueToken.isEmpty {
-            let parts = continueToken.split(separator: ":")
-            guard parts.count == 3, let snapshot = self.snapshots[String(parts[0])], let start = Int(parts[1]) else {
-                var error = APIError.gone(
-                    "The provided continue parameter is too old to display a consistent list result. You can start a "
-                        + "new list without the continue parameter, or use the continue token in this response to "
-                        + "retrieve the remainder of the results. Continuing with the provided token results in an "
-                        + "inconsistent list - objects that were created, modified, or deleted between the time the "
-                        + "first chunk was returned and now may show up in the list."
-                )
-                error.status.object["metadata"] = ["continue": ""]
-                throw error
-            }
-            items = snapshot
-            offset = start
-            let rv = String(parts[2])
-            return self.page(items, offset: offset, limit: limit, rv: rv, snapshotID: String(parts[0]))
-        }
-        items = (self.objects[info.storageKey] ?? [:]).sorted { $0.key < $1.key }.map(\.value)
-            .filter { self.matches($0, info, namespace: namespace, labels: labels, fields: fields) }
-        return self.pageAndSnapshot(items, limit: limit)
-    }
-
-    private mutating func pageAndSnapshot(_ items: [JSONObject], limit: Int?) -> ListResult {
-        let rv = String(self.rv)
-        guard let limit, limit > 0, items.count > limit else {
-            return ListResult(items: items, resourceVersion: rv, continueToken: nil, remaining: nil)
-        }
-        let id = UUID().uuidString
-        self.snapshots[id] = items
-        self.snapshotOrder.append(id)
-        if self.snapshotOrder.count > 32 { self.snapshots.removeValue(forKey: self.snapshotOrder.removeFirst()) }
-        return self.page(items, offset: 0, limit: limit, rv: rv, snapshotID: id)
-    }
-
-    private func page(_ items: [JSONObject], offset: Int, limit: Int?, rv: String, snapshotID: String) -> ListResult {
-        let end = limit.map { min(items.count, offset + max($0, 1)) } ?? items.count
-        let slice = Array(items[min(offset, items.count)..<end])
-        let more = end < items.count
-        return ListResult(
-            items: slice,
-            resourceVersion: rv,
-            continueToken: more ? "\(snapshotID):\(end):\(rv)" : nil,
-            remaining: more ? items.count - end : nil
-        )
     }
 
     // MARK: Events
@@ -343,7 +259,7 @@ struct ServerState {
             info,
             namespace: key.namespace,
             name: key.name,
-            policy: "Background",
+            policy: .background,
             preconditions: (nil, nil)
         )
     }
@@ -367,14 +283,14 @@ struct ServerState {
             let (unknown, schemaErrors) = schema.process(&value)
             if !unknown.isEmpty {
                 switch context.fieldValidation {
-                case "Strict":
+                case .strict:
                     let list = unknown.map { "unknown field \"\($0)\"" }.joined(separator: ", ")
                     throw .badRequest(
                         "\(info.type.kind) in version \"\(info.type.version)\" cannot be handled as a \(info.type.kind): "
                             + "strict decoding error: \(list)"
                     )
-                case "Ignore": break
-                default: self.warnings.append(contentsOf: unknown.map { "unknown field \"\($0)\"" })
+                case .ignore: break
+                case .warn: self.warnings.append(contentsOf: unknown.map { "unknown field \"\($0)\"" })
                 }
             }
             errors += schemaErrors
@@ -592,317 +508,6 @@ struct ServerState {
             result.append(entry)
         }
         return result
-    }
-
-    // MARK: Delete
-
-    enum DeleteOutcome {
-        case removed(JSONObject)
-        case pending(JSONObject)
-    }
-
-    mutating func delete(
-        _ info: ResourceInfo,
-        namespace: String?,
-        name: String,
-        policy: String?,
-        preconditions: (uid: String?, rv: String?),
-        dryRun: Bool = false
-    ) throws(APIError) -> DeleteOutcome {
-        let key = self.key(info, namespace: namespace, name: name)
-        guard let old = self.current(info, key) else { throw .notFound(info, name) }
-        let oldMeta = ObjectMeta(object: old["metadata"]?.objectValue ?? [:])
-        if let uid = preconditions.uid, uid != oldMeta.uid {
-            throw .conflict(
-                info,
-                name,
-                "Precondition failed: UID in precondition: \(uid), UID in object meta: \(oldMeta.uid ?? "")"
-            )
-        }
-        if let rv = preconditions.rv, rv != oldMeta.resourceVersion {
-            throw .conflict(
-                info,
-                name,
-                "Precondition failed: ResourceVersion in precondition: \(rv), ResourceVersion in object meta: "
-                    + "\(oldMeta.resourceVersion ?? "")"
-            )
-        }
-        if oldMeta.deletionTimestamp != nil { return .pending(old) }
-        var finalizers = oldMeta.finalizers ?? []
-        if policy == "Foreground", !finalizers.contains("foregroundDeletion") {
-            finalizers.append("foregroundDeletion")
-        }
-        if policy == "Orphan", !finalizers.contains("orphan") { finalizers.append("orphan") }
-        if dryRun { return finalizers.isEmpty ? .removed(old) : .pending(old) }
-        if finalizers.isEmpty {
-            self.remove(info, key, old, bumpRV: true)
-            var gone = old
-            gone.setResourceVersion(self.rv)
-            return .removed(gone)
-        }
-        var object = old
-        var meta = oldMeta
-        meta.finalizers = finalizers
-        meta.deletionTimestamp = KubeTime.format(Date())
-        meta.deletionGracePeriodSeconds = 0
-        if info.hasGeneration { meta.generation = (meta.generation ?? 0) + 1 }
-        object["metadata"] = meta.json
-        object.setResourceVersion(self.nextRV())
-        self.store(info, key, object)
-        self.emit(.modified, info, object, old: old)
-        if info.type.plural == "namespaces" {
-            self.deleteNamespaceContents(name)
-        }
-        if finalizers.contains("orphan") { self.orphanDependents(of: meta.uid ?? "") }
-        if finalizers.contains("foregroundDeletion") { self.deleteDependents(of: meta.uid ?? "", policy: "Foreground") }
-        self.releaseSystemFinalizers(info, key)
-        return .pending(self.current(info, key) ?? object)
-    }
-
-    /// Removes the object for good: DELETED event, then cascades (CRD instances, namespace contents, dependents).
-    mutating func remove(_ info: ResourceInfo, _ key: ObjectKey, _ object: JSONObject, bumpRV: Bool) {
-        var object = object
-        if bumpRV { object.setResourceVersion(self.nextRV()) }
-        self.objects[info.storageKey]?.removeValue(forKey: key)
-        let uid = object["metadata"]?["uid"]?.stringValue ?? ""
-        self.uidIndex.removeValue(forKey: uid)
-        self.emit(.deleted, info, object, old: object)
-        if info.type.plural == "customresourcedefinitions" {
-            self.unregister(CustomResourceDefinition(object: object))
-        }
-        if info.type.plural == "namespaces" { self.deleteNamespaceContents(key.name) }
-        self.collectGarbage(removedUID: uid)
-        for owner in ObjectMeta(object: object["metadata"]?.objectValue ?? [:]).ownerReferences ?? [] {
-            if let location = self.uidIndex[owner.uid ?? ""], let ownerInfo = self.resources[location.0] {
-                self.releaseSystemFinalizers(ownerInfo, location.1)
-            }
-        }
-    }
-
-    mutating func deleteNamespaceContents(_ namespace: String) {
-        for (storageKey, objects) in self.objects {
-            guard let info = self.resources[storageKey], info.type.namespaced else { continue }
-            for key in objects.keys where key.namespace == namespace {
-                _ = try? self.delete(info, namespace: namespace, name: key.name, policy: nil, preconditions: (nil, nil))
-            }
-        }
-    }
-
-    func dependents(of uid: String) -> [(ResourceInfo, ObjectKey, JSONObject)] {
-        guard !uid.isEmpty else { return [] }
-        var result: [(ResourceInfo, ObjectKey, JSONObject)] = []
-        for (storageKey, objects) in self.objects {
-            guard let info = self.resources[storageKey] else { continue }
-            for (key, object) in objects {
-                let owners = object["metadata"]?["ownerReferences"]?.arrayValue ?? []
-                if owners.contains(where: { $0["uid"]?.stringValue == uid }) { result.append((info, key, object)) }
-            }
-        }
-        return result
-    }
-
-    /// Background garbage collection after an owner is gone.
-    mutating func collectGarbage(removedUID uid: String) {
-        for (info, key, object) in self.dependents(of: uid) {
-            let meta = ObjectMeta(object: object["metadata"]?.objectValue ?? [:])
-            let owners = meta.ownerReferences ?? []
-            let alive = owners.filter { owner in owner.uid != uid && self.uidIndex[owner.uid ?? ""] != nil }
-            if alive.isEmpty {
-                _ = try? self.delete(
-                    info,
-                    namespace: key.namespace,
-                    name: key.name,
-                    policy: "Background",
-                    preconditions: (nil, nil)
-                )
-            } else {
-                self.removeOwnerReference(to: uid, from: object, info)
-            }
-        }
-    }
-
-    mutating func orphanDependents(of uid: String) {
-        for (info, _, object) in self.dependents(of: uid) {
-            self.removeOwnerReference(to: uid, from: object, info)
-        }
-    }
-
-    /// Drops a dependent's owner reference to `uid`, as the garbage collector (kube-controller-manager) does.
-    mutating func removeOwnerReference(to uid: String, from object: JSONObject, _ info: ResourceInfo) {
-        var updated = object
-        var meta = ObjectMeta(object: object["metadata"]?.objectValue ?? [:])
-        meta.ownerReferences = (meta.ownerReferences ?? []).filter { $0.uid != uid }
-        if meta.ownerReferences?.isEmpty ?? false { meta.ownerReferences = nil }
-        updated["metadata"] = meta.json
-        _ = try? self.commitUpdate(
-            info,
-            old: object,
-            candidate: updated,
-            subresource: nil,
-            context: .init(manager: "kube-controller-manager")
-        )
-    }
-
-    mutating func deleteDependents(of uid: String, policy: String) {
-        for (info, key, _) in self.dependents(of: uid) {
-            _ = try? self.delete(
-                info,
-                namespace: key.namespace,
-                name: key.name,
-                policy: policy,
-                preconditions: (nil, nil)
-            )
-        }
-    }
-
-    /// Removes the `orphan` and `foregroundDeletion` finalizers once the garbage collector's work is done.
-    mutating func releaseSystemFinalizers(_ info: ResourceInfo, _ key: ObjectKey) {
-        guard let object = self.current(info, key) else { return }
-        var meta = ObjectMeta(object: object["metadata"]?.objectValue ?? [:])
-        guard meta.deletionTimestamp != nil, var finalizers = meta.finalizers else { return }
-        let uid = meta.uid ?? ""
-        let dependents = self.dependents(of: uid)
-        if finalizers.contains("orphan"), dependents.isEmpty || true {
-            if !dependents.isEmpty { return }
-            finalizers.removeAll { $0 == "orphan" }
-        }
-        if finalizers.contains("foregroundDeletion") {
-            let blocking = dependents.contains { _, _, dependent in
-                (dependent["metadata"]?["ownerReferences"]?.arrayValue ?? []).contains {
-                    $0["uid"]?.stringValue == uid && $0["blockOwnerDeletion"]?.boolValue == true
-                }
-            }
-            if blocking { return }
-            finalizers.removeAll { $0 == "foregroundDeletion" }
-        }
-        if finalizers == meta.finalizers { return }
-        var updated = object
-        meta.finalizers = finalizers
-        updated["metadata"] = meta.json
-        _ = try? self.commitUpdate(
-            info,
-            old: object,
-            candidate: updated,
-            subresource: nil,
-            context: .init(manager: "kube-controller-manager")
-        )
-    }
-
-    // MARK: CustomResourceDefinitions
-
-    static func validateCRD(_ crd: CustomResourceDefinition) -> [FieldError] {
-        var errors: [FieldError] = []
-        let spec = crd.spec
-        let group = spec.group ?? ""
-        let plural = spec.names.plural ?? ""
-        if group.isEmpty { errors.append(.required("spec.group")) }
-        if plural.isEmpty { errors.append(.required("spec.names.plural")) }
-        if (spec.names.kind ?? "").isEmpty { errors.append(.required("spec.names.kind")) }
-        if crd.metadata.name != "\(plural).\(group)" {
-            errors.append(
-                .invalid(
-                    "metadata.name",
-                    .string(crd.metadata.name ?? ""),
-                    "must be spec.names.plural+\".\"+spec.group"
-                )
-            )
-        }
-        if spec.scope != "Namespaced" && spec.scope != "Cluster" {
-            errors.append(
-                .init(
-                    reason: "FieldValueNotSupported",
-                    field: "spec.scope",
-                    detail:
-                        "Unsupported value: \(FieldError.renderValue(.string(spec.scope ?? ""))): supported values: "
-                        + "\"Cluster\", \"Namespaced\""
-                )
-            )
-        }
-        let versions = spec.versions ?? []
-        if versions.isEmpty {
-            errors.append(.required("spec.versions", "must have exactly one version marked as storage version"))
-        }
-        if versions.filter({ $0.storage == true }).count != 1, !versions.isEmpty {
-            errors.append(.invalid("spec.versions", .null, "must have exactly one version marked as storage version"))
-        }
-        for (index, version) in versions.enumerated() where version.schema?.openAPIV3Schema == nil {
-            errors.append(.required("spec.versions[\(index)].schema.openAPIV3Schema", "schemas are required"))
-        }
-        return errors
-    }
-
-    mutating func establishCRD(_ object: JSONObject) throws(APIError) -> JSONObject {
-        var crd = CustomResourceDefinition(object: object)
-        var names = crd.spec.names
-        if names.singular == nil { names.singular = names.kind?.lowercased() }
-        if names.listKind == nil { names.listKind = (names.kind ?? "") + "List" }
-        crd.spec.names = names
-        let group = crd.spec.group ?? ""
-        if let existing = self.resources["\(group)/\(names.plural ?? "")"], !existing.isCustom {
-            throw .invalid(
-                self.resources["apiextensions.k8s.io/customresourcedefinitions"]!,
-                crd.metadata.name ?? "",
-                [.invalid("spec.names.plural", .string(names.plural ?? ""), "conflicts with a built-in resource")]
-            )
-        }
-        let now = KubeTime.format(Date())
-        crd.object["status"] = [
-            "conditions": [
-                [
-                    "type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found",
-                    "lastTransitionTime": .string(now),
-                ],
-                [
-                    "type": "Established", "status": "True", "reason": "InitialNamesAccepted",
-                    "message": "the initial names have been accepted", "lastTransitionTime": .string(now),
-                ],
-            ],
-            "acceptedNames": names.json,
-            "storedVersions": .array(
-                (crd.spec.versions ?? []).filter { $0.storage == true }.compactMap { $0.name.map(JSONValue.string) }
-            ),
-        ]
-        self.register(crd)
-        return crd.object
-    }
-
-    mutating func register(_ crd: CustomResourceDefinition) {
-        let spec = crd.spec
-        let versions = (spec.versions ?? []).filter { $0.served ?? true }
-        guard let storage = versions.first(where: { $0.storage == true }) ?? versions.first else { return }
-        let names = spec.names
-        let type = ResourceType(
-            group: spec.group ?? "",
-            version: versions.first?.name ?? "v1",
-            kind: names.kind ?? "",
-            plural: names.plural ?? "",
-            namespaced: spec.scope != "Cluster"
-        )
-        var info = ResourceInfo(
-            type: type,
-            versions: versions.compactMap(\.name),
-            singular: names.singular ?? type.kind.lowercased(),
-            shortNames: names.shortNames ?? [],
-            categories: names.categories ?? [],
-            hasStatus: storage.subresources?.status != nil,
-            hasGeneration: true,
-            isCustom: true
-        )
-        info.schema = storage.schema?.openAPIV3Schema.map { StructuralSchema(root: $0) }
-        info.printerColumns = storage.additionalPrinterColumns ?? []
-        self.resources[info.storageKey] = info
-        self.discoveryGeneration += 1
-    }
-
-    mutating func unregister(_ crd: CustomResourceDefinition) {
-        let storageKey = "\(crd.spec.group ?? "")/\(crd.spec.names.plural ?? "")"
-        guard let info = self.resources[storageKey], info.isCustom else { return }
-        for key in (self.objects[storageKey] ?? [:]).keys {
-            if let object = self.objects[storageKey]?[key] { self.remove(info, key, object, bumpRV: true) }
-        }
-        self.resources.removeValue(forKey: storageKey)
-        self.objects.removeValue(forKey: storageKey)
-        self.discoveryGeneration += 1
     }
 }
 

@@ -5,6 +5,7 @@ import Foundation
 import HearthTestSupport
 import KubeClient
 import KubeModel
+import KubeRuntime
 import KubeTestServer
 import Logging
 import NIOPosix
@@ -149,4 +150,62 @@ final class Locked<Value: Sendable>: Sendable {
     init(_ value: Value) { self.mutex = Mutex(value) }
     func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { self.mutex.withLock { body(&$0) } }
     var value: Value { self.mutex.withLock { $0 } }
+}
+
+/// A clock tests move by hand: `sleep(until:)` returns only when ``advance(by:)`` reaches the deadline, so delays
+/// and durations are exact and no test waits on the wall clock.
+final class ManualClock: WorkQueueClock, Sendable {
+    private struct State {
+        var offset: Duration = .zero
+        var sleepers: [UUID: (deadline: ContinuousClock.Instant, continuation: CheckedContinuation<Void, any Error>)] =
+            [:]
+    }
+
+    let start = ContinuousClock.now
+    private let state = Mutex(State())
+
+    var now: ContinuousClock.Instant { self.start + self.state.withLock { $0.offset } }
+
+    /// The deadlines callers are sleeping until.
+    var sleepingUntil: [ContinuousClock.Instant] { self.state.withLock { $0.sleepers.values.map(\.deadline) } }
+
+    func sleep(until deadline: ContinuousClock.Instant) async throws {
+        let id = UUID()
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let now = self.now
+                let outcome = self.state.withLock { state -> Bool? in
+                    if Task.isCancelled { return false }
+                    if deadline <= self.start + state.offset || deadline <= now { return true }
+                    state.sleepers[id] = (deadline, continuation)
+                    return nil
+                }
+                switch outcome {
+                case true?: continuation.resume()
+                case false?: continuation.resume(throwing: CancellationError())
+                case nil: break
+                }
+            }
+        } onCancel: {
+            self.state.withLock { $0.sleepers.removeValue(forKey: id) }?.continuation.resume(
+                throwing: CancellationError()
+            )
+        }
+    }
+
+    /// Moves time forward and wakes every sleeper whose deadline came.
+    func advance(by duration: Duration) {
+        let due = self.state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+            state.offset += duration
+            let now = self.start + state.offset
+            let ids = state.sleepers.filter { $0.value.deadline <= now }.map(\.key)
+            return ids.compactMap { state.sleepers.removeValue(forKey: $0)?.continuation }
+        }
+        for continuation in due { continuation.resume() }
+    }
+
+    /// Waits (polling, briefly) until `count` callers sleep on this clock.
+    func waitForSleepers(_ count: Int) async -> Bool {
+        await eventually(timeout: .seconds(10), every: .milliseconds(2)) { self.sleepingUntil.count >= count }
+    }
 }

@@ -11,43 +11,43 @@ struct WorkQueueTests {
     @Test("unfinished work and the longest-running processor are reported as client-go computes them")
     func unfinishedWorkMetrics() async throws {
         let metrics = TestMetrics()
-        let queue = WorkQueue<String>(name: "inflight", metricsFactory: metrics)
+        let clock = ManualClock()
+        let queue = WorkQueue<String>(name: "inflight", clock: clock, metricsFactory: metrics)
         let dimensions = [("name", "inflight"), ("controller", "inflight")]
+        func gauge(_ name: String) throws -> Double { try metrics.expectGauge(name, dimensions).lastValue ?? -1 }
         queue.updateUnfinishedWork()
-        #expect(try metrics.expectGauge("workqueue_unfinished_work_seconds", dimensions).lastValue == 0)
-        #expect(try metrics.expectGauge("workqueue_longest_running_processor_seconds", dimensions).lastValue == 0)
+        #expect(try gauge("workqueue_unfinished_work_seconds") == 0)
+        #expect(try gauge("workqueue_longest_running_processor_seconds") == 0)
 
         queue.add("a")
         #expect(await queue.next() == "a")
-        try await Task.sleep(for: .milliseconds(200))
+        clock.advance(by: .milliseconds(300))
         queue.add("b")
         #expect(await queue.next() == "b")
-        try await Task.sleep(for: .milliseconds(100))
+        clock.advance(by: .milliseconds(100))
         queue.updateUnfinishedWork()
-        let unfinished = try metrics.expectGauge("workqueue_unfinished_work_seconds", dimensions).lastValue ?? -1
-        let longest = try metrics.expectGauge("workqueue_longest_running_processor_seconds", dimensions).lastValue ?? -1
-        // a has run >= 0.3 s and b >= 0.1 s: the sum covers both, the longest is a's alone.
-        #expect(longest >= 0.3)
-        #expect(unfinished >= 0.4)
-        #expect(unfinished >= longest + 0.1)
-        #expect(unfinished < longest * 2)
+        // a has run 0.4 s and b 0.1 s: the sum covers both, the longest is a's alone.
+        #expect(abs(try gauge("workqueue_unfinished_work_seconds") - 0.5) < 1e-9)
+        #expect(abs(try gauge("workqueue_longest_running_processor_seconds") - 0.4) < 1e-9)
 
         // Finishing an item takes it out of both; the periodic loop keeps the gauges current.
         queue.done("a")
-        let afterA = try metrics.expectGauge("workqueue_longest_running_processor_seconds", dimensions).lastValue ?? -1
-        #expect(afterA >= 0.1 && afterA < longest)
-        let loop = Task { await queue.runMetricsUpdates(every: .milliseconds(20)) }
-        try await Task.sleep(for: .milliseconds(100))
+        #expect(abs(try gauge("workqueue_longest_running_processor_seconds") - 0.1) < 1e-9)
+        let loop = Task { await queue.runMetricsUpdates(every: .milliseconds(500)) }
+        #expect(await clock.waitForSleepers(1))
+        clock.advance(by: .milliseconds(500))
         #expect(
-            try metrics.expectGauge("workqueue_longest_running_processor_seconds", dimensions).lastValue ?? 0
-                >= afterA + 0.05
+            await eventually {
+                (try? gauge("workqueue_longest_running_processor_seconds")).map { abs($0 - 0.6) < 1e-9 } ?? false
+            }
         )
         queue.done("b")
-        #expect(try metrics.expectGauge("workqueue_unfinished_work_seconds", dimensions).lastValue == 0)
+        #expect(try gauge("workqueue_unfinished_work_seconds") == 0)
         queue.shutdown()
+        clock.advance(by: .milliseconds(500))
         await loop.value
-        #expect(try metrics.expectGauge("workqueue_unfinished_work_seconds", dimensions).lastValue == 0)
-        #expect(try metrics.expectGauge("workqueue_longest_running_processor_seconds", dimensions).lastValue == 0)
+        #expect(try gauge("workqueue_unfinished_work_seconds") == 0)
+        #expect(try gauge("workqueue_longest_running_processor_seconds") == 0)
     }
 
     @Test("an item added many times before a worker takes it is processed once")
@@ -107,30 +107,44 @@ struct WorkQueueTests {
 
     @Test("delayed adds wait; rate-limited adds back off exponentially per key until forgotten")
     func delaysAndBackoff() async throws {
-        let queue = WorkQueue<String>(name: "delay", rateLimit: .init(base: .milliseconds(100), maximum: .seconds(10)))
-        let start = ContinuousClock.now
+        let clock = ManualClock()
+        let queue = WorkQueue<String>(
+            name: "delay",
+            rateLimit: .init(base: .milliseconds(100), maximum: .seconds(10)),
+            clock: clock
+        )
         queue.add("later", after: .milliseconds(200))
         #expect(queue.depth == 0)
-        #expect(await queue.next() == "later")
-        #expect(ContinuousClock.now - start >= .milliseconds(200))
+        let later = Task { await queue.next() }
+        // The worker sleeps until exactly the due time, and gets the item only then.
+        #expect(await clock.waitForSleepers(1))
+        #expect(clock.sleepingUntil == [clock.start + .milliseconds(200)])
+        clock.advance(by: .milliseconds(199))
+        #expect(clock.sleepingUntil.count == 1, "not due yet")
+        clock.advance(by: .milliseconds(1))
+        #expect(await later.value == "later")
         queue.done("later")
 
+        // Three failures: backoff 100, 200, 400 ms; an item already waiting keeps its earliest due time.
         queue.addRateLimited("x")
         queue.addRateLimited("x")
         queue.addRateLimited("x")
         #expect(queue.failures("x") == 3)
-        let backoffStart = ContinuousClock.now
-        #expect(await queue.next() == "x")
-        // The first (shortest, 100 ms) delay wins for an item that is already waiting.
-        #expect(ContinuousClock.now - backoffStart >= .milliseconds(90))
+        let x = Task { await queue.next() }
+        #expect(await clock.waitForSleepers(1))
+        #expect(clock.sleepingUntil == [clock.now + .milliseconds(100)])
+        clock.advance(by: .milliseconds(100))
+        #expect(await x.value == "x")
         queue.done("x")
         queue.forget("x")
         #expect(queue.failures("x") == 0)
+        queue.shutdown()
     }
 
     @Test("every worker waiting for delayed items wakes when they fall due (no waiter is dropped)")
     func delayedItemsWakeEveryWaiter() async throws {
-        let queue = WorkQueue<String>(name: "delayed-waiters")
+        let clock = ManualClock()
+        let queue = WorkQueue<String>(name: "delayed-waiters", clock: clock)
         let handedOut = Locked<[String]>([])
         // Four workers wait on one due time; the first to wake promotes the items and must wake the others.
         // Unstructured tasks: with the bug a worker never returns, and a task group would hang the test with it.
@@ -141,8 +155,10 @@ struct WorkQueueTests {
                 queue.done(key)
             }
         }
-        try await Task.sleep(for: .milliseconds(50))
+        #expect(await eventually { queue.waitingCount == 4 })
         for key in ["a", "b", "c", "d"] { queue.add(key, after: .milliseconds(100)) }
+        #expect(await clock.waitForSleepers(1))
+        clock.advance(by: .milliseconds(100))
         let all = await eventually(timeout: .seconds(5), every: .milliseconds(10)) { handedOut.value.count == 4 }
         try #require(all, "handed out \(handedOut.value); a worker was left waiting")
         queue.shutdown()
@@ -153,10 +169,10 @@ struct WorkQueueTests {
     @Test("shutdown wakes waiting workers")
     func shutdown() async throws {
         let queue = WorkQueue<String>(name: "shutdown")
-        async let waiting = queue.next()
-        try await Task.sleep(for: .milliseconds(50))
+        let waiting = Task { await queue.next() }
+        #expect(await eventually { queue.waitingCount == 1 })
         queue.shutdown()
-        #expect(await waiting == nil)
+        #expect(await waiting.value == nil)
         queue.add("ignored")
         #expect(await queue.next() == nil)
     }
