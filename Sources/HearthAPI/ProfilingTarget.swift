@@ -27,9 +27,6 @@ public struct ProfilingTarget: KubeResource {
         get { self.view("status") }
         set { self.setView("status", newValue) }
     }
-
-    /// `namespace/name`.
-    public var objectKey: ObjectKey { ObjectKey(namespace: self.metadata.namespace, name: self.metadata.name ?? "") }
 }
 
 /// What to profile and where to send it.

@@ -121,7 +121,7 @@ public struct PropagationPolicy: Sendable, Hashable, RawRepresentable {
 }
 
 /// Typed verbs on one resource, optionally scoped to a namespace.
-public struct ResourceClient<Object: JSONView>: Sendable {
+public struct ResourceClient<Object: KubeObject>: Sendable {
     public let client: KubeClient
     public let type: ResourceType
     public let namespace: String?
@@ -325,7 +325,7 @@ public struct ResourceClient<Object: JSONView>: Sendable {
 
 /// The events of one watch request, decoded line by line from the streamed body (pull-based: nothing is read
 /// until the consumer asks). Lines split across chunks are reassembled.
-public struct WatchEventStream<Object: JSONView>: AsyncSequence, Sendable {
+public struct WatchEventStream<Object: KubeObject>: AsyncSequence, Sendable {
     public typealias Element = WatchEvent<Object>
     let body: HTTPClientResponse.Body
 

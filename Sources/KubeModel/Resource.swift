@@ -37,12 +37,16 @@ public struct ResourceType: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// A top-level Kubernetes object: it has metadata, a kind and an apiVersion, and a key. Stores, watchers and
+/// controllers hold these; nested views (a pod template, a container) are plain ``JSONView``s.
+public protocol KubeObject: JSONView {}
+
 /// A Kubernetes object kind with a fixed resource type.
-public protocol KubeResource: JSONView {
+public protocol KubeResource: KubeObject {
     static var resourceType: ResourceType { get }
 }
 
-extension JSONView {
+extension KubeObject {
     /// `metadata`.
     public var metadata: ObjectMeta {
         get { self.view("metadata") }
@@ -58,6 +62,8 @@ extension JSONView {
     }
     /// The `namespace/name` key (just `name` for cluster-scoped objects).
     public var key: String { ObjectKey(namespace: self.metadata.namespace, name: self.metadata.name ?? "").description }
+    /// The object's key.
+    public var objectKey: ObjectKey { ObjectKey(namespace: self.metadata.namespace, name: self.metadata.name ?? "") }
 }
 
 extension KubeResource {
@@ -148,7 +154,7 @@ public struct WatchEventType: Sendable, Hashable, RawRepresentable, CustomString
 }
 
 /// One line of a watch stream: `{"type": ..., "object": ...}`.
-public struct WatchEvent<Object: JSONView>: Sendable, Hashable {
+public struct WatchEvent<Object: KubeObject>: Sendable, Hashable {
     public var type: WatchEventType
     /// The raw object (a ``Status`` for ERROR events).
     public var raw: JSONObject

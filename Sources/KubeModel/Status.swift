@@ -3,7 +3,7 @@
 import Foundation
 
 /// metav1.Status, the body of every API error.
-public struct Status: JSONView {
+public struct Status: KubeObject {
     public var object: JSONObject
     public init(object: JSONObject) { self.object = object }
 

@@ -39,7 +39,7 @@ public struct ReconcileFunction: Reconciler {
 }
 
 /// A controller: reflectors feeding stores and a work queue, and bounded workers calling the reconciler.
-public struct Controller<Primary: JSONView>: ServiceLifecycle.Service {
+public struct Controller<Primary: KubeObject>: ServiceLifecycle.Service {
     /// Controller settings.
     public struct Configuration: Sendable {
         /// Workers (controller-runtime MaxConcurrentReconciles, default 1).
@@ -88,7 +88,7 @@ public struct Controller<Primary: JSONView>: ServiceLifecycle.Service {
     }
 
     /// Also watches a kind and maps each of its objects to primary keys.
-    public func watches<Other: JSONView>(
+    public func watches<Other: KubeObject>(
         _ resource: ResourceClient<Other>,
         store: Store<Other> = Store(),
         configuration: Watcher<Other>.Configuration = .init(),
@@ -115,7 +115,7 @@ public struct Controller<Primary: JSONView>: ServiceLifecycle.Service {
     }
 
     /// Also watches an owned kind: changes enqueue the controlling owner when it is of the primary kind.
-    public func owns<Child: JSONView>(
+    public func owns<Child: KubeObject>(
         _ resource: ResourceClient<Child>,
         store: Store<Child> = Store(),
         configuration: Watcher<Child>.Configuration = .init()
@@ -131,7 +131,7 @@ public struct Controller<Primary: JSONView>: ServiceLifecycle.Service {
     }
 
     /// Feeds a store from a watcher until cancelled, calling `changed` for every object event.
-    static func reflect<Object: JSONView>(
+    static func reflect<Object: KubeObject>(
         _ watcher: Watcher<Object>,
         into store: Store<Object>,
         changed: @Sendable (Object) -> Void

@@ -46,7 +46,7 @@ public final class EventRecorder: Sendable {
     }
 
     /// Records an event about `regarding`.
-    public func record<Object: JSONView>(
+    public func record<Object: KubeObject>(
         _ regarding: Object,
         type: EventType,
         reason: String,

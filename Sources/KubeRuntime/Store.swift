@@ -9,7 +9,7 @@ import Synchronization
 /// Objects are kept as JSON trees by default. With ``Representation/compactJSON`` each is kept as its compact
 /// serialized bytes and parsed again when read: a parsed tree of small dictionaries costs 4-5 times the object's
 /// JSON size, so a cache of thousands of objects read a few at a time is several times smaller that way.
-public final class Store<Object: JSONView>: Sendable {
+public final class Store<Object: KubeObject>: Sendable {
     /// An index function: the index values of an object (e.g. its owner's uid, a referenced Secret name).
     public typealias IndexFunction = @Sendable (Object) -> [String]
 
@@ -221,12 +221,12 @@ public final class Store<Object: JSONView>: Sendable {
 /// Ready-made index functions.
 public enum StoreIndex {
     /// The uids of an object's owners.
-    public static func ownerUID<Object: JSONView>() -> @Sendable (Object) -> [String] {
+    public static func ownerUID<Object: KubeObject>() -> @Sendable (Object) -> [String] {
         { object in (object.metadata.ownerReferences ?? []).compactMap(\.uid) }
     }
 
     /// The object's namespace.
-    public static func namespace<Object: JSONView>() -> @Sendable (Object) -> [String] {
+    public static func namespace<Object: KubeObject>() -> @Sendable (Object) -> [String] {
         { object in object.metadata.namespace.map { [$0] } ?? [] }
     }
 }

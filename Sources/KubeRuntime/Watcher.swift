@@ -7,7 +7,7 @@ import Logging
 
 /// What the watcher reports. A relist is `initStarted`, `initApply` for every object, then `initDone`; objects
 /// seen before but not re-applied in between are gone.
-public enum WatcherEvent<Object: JSONView>: Sendable {
+public enum WatcherEvent<Object: KubeObject>: Sendable {
     case initStarted
     case initApply(Object)
     case initDone
@@ -20,7 +20,7 @@ public enum WatcherEvent<Object: JSONView>: Sendable {
 /// The sequence ends only when the consuming task is cancelled. Failures are retried with ``Backoff``; failed
 /// attempts 1, 2, 4, 8, ... are logged at info and the others at debug, so an unreachable server does not cause a
 /// log storm.
-public struct Watcher<Object: JSONView>: AsyncSequence, Sendable {
+public struct Watcher<Object: KubeObject>: AsyncSequence, Sendable {
     /// Watcher settings.
     public struct Configuration: Sendable {
         public var labelSelector: String?
