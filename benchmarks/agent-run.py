@@ -111,7 +111,9 @@ def main():
     scratch = tempfile.mkdtemp(prefix="hearth-run-bench-")
     cgroup_root = unified_cgroup_root()
     kubeconfig = os.path.join(scratch, "kubeconfig")
-    api = subprocess.Popen([release("kube-test-server"), "--port", "18480"], stdout=subprocess.DEVNULL,
+    # Watch bookmarks about once a minute, as a real API server sends them (the test server's default is 1 s).
+    api = subprocess.Popen([release("kube-test-server"), "--port", "18480", "--bookmark-interval", "60"],
+                           stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     busy, cgroups = [], []
     try:

@@ -11,7 +11,8 @@ Method
   3. Steady state: after 5 s of quiet, count the operator's requests (by user agent, from the server's request
      log) and reconciles (its /metrics) over --steady-seconds. The agent has not rolled out yet (nothing plays the
      DaemonSet controller so far), so every target is requeued every 30 s: ~2 reconciles per target a minute.
-  4. Play the DaemonSet controller: report the agent rolled out on 3 nodes; time until every target is Ready.
+  4. Play the DaemonSet controller and the agents: report the agent rolled out on 3 nodes, and each node's agent
+     Lease with the configuration revision of the ConfigMap; time until every target is Ready.
   5. Peak RSS is the operator's VmHWM from /proc; CPU time is its utime + stime from /proc/PID/stat.
 Results are printed as Markdown (for BENCHMARKS.md) and as JSON with --json.
 
@@ -295,6 +296,19 @@ def main():
             }},
             content_type="application/merge-patch+json",
         )
+        # The agents' part: each node's Lease reports the configuration revision it loaded.
+        config_map = api.call("GET", "/api/v1/namespaces/hearth-system/configmaps/hearth-agent-config")
+        revision = json.loads(config_map["data"]["targets.json"])["revision"]
+        now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+        for node in range(3):
+            api.call("POST", "/apis/coordination.k8s.io/v1/namespaces/hearth-system/leases", {
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": f"hearth-agent-node-{node}", "namespace": "hearth-system",
+                             "labels": {"app.kubernetes.io/name": "hearth-agent",
+                                        "app.kubernetes.io/component": "node-lease"},
+                             "annotations": {"profiling.hearth.dev/config-revision": revision}},
+                "spec": {"holderIdentity": f"node-{node}", "leaseDurationSeconds": 3600, "renewTime": now},
+            })
         wait_for(lambda: len(ready) == args.targets, 300, "every target Ready")
         ready_seconds = time.monotonic() - rollout_started
         peak_rss, _ = proc_stats(operator.pid)

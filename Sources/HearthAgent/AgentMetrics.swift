@@ -23,6 +23,8 @@ public struct AgentMetrics: Sendable {
     let targetedContainers: Gauge
     let targetedCgroups: Gauge
     let containersWithoutCgroup: Gauge
+    /// One per ``lossReasons`` entry, registered at start so a dashboard sees zeros rather than nothing.
+    let samplesLost: [Counter]
 
     public init(factory: any MetricsFactory = MetricsSystem.factory) {
         self.factory = factory
@@ -41,6 +43,9 @@ public struct AgentMetrics: Sendable {
         self.targetedContainers = Gauge(label: "hearth_agent_targeted_containers", factory: factory)
         self.targetedCgroups = Gauge(label: "hearth_agent_targeted_cgroups", factory: factory)
         self.containersWithoutCgroup = Gauge(label: "hearth_agent_containers_without_cgroup", factory: factory)
+        self.samplesLost = Self.lossReasons.map { reason, _ in
+            Counter(label: "hearth_agent_samples_lost_total", dimensions: [("reason", reason)], factory: factory)
+        }
     }
 
     private static func frames(_ factory: any MetricsFactory, _ kind: String, named: Bool) -> Counter {
@@ -63,22 +68,21 @@ public struct AgentMetrics: Sendable {
             .increment()
     }
 
+    static let lossReasons: [(String, KeyPath<SamplerCounters, UInt64> & Sendable)] = [
+        ("counts_map_full", \.countsMapFull),
+        ("config_missing", \.configMissing),
+        ("user_stack_error", \.userStackErrors),
+        ("kernel_stack_error", \.kernelStackErrors),
+        ("stack_collision", \.stackCollisions),
+        ("stack_map_full", \.stackMapFull),
+        ("stack_missing_at_drain", \.stacksMissingAtDrain),
+    ]
+
     /// Samples lost since the last report, by reason (the program's counters are cumulative).
     func recordLosses(_ counters: SamplerCounters, previous: SamplerCounters) {
-        let reasons: [(String, KeyPath<SamplerCounters, UInt64>)] = [
-            ("counts_map_full", \.countsMapFull),
-            ("config_missing", \.configMissing),
-            ("user_stack_error", \.userStackErrors),
-            ("kernel_stack_error", \.kernelStackErrors),
-            ("stack_collision", \.stackCollisions),
-            ("stack_map_full", \.stackMapFull),
-            ("stack_missing_at_drain", \.stacksMissingAtDrain),
-        ]
-        for (reason, path) in reasons {
-            let delta = counters[keyPath: path] &- previous[keyPath: path]
-            // Always register the series, so a dashboard sees zeros rather than nothing.
-            Counter(label: "hearth_agent_samples_lost_total", dimensions: [("reason", reason)], factory: self.factory)
-                .increment(by: counters[keyPath: path] >= previous[keyPath: path] ? Int64(delta) : 0)
+        for ((_, path), counter) in zip(Self.lossReasons, self.samplesLost) {
+            let (now, before) = (counters[keyPath: path], previous[keyPath: path])
+            counter.increment(by: now >= before ? Int64(now - before) : 0)
         }
     }
 }

@@ -7,6 +7,7 @@
 // Blocking work (BPF syscalls, ELF reads) runs on its own thread, never on the cooperative pool.
 
 import CoreMetrics
+import Dispatch
 import Foundation
 import HearthAPI
 import HearthProfile
@@ -26,10 +27,16 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
         public var cgroupRoot: String = "/sys/fs/cgroup"
         /// How often profiles are built and spooled.
         public var uploadInterval: Duration = .seconds(15)
-        /// How often the kernel maps are drained and symbolized (short, so exiting processes keep their names).
-        public var drainInterval: Duration = .seconds(1)
-        /// How often the cgroup tree is walked again for containers that started meanwhile.
-        public var rescanInterval: Duration = .seconds(5)
+        /// How often the kernel maps are drained and symbolized: short enough that a process living a few
+        /// seconds keeps its names (they are read from /proc while it runs), long enough that a busy node costs
+        /// little (the legacy Pyroscope agent drained every 15 s).
+        public var drainInterval: Duration = .seconds(3)
+        /// How often the cgroup tree is walked again with nothing changed (for cgroups nested in containers later);
+        /// a pod change or a new configuration re-walks it at once.
+        public var rescanInterval: Duration = .seconds(30)
+        /// How often while a targeted container's cgroup is still missing (the runtime creates it after the pod
+        /// status names the container).
+        public var missingCgroupRescanInterval: Duration = .seconds(5)
 
         public init(node: String) { self.node = node }
     }
@@ -48,6 +55,8 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
     private let stop = Atomic<Bool>(false)
     /// Upload requests from outside (tests): the next loop turn uploads at once.
     private let uploadRequested = Atomic<Bool>(false)
+    /// Ends the wait between drains early (stop, upload requests): the loop sleeps, it does not poll.
+    private let wakeup = DispatchSemaphore(value: 0)
 
     public init(
         options: Options,
@@ -81,11 +90,15 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
             }
         } onCancelOrGracefulShutdown: {
             self.stop.store(true, ordering: .relaxed)
+            self.wakeup.signal()
         }
     }
 
     /// Builds and spools profiles at the next loop turn instead of waiting for the interval.
-    public func uploadNow() { self.uploadRequested.store(true, ordering: .relaxed) }
+    public func uploadNow() {
+        self.uploadRequested.store(true, ordering: .relaxed)
+        self.wakeup.signal()
+    }
 
     // MARK: The loop
 
@@ -122,13 +135,9 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
             self.logger.error("cannot attribute samples", metadata: ["sampler.problem": "\(problem)"])
             throw AgentError(code: .noCgroup2, message: problem)
         }
+        let drainNanoseconds = Int(PyroscopePusher.nanoseconds(self.options.drainInterval))
         while !self.stop.load(ordering: .relaxed) {
-            let turnStart = clock.now
-            while !self.stop.load(ordering: .relaxed), !self.uploadRequested.load(ordering: .relaxed),
-                turnStart.duration(to: clock.now) < self.options.drainInterval
-            {
-                Thread.sleep(forTimeInterval: 0.05)
-            }
+            _ = self.wakeup.wait(timeout: .now() + .nanoseconds(drainNanoseconds))
             try self.attribute(&loop, unified: unified, clock: clock)
             try self.drain(&loop)
             loop.aggregator.forgetExitedProcesses()
@@ -146,8 +155,10 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
     /// Recomputes the attribution when the configuration or the pods changed, or the rescan is due.
     private func attribute(_ loop: inout Loop, unified: String, clock: ContinuousClock) throws {
         let generation = self.state.generation
-        guard generation != loop.generation || loop.lastScan.duration(to: clock.now) >= self.options.rescanInterval
-        else { return }
+        let rescan =
+            loop.table.containersWithoutCgroup.isEmpty
+            ? self.options.rescanInterval : self.options.missingCgroupRescanInterval
+        guard generation != loop.generation || loop.lastScan.duration(to: clock.now) >= rescan else { return }
         let configuration = self.state.configuration ?? AgentConfiguration(targets: [])
         var snapshot = CgroupSnapshot.scan(root: unified)
         let pods = self.pods.list()
