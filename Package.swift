@@ -108,6 +108,7 @@ let package = Package(
             name: "hearth-agent",
             dependencies: [
                 "HearthAgent", "HearthSampler", "HearthProfile", "HearthAPI", "HearthTelemetry", "KubeClient",
+                "CMalloc",
                 argumentParser, serviceLifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 metrics, logging,
             ]
