@@ -36,18 +36,6 @@ public struct ConfigurationWatcher: Service {
         self.initial = initial
     }
 
-    /// A watcher that continues from the bytes `check(previous:)` returned.
-    public func continuing(from data: Data?) -> ConfigurationWatcher {
-        ConfigurationWatcher(
-            path: self.path,
-            state: self.state,
-            metrics: self.metrics,
-            logger: self.logger,
-            pollInterval: self.pollInterval,
-            initial: data
-        )
-    }
-
     public func run() async throws {
         try? await cancelWhenGracefulShutdown {
             var last = self.initial

@@ -332,7 +332,6 @@ public struct AgentError: Error, CustomStringConvertible {
     public enum Code: String, Sendable {
         case noCgroup2
         case samplerFailed
-        case badOption
     }
     public var code: Code
     public var message: String

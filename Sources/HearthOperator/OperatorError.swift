@@ -4,12 +4,10 @@
 public struct OperatorError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum _Code: String {
-            case cachesNotSynced, applyFailed, deleteFailed, statusFailed, finalizerFailed, invalidInput
+            case applyFailed, deleteFailed, statusFailed, finalizerFailed, invalidInput
         }
         private let code: _Code
         private init(_ code: _Code) { self.code = code }
-        /// Informer caches did not sync in time.
-        public static let cachesNotSynced = Code(.cachesNotSynced)
         /// Server-side apply of an agent object failed.
         public static let applyFailed = Code(.applyFailed)
         /// Deleting an agent object failed.

@@ -163,8 +163,15 @@ struct RunCommand: AsyncParsableCommand {
         let state = AgentState()
         let metrics = AgentMetrics(factory: registry)
         // The first read happens before anything starts, so a broken file is reported at once.
-        var watcher = ConfigurationWatcher(path: self.config, state: state, metrics: metrics, logger: logger)
-        watcher = watcher.continuing(from: watcher.check(previous: nil))
+        let firstRead = ConfigurationWatcher(path: self.config, state: state, metrics: metrics, logger: logger)
+            .check(previous: nil)
+        let watcher = ConfigurationWatcher(
+            path: self.config,
+            state: state,
+            metrics: metrics,
+            logger: logger,
+            initial: firstRead
+        )
         let spool = DeliverySpool(limitBytes: self.spoolBytes)
         var options = NodeSampler.Options(node: node)
         options.cgroupRoot = self.cgroupRoot
