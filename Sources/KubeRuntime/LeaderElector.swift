@@ -135,9 +135,12 @@ public final class LeaderElector: Sendable {
                     do { try await Task.sleep(for: self.configuration.retryPeriod) } catch { return false }
                     if await self.tryAcquireOrRenew() {
                         lastRenew = .now
-                    } else if self.observed.withLock({ $0.record?.holderIdentity != self.configuration.identity }) {
-                        return true
-                    } else if ContinuousClock.now - lastRenew >= self.configuration.renewDeadline {
+                    } else if self.observed.withLock({ $0.record?.holderIdentity != self.configuration.identity })
+                        || ContinuousClock.now - lastRenew >= self.configuration.renewDeadline
+                    {
+                        // Stop claiming leadership before the work is cancelled, so nobody sees a leader whose
+                        // work is already stopping.
+                        self.setLeading(false)
                         return true
                     }
                 }
