@@ -2,6 +2,8 @@
 # Installs everything Hearth needs to build, test and run on a fresh Debian 12 machine with the Swift
 # toolchain. Safe to run again: it installs only what is missing.
 set -euo pipefail
+source "$(dirname "$0")/lib/root.sh"
+hearth_require_root "$0" "$@"
 
 # libc6-dbg: libc's full symbol table under /usr/lib/debug, so frames inside libc get names.
 # linux-perf, bpftool: the peer tool and BPF statistics for benchmarks/agent.py.

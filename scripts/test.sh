@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Sets up a fresh machine and runs the whole test suite. The eBPF tests need root; with
-# HEARTH_REQUIRE_BPF=1 (set here) they fail instead of skipping when eBPF is unusable.
+# Sets up a fresh machine and runs the whole test suite as root (through sudo when needed): the eBPF tests need
+# it. With HEARTH_REQUIRE_BPF=1 (set here) they fail instead of skipping when eBPF is unusable.
 set -euo pipefail
+source "$(dirname "$0")/lib/root.sh"
+hearth_require_root "$0" "$@"
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 export HEARTH_REQUIRE_BPF="${HEARTH_REQUIRE_BPF:-1}"
