@@ -173,7 +173,8 @@ for image in operator agent; do
     "${podman[@]}" build -q --build-arg ROOTFS=prebuilt -f "images/$image/Containerfile" \
         -t "ghcr.io/hearth-dev/hearth-$image:0.1.0" "$work/image-$image" >/dev/null
     # The image an earlier run built, now untagged, would pile up run after run.
-    [[ -n $previous ]] && "${podman[@]}" rmi "$previous" >/dev/null 2>&1 || true
+    current=$("${podman[@]}" image inspect --format '{{.Id}}' "ghcr.io/hearth-dev/hearth-$image:0.1.0")
+    if [[ -n $previous && $previous != "$current" ]]; then "${podman[@]}" rmi "$previous" >/dev/null 2>&1 || true; fi
     size=$("${podman[@]}" image inspect --format '{{.Size}}' "ghcr.io/hearth-dev/hearth-$image:0.1.0")
     layers=$("${podman[@]}" image inspect --format '{{len .RootFS.Layers}}' "ghcr.io/hearth-dev/hearth-$image:0.1.0")
     echo "    hearth-$image: $((size / 1000000)) MB, $layers layer(s)"
