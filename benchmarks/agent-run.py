@@ -168,10 +168,11 @@ def main():
         receiver = start_receiver(receiver_port, summary_path)
         agent = subprocess.Popen(agent_argv, env=environment, stderr=subprocess.PIPE)
         if args.perf_agent:
-            subprocess.Popen(["perf", "record", "-q", "-F", "997", "-g", "-p", str(agent.pid), "-o", args.perf_agent,
+            subprocess.Popen(["perf", "record", "-q", "-F", "997", "--call-graph", "dwarf", "-p", str(agent.pid), "-o", args.perf_agent,
                               "--", "sleep", str(args.seconds - 5)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(10)
         cpu_at_start = cpu_seconds(agent.pid)
+        metrics_at_start = metrics(18441)
         time.sleep(args.seconds - 10)
         steady_cpu = cpu_seconds(agent.pid) - cpu_at_start
         agent_metrics = metrics(18441)
@@ -205,6 +206,14 @@ def main():
             "alloy_requests_per_minute": round(args.workloads * intervals / minutes, 1),
             "samples_pushed": agent_metrics.get("hearth_agent_samples_total", 0),
             "user_frames_named": agent_metrics.get('hearth_agent_frames_total{kind="user",symbolized="true"}', 0),
+            # The sampler thread's CPU by phase (the rest is delivery, the pod watch, the Lease and /metrics).
+            "sampler_cpu_seconds": {phase: round(agent_metrics.get(
+                f'hearth_agent_sampler_cpu_seconds_total{{phase="{phase}"}}', 0), 3)
+                for phase in ("attribute", "drain", "upload")},
+            "sampler_cpu_seconds_after_10s": {phase: round(agent_metrics.get(
+                f'hearth_agent_sampler_cpu_seconds_total{{phase="{phase}"}}', 0) - metrics_at_start.get(
+                f'hearth_agent_sampler_cpu_seconds_total{{phase="{phase}"}}', 0), 3)
+                for phase in ("attribute", "drain", "upload")},
         }
 
         # 4. Outage.

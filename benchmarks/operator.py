@@ -16,7 +16,7 @@ Method
   5. Peak RSS is the operator's VmHWM from /proc; CPU time is its utime + stime from /proc/PID/stat.
 Results are printed as Markdown (for BENCHMARKS.md) and as JSON with --json.
 
-The binaries are built first as they ship (scripts/build-operator.sh: static Swift runtime, no PIE) unless
+The binaries are built first as they ship (scripts/build-release.sh hearth-operator: static Swift runtime, no PIE) unless
 --no-build is given. Steady-state writes are split into the leader-election Lease renewals (one every retry
 period, inherent in leader election) and every other write (targets, agent objects, Events), which must be zero.
 """
@@ -174,7 +174,7 @@ def main():
     args = parser.parse_args()
     if not args.no_build:
         print("building release binaries", file=sys.stderr)
-        subprocess.run(["bash", os.path.join(ROOT, "scripts", "build-operator.sh")], check=True,
+        subprocess.run(["bash", os.path.join(ROOT, "scripts", "build-release.sh"), "hearth-operator"], check=True,
                        stdout=subprocess.DEVNULL)
         subprocess.run(["swift", "build", "-c", "release", "--product", "kube-test-server"], cwd=ROOT, check=True,
                        stdout=subprocess.DEVNULL)

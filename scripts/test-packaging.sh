@@ -60,8 +60,8 @@ hearth_packaging_tools --debian
 helm version --short
 python=$hearth_packaging_dir/venv/bin/python
 
-if [[ ! -x $operator_binary ]]; then bash scripts/build-operator.sh; fi
-if [[ ! -x $agent_binary ]]; then swift build -c release --product hearth-agent --static-swift-stdlib; fi
+if [[ ! -x $operator_binary ]]; then bash scripts/build-release.sh hearth-operator; fi
+if [[ ! -x $agent_binary ]]; then bash scripts/build-release.sh hearth-agent; fi
 if [[ ! -x $server_binary ]]; then swift build --product kube-test-server; fi
 
 # ---------------------------------------------------------------------------------------------------------------

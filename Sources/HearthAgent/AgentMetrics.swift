@@ -2,6 +2,7 @@
 // frames, what it delivered to Pyroscope and what it dropped, and its configuration reloads.
 
 import CoreMetrics
+import Glibc
 import HearthSampler
 
 /// The agent's metrics, created once from a factory (the Prometheus registry in production, a test factory in
@@ -23,6 +24,8 @@ public struct AgentMetrics: Sendable {
     let targetedContainers: Gauge
     let targetedCgroups: Gauge
     let containersWithoutCgroup: Gauge
+    /// The sampler thread's CPU time by phase: what the agent's own cost is made of.
+    let samplerCPU: [SamplerPhase: FloatingPointCounter]
     /// One per ``lossReasons`` entry, registered at start so a dashboard sees zeros rather than nothing.
     let samplesLost: [Counter]
 
@@ -43,6 +46,18 @@ public struct AgentMetrics: Sendable {
         self.targetedContainers = Gauge(label: "hearth_agent_targeted_containers", factory: factory)
         self.targetedCgroups = Gauge(label: "hearth_agent_targeted_cgroups", factory: factory)
         self.containersWithoutCgroup = Gauge(label: "hearth_agent_containers_without_cgroup", factory: factory)
+        self.samplerCPU = Dictionary(
+            uniqueKeysWithValues: SamplerPhase.allCases.map { phase in
+                (
+                    phase,
+                    FloatingPointCounter(
+                        label: "hearth_agent_sampler_cpu_seconds_total",
+                        dimensions: [("phase", phase.rawValue)],
+                        factory: factory
+                    )
+                )
+            }
+        )
         self.samplesLost = Self.lossReasons.map { reason, _ in
             Counter(label: "hearth_agent_samples_lost_total", dimensions: [("reason", reason)], factory: factory)
         }
@@ -66,6 +81,29 @@ public struct AgentMetrics: Sendable {
     func pushFailure(code: String) {
         Counter(label: "hearth_agent_push_failures_total", dimensions: [("code", code)], factory: self.factory)
             .increment()
+    }
+
+    /// Where the sampler thread spends its CPU time.
+    enum SamplerPhase: String, CaseIterable, Sendable {
+        /// Walking the cgroup tree and rebuilding the attribution.
+        case attribute
+        /// Reading the kernel maps, symbolizing and counting stacks.
+        case drain
+        /// Building, encoding and compressing the interval's profiles.
+        case upload
+    }
+
+    /// Runs `work` and adds the calling thread's CPU time to `phase`.
+    func measure<Result>(_ phase: SamplerPhase, _ work: () throws -> Result) rethrows -> Result {
+        let start = Self.threadCPUSeconds()
+        defer { self.samplerCPU[phase]?.increment(by: max(0, Self.threadCPUSeconds() - start)) }
+        return try work()
+    }
+
+    private static func threadCPUSeconds() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
     }
 
     static let lossReasons: [(String, KeyPath<SamplerCounters, UInt64> & Sendable)] = [

@@ -32,8 +32,9 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
         /// little (the legacy Pyroscope agent drained every 15 s).
         public var drainInterval: Duration = .seconds(3)
         /// How often the cgroup tree is walked again with nothing changed (for cgroups nested in containers later);
-        /// a pod change or a new configuration re-walks it at once.
-        public var rescanInterval: Duration = .seconds(30)
+        /// a pod change or a new configuration re-walks it at once. A walk of a node's tree costs ~20 ms of CPU
+        /// (BENCHMARKS.md), so this is rare.
+        public var rescanInterval: Duration = .seconds(300)
         /// How often while a targeted container's cgroup is still missing (the runtime creates it after the pod
         /// status names the container).
         public var missingCgroupRescanInterval: Duration = .seconds(5)
@@ -106,9 +107,25 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
         var sampler: CPUSampler?
         var frequency = 0
         var table = AttributionTable()
+        /// The series of this interval, interned: the aggregator counts by index, so a drain hashes an Int per
+        /// bucket rather than a series' labels.
+        var series: [SeriesAssignment] = []
+        var seriesIndexes: [SeriesAssignment: Int] = [:]
+        /// The table's cgroups → series index.
+        var cgroupSeries: [UInt64: Int] = [:]
         var generation: UInt64 = .max
         var lastScan = ContinuousClock.now - .seconds(3600)
-        var aggregator: StackAggregator<SeriesAssignment>
+        var aggregator: StackAggregator<Int>
+
+        /// Maps the table's cgroups to series indexes, interning new series.
+        mutating func indexSeries() {
+            self.cgroupSeries = self.table.cgroups.mapValues { assignment in
+                if let index = self.seriesIndexes[assignment] { return index }
+                self.series.append(assignment)
+                self.seriesIndexes[assignment] = self.series.count - 1
+                return self.series.count - 1
+            }
+        }
         var intervalStart = Date()
         var lastUpload = ContinuousClock.now
         var counters = SamplerCounters()
@@ -138,13 +155,15 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
         let drainNanoseconds = Int(PyroscopePusher.nanoseconds(self.options.drainInterval))
         while !self.stop.load(ordering: .relaxed) {
             _ = self.wakeup.wait(timeout: .now() + .nanoseconds(drainNanoseconds))
-            try self.attribute(&loop, unified: unified, clock: clock)
-            try self.drain(&loop)
-            loop.aggregator.forgetExitedProcesses()
+            try self.metrics.measure(.attribute) { try self.attribute(&loop, unified: unified, clock: clock) }
+            try self.metrics.measure(.drain) {
+                try self.drain(&loop)
+                loop.aggregator.forgetExitedProcesses()
+            }
             if loop.lastUpload.duration(to: clock.now) >= self.options.uploadInterval
                 || self.uploadRequested.exchange(false, ordering: .relaxed)
             {
-                self.upload(&loop, clock: clock)
+                self.metrics.measure(.upload) { self.upload(&loop, clock: clock) }
             }
         }
         // Stopping: what was sampled since the last upload still goes out.
@@ -218,6 +237,7 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
             )
         }
         loop.table = table
+        loop.indexSeries()
         self.metrics.targetedContainers.record(table.containers.count)
         self.metrics.targetedCgroups.record(table.cgroups.count)
         self.metrics.containersWithoutCgroup.record(table.containersWithoutCgroup.count)
@@ -234,8 +254,8 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
         }
         for sample in drain.samples {
             // The kernel only records targeted cgroups, so every bucket has an assignment.
-            guard let assignment = loop.table.cgroups[sample.cgroupID] else { continue }
-            loop.aggregator.add(sample, to: assignment)
+            guard let series = loop.cgroupSeries[sample.cgroupID] else { continue }
+            loop.aggregator.add(sample, to: series)
         }
         self.metrics.recordLosses(drain.counters, previous: loop.counters)
         loop.counters = drain.counters
@@ -264,13 +284,19 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
         let start = loop.intervalStart
         let duration = Duration.milliseconds(Int64((end.timeIntervalSince(start) * 1000).rounded()))
         var byBackend: [AgentConfiguration.Backend: [ProfileSeries]] = [:]
-        for group in loop.aggregator.groups.sorted(by: { $0.labels.description < $1.labels.description }) {
+        let samplesBySeries = loop.aggregator.samplesByGroup()
+        // Series in a stable order (by labels), so requests are reproducible.
+        let ordered = samplesBySeries.keys.map { index in
+            (index, loop.series[index].labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
+        }
+        for (index, _) in ordered.sorted(by: { $0.1.lexicographicallyPrecedes($1.1) }) {
+            let group = loop.series[index]
             let profile = CPUProfile(
                 startTime: start,
                 duration: duration,
                 frequency: group.sampleRate,
-                samples: loop.aggregator.samples(of: group),
-                mappings: loop.aggregator.mappings(of: group)
+                samples: samplesBySeries[index] ?? [],
+                mappings: loop.aggregator.mappings(of: index)
             )
             do {
                 let profiles = try Self.encode(profile)
@@ -295,6 +321,10 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
         self.metrics.spoolBytes.record(self.spool.bytes)
         loop.aggregator.resetCounts()
         loop.aggregator.dropExitedProcesses()
+        // Series no longer in the table are forgotten with the interval.
+        loop.series.removeAll(keepingCapacity: true)
+        loop.seriesIndexes.removeAll(keepingCapacity: true)
+        loop.indexSeries()
         loop.reported = FrameTotals()
         loop.intervalStart = end
         loop.lastUpload = clock.now

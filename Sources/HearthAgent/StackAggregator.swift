@@ -15,8 +15,8 @@ struct StackAggregator<Group: Hashable> {
         var user: Int
     }
 
-    /// Symbolized stacks, each once per interval: buckets repeat the same stacks every drain, and a dictionary
-    /// lookup of their addresses costs far less than symbolizing them again.
+    /// Symbolized stacks, each once: buckets repeat the same stacks every drain and every interval, and a
+    /// dictionary lookup of their addresses costs far less than symbolizing them again.
     struct InternedStack {
         var frames: [ProfileFrame]
         var named: Int64
@@ -30,6 +30,13 @@ struct StackAggregator<Group: Hashable> {
     private var kernelStackIDs: [[UInt64]: Int] = [:]
     /// Per process: user stack addresses → interned stack (addresses mean something only within their process).
     private var userStackIDs: [Int32: [[UInt64]: Int]] = [:]
+    /// The previous interval's symbolized stacks by address: what this interval sees again is taken from here,
+    /// what it does not see is forgotten at the next reset (memory follows the stacks in use, two intervals).
+    private var previousKernelStacks: [[UInt64]: InternedStack] = [:]
+    private var previousUserStacks: [Int32: [[UInt64]: InternedStack]] = [:]
+    /// How many stacks were symbolized, and how many were taken from the previous interval.
+    private(set) var stacksSymbolized = 0
+    private(set) var stacksReused = 0
     private var knownProcesses: Set<Int32> = []
     private var liveProcesses: Set<Int32> = []
     private var mappingsByProcess: [Int32: [ProfileMapping]] = [:]
@@ -45,9 +52,6 @@ struct StackAggregator<Group: Hashable> {
     }
 
     var processCount: Int { self.knownProcesses.count }
-
-    /// The groups that hold samples.
-    var groups: Set<Group> { Set(self.processesByGroup.keys) }
 
     /// Every executable mapping of the processes of `group` (all groups when nil), deduplicated by file and
     /// address range.
@@ -90,19 +94,36 @@ struct StackAggregator<Group: Hashable> {
 
     private mutating func kernelStack(_ addresses: [UInt64]) -> Int {
         if let id = self.kernelStackIDs[addresses] { return id }
-        let id = self.intern(self.symbolizer.symbolizeKernel(addresses: addresses))
+        let id: Int
+        if let known = self.previousKernelStacks[addresses] {
+            id = self.reuse(known)
+        } else {
+            id = self.intern(self.symbolizer.symbolizeKernel(addresses: addresses))
+        }
         self.kernelStackIDs[addresses] = id
         return id
     }
 
     private mutating func userStack(pid: Int32, _ addresses: [UInt64]) -> Int {
         if let id = self.userStackIDs[pid]?[addresses] { return id }
-        let id = self.intern(self.symbolizer.symbolizeUser(pid: pid, addresses: addresses))
+        let id: Int
+        if let known = self.previousUserStacks[pid]?[addresses] {
+            id = self.reuse(known)
+        } else {
+            id = self.intern(self.symbolizer.symbolizeUser(pid: pid, addresses: addresses))
+        }
         self.userStackIDs[pid, default: [:]][addresses] = id
         return id
     }
 
+    private mutating func reuse(_ stack: InternedStack) -> Int {
+        self.stacksReused += 1
+        self.stacks.append(stack)
+        return self.stacks.count - 1
+    }
+
     private mutating func intern(_ frames: [SymbolizedFrame]) -> Int {
+        self.stacksSymbolized += 1
         let named = Int64(frames.count { $0.function != nil })
         self.stacks.append(
             InternedStack(
@@ -121,6 +142,7 @@ struct StackAggregator<Group: Hashable> {
             self.liveProcesses.remove(pid)
             // A reused pid must not inherit the old process's symbolized stacks.
             self.userStackIDs.removeValue(forKey: pid)
+            self.previousUserStacks.removeValue(forKey: pid)
         }
     }
 
@@ -141,9 +163,13 @@ struct StackAggregator<Group: Hashable> {
         }
     }
 
-    /// The counted stacks of one group, without labels.
-    func samples(of group: Group) -> [ProfileSample] {
-        self.merged { $0 == group }.map { key, count in ProfileSample(frames: key.frames, count: count) }
+    /// The counted stacks of every group, without labels, in one pass over the counts.
+    func samplesByGroup() -> [Group: [ProfileSample]] {
+        var result: [Group: [ProfileSample]] = [:]
+        for (key, count) in self.merged({ _ in true }) {
+            result[key.group, default: []].append(ProfileSample(frames: key.frames, count: count))
+        }
+        return result
     }
 
     private struct FramesKey: Hashable {
@@ -161,9 +187,11 @@ struct StackAggregator<Group: Hashable> {
         return result
     }
 
-    /// Forgets the counted and interned stacks (and which processes fed which group), keeping the symbolizer and
-    /// the known processes' mappings: the next interval starts empty.
+    /// Forgets the counts (and which processes fed which group), keeping the symbolizer, the known processes'
+    /// mappings and this interval's symbolized stacks for the next one: the next interval starts with no counts.
     mutating func resetCounts() {
+        self.previousKernelStacks = self.kernelStackIDs.mapValues { self.stacks[$0] }
+        self.previousUserStacks = self.userStackIDs.mapValues { ids in ids.mapValues { self.stacks[$0] } }
         self.counts.removeAll(keepingCapacity: true)
         self.stacks.removeAll(keepingCapacity: true)
         self.kernelStackIDs.removeAll(keepingCapacity: true)

@@ -1,0 +1,78 @@
+// StackAggregatorTests.swift: stacks are symbolized once, kept across one upload interval, and forgotten when
+// no interval uses them or their process is gone.
+
+import Foundation
+import HearthProfile
+import HearthSymbolizer
+import Logging
+import Testing
+
+@testable import HearthAgent
+@testable import HearthSampler
+
+@Suite("Stack aggregator")
+struct StackAggregatorTests {
+    /// A sample of this test process: its addresses name nothing, which is all the counting needs.
+    func sample(_ user: [UInt64], count: UInt64 = 1, pid: Int32 = getpid()) -> RawStackSample {
+        RawStackSample(
+            pid: pid,
+            tid: pid,
+            cgroupID: 1,
+            comm: "test",
+            userStack: user,
+            kernelStack: [],
+            count: count
+        )
+    }
+
+    @Test("a stack seen again in the next interval is reused, not symbolized again; counts start over")
+    func reuseAcrossIntervals() {
+        var aggregator = StackAggregator<String>(symbolizer: Symbolizer(logger: Logger(label: "test")))
+        aggregator.add(self.sample([0x10, 0x20], count: 3), to: "a")
+        aggregator.add(self.sample([0x10, 0x20], count: 2), to: "a")
+        aggregator.add(self.sample([0x30]), to: "a")
+        // Two user stacks and the one empty kernel stack.
+        #expect(aggregator.stacksSymbolized == 3)
+        let first = (aggregator.samplesByGroup()["a"] ?? [])
+        #expect(first.map(\.count).sorted() == [1, 5])
+
+        aggregator.resetCounts()
+        #expect((aggregator.samplesByGroup()["a"] ?? []).isEmpty)
+        aggregator.add(self.sample([0x10, 0x20], count: 4), to: "a")
+        #expect(aggregator.stacksSymbolized == 3)
+        #expect(aggregator.stacksReused == 2)
+        let second = (aggregator.samplesByGroup()["a"] ?? [])
+        #expect(second.map(\.count) == [4])
+        #expect(second.first?.frames == first.first { $0.count == 5 }?.frames)
+    }
+
+    @Test("a stack no interval used is forgotten: it is symbolized again when it comes back")
+    func forgottenAfterAnIdleInterval() {
+        var aggregator = StackAggregator<String>(symbolizer: Symbolizer(logger: Logger(label: "test")))
+        aggregator.add(self.sample([0x10]), to: "a")
+        aggregator.resetCounts()
+        aggregator.add(self.sample([0x40]), to: "a")
+        aggregator.resetCounts()
+        let symbolizedBefore = aggregator.stacksSymbolized
+        aggregator.add(self.sample([0x10]), to: "a")
+        #expect(aggregator.stacksSymbolized == symbolizedBefore + 1)
+    }
+
+    @Test("the stacks of a process that exited are not reused for a new process with its pid")
+    func exitedProcessForgotten() throws {
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/true")
+        try child.run()
+        child.waitUntilExit()
+        let gone = child.processIdentifier
+        var aggregator = StackAggregator<String>(symbolizer: Symbolizer(logger: Logger(label: "test")))
+        aggregator.add(self.sample([0x10], pid: gone), to: "a")
+        aggregator.resetCounts()
+        aggregator.forgetExitedProcesses()
+        let symbolizedBefore = aggregator.stacksSymbolized
+        aggregator.add(self.sample([0x10], pid: gone), to: "a")
+        #expect(aggregator.stacksSymbolized == symbolizedBefore + 1)
+        // Only the kernel stack (the same in every process) was reused.
+        #expect(aggregator.stacksReused == 1)
+    }
+}
