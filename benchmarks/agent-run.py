@@ -168,7 +168,7 @@ def main():
         receiver = start_receiver(receiver_port, summary_path)
         agent = subprocess.Popen(agent_argv, env=environment, stderr=subprocess.PIPE)
         if args.perf_agent:
-            subprocess.Popen(["perf", "record", "-q", "-F", "997", "--call-graph", "dwarf", "-p", str(agent.pid), "-o", args.perf_agent,
+            subprocess.Popen(["perf", "record", "-q", "-F", "4999", "--call-graph", "dwarf", "-p", str(agent.pid), "-o", args.perf_agent,
                               "--", "sleep", str(args.seconds - 5)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(10)
         cpu_at_start = cpu_seconds(agent.pid)

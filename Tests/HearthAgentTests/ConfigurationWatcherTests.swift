@@ -73,4 +73,28 @@ struct ConfigurationWatcherTests {
             #expect(state.revision == "r2")
         }
     }
+
+    @Test("the file's identity moves on a kubelet swap and on a rewrite in place, and only then")
+    func identity() async throws {
+        try await withTemporaryDirectory { directory in
+            var volume = try KubeletVolume(directory: directory)
+            let path = directory + "/" + AgentConfiguration.fileName
+            try volume.write([AgentConfiguration.fileName: Self.configuration(revision: "r1")])
+            let first = try #require(FileIdentity(path: path))
+            #expect(FileIdentity(path: path) == first)
+
+            try volume.write([AgentConfiguration.fileName: Self.configuration(revision: "r2")])
+            let swapped = try #require(FileIdentity(path: path))
+            #expect(swapped != first, "the swap points the path at another inode")
+
+            // Same size, same inode: the change times move.
+            let target = try FileManager.default.destinationOfSymbolicLink(atPath: path)
+            let real = target.hasPrefix("/") ? target : directory + "/" + target
+            try Data(Self.configuration(revision: "r3").utf8).write(to: URL(fileURLWithPath: real))
+            #expect(FileIdentity(path: path) != swapped)
+
+            try FileManager.default.removeItem(atPath: path)
+            #expect(FileIdentity(path: path) == nil)
+        }
+    }
 }

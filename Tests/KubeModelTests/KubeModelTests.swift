@@ -201,3 +201,60 @@ struct KubeModelTests {
         }
     }
 }
+
+@Suite("Kubernetes timestamps")
+struct KubeTimeTests {
+    struct Case: Sendable, CustomTestStringConvertible {
+        var text: String
+        var unix: Double?
+        var testDescription: String { self.text }
+    }
+
+    static let parsed: [Case] = [
+        Case(text: "1970-01-01T00:00:00Z", unix: 0),
+        Case(text: "2026-11-30T18:32:10Z", unix: 1_796_063_530),
+        Case(text: "2024-02-29T23:59:59Z", unix: 1_709_251_199),
+        Case(text: "2000-03-01T00:00:00Z", unix: 951_868_800),
+        Case(text: "1969-12-31T23:59:59Z", unix: -1),
+        Case(text: "2026-11-30T18:32:10.250000Z", unix: 1_796_063_530.25),
+        Case(text: "2026-11-30T18:32:10.5Z", unix: 1_796_063_530.5),
+        Case(text: "2026-11-30t18:32:10z", unix: 1_796_063_530),
+        Case(text: "2026-11-30T19:32:10+01:00", unix: 1_796_063_530),
+        Case(text: "2026-11-30T17:02:10-01:30", unix: 1_796_063_530),
+        Case(text: "2023-02-29T00:00:00Z", unix: nil),
+        Case(text: "2026-13-01T00:00:00Z", unix: nil),
+        Case(text: "2026-11-30T24:00:00Z", unix: nil),
+        Case(text: "2026-11-30T18:32:10", unix: nil),
+        Case(text: "2026-11-30T18:32:10.Z", unix: nil),
+        Case(text: "2026-11-30 18:32:10Z", unix: nil),
+        Case(text: "2026-11-30T18:32:10+0100", unix: nil),
+        Case(text: "", unix: nil),
+    ]
+
+    @Test(
+        "RFC 3339 parses by hand: fractions, offsets, lower case; impossible dates and other forms are nil",
+        arguments: parsed
+    )
+    func parse(_ test: Case) {
+        let date = KubeTime.parse(test.text)
+        #expect(date.map { ($0.timeIntervalSince1970 * 1000).rounded() / 1000 } == test.unix)
+    }
+
+    @Test("formatting agrees with Foundation's ISO 8601 style over four centuries, and round-trips")
+    func formatAgreesWithFoundation() {
+        var generator = SystemRandomNumberGenerator()
+        let style = Date.ISO8601FormatStyle(includingFractionalSeconds: false)
+        let bounds: ClosedRange<Int64> = -2_208_988_800...10_413_792_000  // 1900 to 2300
+        for unix in [0, -1, 951_868_800, 1_709_251_199]
+            + (0..<2000).map({ _ in Int64.random(in: bounds, using: &generator) })
+        {
+            let date = Date(timeIntervalSince1970: Double(unix))
+            #expect(KubeTime.format(date) == date.formatted(style), "\(unix)")
+            #expect(KubeTime.parse(KubeTime.format(date)) == date)
+        }
+        let micro = Date(timeIntervalSince1970: 1_796_063_530.000_042)
+        #expect(KubeTime.formatMicro(micro) == "2026-11-30T18:32:10.000042Z")
+        let parsedMicro = KubeTime.parse(KubeTime.formatMicro(micro))?.timeIntervalSince1970 ?? 0
+        #expect(abs(parsedMicro - micro.timeIntervalSince1970) < 0.000_001)
+    }
+}
