@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up a fresh machine and runs the whole test suite as root (through sudo when needed): the eBPF tests need
-# it. With HEARTH_REQUIRE_BPF=1 (set here) they fail instead of skipping when eBPF is unusable.
+# Sets up a fresh machine and runs the whole test suite (Swift tests, then packaging) as root (through sudo when
+# needed): the eBPF tests need it. With HEARTH_REQUIRE_BPF=1 (set here) they fail instead of skipping when eBPF
+# is unusable.
 set -euo pipefail
 source "$(dirname "$0")/lib/root.sh"
 hearth_require_root "$0" "$@"
@@ -13,3 +14,8 @@ swift format lint --strict --recursive Sources Tests Plugins Package.swift
 # Serially: the eBPF and process tests block threads and burn both cores by design (busy workloads), which
 # would starve the timing-sensitive Kubernetes tests of the 2-core cooperative pool if they ran side by side.
 swift test --no-parallel
+# Packaging with the tools users run (helm, kubectl, podman, checkov, Lua), on the release binaries as they ship:
+# built here so the images never hold a stale binary.
+bash scripts/build-release.sh hearth-operator
+bash scripts/build-release.sh hearth-agent
+bash scripts/test-packaging.sh
