@@ -208,7 +208,7 @@ let package = Package(
 
         // MARK: Node agent tests
         // Child processes, build products and external tools (go tool pprof) for the tests.
-        .target(name: "HearthTestSupport", path: "Tests/HearthTestSupport"),
+        .target(name: "HearthTestSupport", dependencies: ["KubeClient", logging], path: "Tests/HearthTestSupport"),
         .testTarget(name: "HearthSamplerTests", dependencies: ["HearthSampler", "HearthTestSupport"]),
         .testTarget(name: "HearthSymbolizerTests", dependencies: ["HearthSymbolizer"]),
         .testTarget(name: "HearthProfileTests", dependencies: ["HearthProfile", "HearthTestSupport"]),

@@ -202,8 +202,15 @@ PYTHON
 step "the agent image in the capabilities security mode (the capability set the operator grants, nothing else)"
 capabilities=(--pid=host --user 0 --read-only --security-opt no-new-privileges --cap-drop ALL
     --cap-add BPF,PERFMON,SYS_PTRACE,DAC_READ_SEARCH,CHECKPOINT_RESTORE,SYSLOG)
-# The operator's agent pod sets no seccomp profile (Unconfined); podman's default profile (containers-common
-# 0.50) would refuse bpf() and perf_event_open() without CAP_SYS_ADMIN.
+# The operator's agent pod says seccomp Unconfined: podman's default profile (containers-common 0.50) refuses
+# bpf() and perf_event_open() without CAP_SYS_ADMIN, and `check` must say so rather than pass.
+if "${run[@]}" --rm "${capabilities[@]}" "$agent_image" check >"$work/profile/seccomp.log" 2>&1; then
+    cat "$work/profile/seccomp.log"
+    fail "hearth-agent check passed under podman's default seccomp profile, which refuses bpf()"
+fi
+grep -q "seccomp" "$work/profile/seccomp.log" || { cat "$work/profile/seccomp.log"; fail "check did not name seccomp"; }
+echo "    under the runtime's default seccomp profile, check fails and names it: $(grep -m1 -o 'bpf() allowed' \
+    "$work/profile/seccomp.log")"
 "${run[@]}" --rm "${capabilities[@]}" --security-opt seccomp=unconfined -v "$work/profile:/out" "$agent_image" \
     profile --seconds 1 -o /out/capabilities.folded >"$work/profile/capabilities.log" 2>&1 ||
     { cat "$work/profile/capabilities.log"; fail "capabilities mode"; }
@@ -439,8 +446,20 @@ wait_until "the api target to be Ready" kubectl wait pt/api -n shop --for=condit
 wait_seconds=60
 kubectl get pt -n shop | sed 's/^/    /'
 health_of api Healthy
+# Stopping the agent makes it release nothing more than its Lease renewals: its requests are complete.
 "${podman[@]}" logs "$agent_container" >"$cluster_dir/agent.log" 2>&1
 "${podman[@]}" rm -f -t 5 "$agent_container" >/dev/null
+
+step "the agent's requests against the RBAC the operator rendered for it: all allowed, every grant used"
+# The agent ran with a kubeconfig (kube-test-server does not authorize), so the check is the authorizer's
+# decision replayed on the request log, as for the operator below.
+for kind in clusterrole clusterrolebinding role rolebinding; do
+    kubectl get "$kind" -A -o json | jq -c '.items[] | select(.metadata.name | startswith("hearth-agent"))'
+done | sed 's/^/---\n/' >"$cluster_dir/agent-rbac.yaml"
+curl -sf "$url/_test/requests" >"$cluster_dir/agent-requests.json"
+"$python" scripts/packaging/check-rbac.py --user-agent hearth-agent/ --service-account hearth-system/hearth-agent \
+    --fail-unused "$cluster_dir/agent-rbac.yaml" "$cluster_dir/agent-requests.json" | sed 's/^/    /'
+[[ ${PIPESTATUS[0]} -eq 0 ]] || fail "the agent's requests and the RBAC the operator renders for it differ"
 
 step "deleting every target removes the agent; the operator's requests against the chart's RBAC"
 kubectl delete pt --all -n shop --timeout=60s >/dev/null

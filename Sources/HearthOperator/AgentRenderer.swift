@@ -260,9 +260,17 @@ public struct AgentRenderer: Sendable {
             capabilities.drop = ["ALL"]
             // No tracefs or debugfs mount: the agent attaches to perf events, not to tracepoints or kprobes.
             security.capabilities = capabilities
+            // Said explicitly, so a kubelet with --seccomp-default cannot break this mode: container runtimes'
+            // default profiles (containerd's and Docker's before 2023, Debian 12's podman) allow bpf() and
+            // perf_event_open() only with CAP_SYS_ADMIN, which this mode does not grant.
+            var seccomp = SeccompProfile()
+            seccomp.type = "Unconfined"
+            security.seccompProfile = seccomp
         } else {
             security.privileged = true
             security.runAsUser = 0
+            // The agent writes only to /tmp (an emptyDir), in both modes.
+            security.readOnlyRootFilesystem = true
         }
         container.securityContext = security
         container.volumeMounts = mounts

@@ -34,19 +34,28 @@ public struct SelfCheck: Sendable {
         public var kptrRestrict: Int?
         /// Whether the kernel has the bpf() system call (false: built without CONFIG_BPF_SYSCALL).
         public var hasBPFSyscall: Bool
+        /// What creating a one-entry BPF array map answered: 0, or the errno. Capabilities are not the whole story:
+        /// a seccomp profile (a container runtime's default) or an LSM can refuse bpf() to a process holding them.
+        public var bpfMapProbeErrno: Int32
+        /// What opening a cpu-clock perf event on CPU 0 for every process answered: 0, or the errno.
+        public var perfEventProbeErrno: Int32
 
         public init(
             effectiveCapabilities: UInt64,
             kernelRelease: String,
             perfEventParanoid: Int?,
             kptrRestrict: Int?,
-            hasBPFSyscall: Bool
+            hasBPFSyscall: Bool,
+            bpfMapProbeErrno: Int32 = 0,
+            perfEventProbeErrno: Int32 = 0
         ) {
             self.effectiveCapabilities = effectiveCapabilities
             self.kernelRelease = kernelRelease
             self.perfEventParanoid = perfEventParanoid
             self.kptrRestrict = kptrRestrict
             self.hasBPFSyscall = hasBPFSyscall
+            self.bpfMapProbeErrno = bpfMapProbeErrno
+            self.perfEventProbeErrno = perfEventProbeErrno
         }
 
         /// The facts of this process and kernel.
@@ -56,8 +65,24 @@ public struct SelfCheck: Sendable {
                 kernelRelease: Self.readKernelRelease(),
                 perfEventParanoid: Self.readInteger("/proc/sys/kernel/perf_event_paranoid"),
                 kptrRestrict: Self.readInteger("/proc/sys/kernel/kptr_restrict"),
-                hasBPFSyscall: Self.probeBPFSyscall()
+                hasBPFSyscall: Self.probeBPFSyscall(),
+                bpfMapProbeErrno: Self.probeBPFMap(),
+                perfEventProbeErrno: Self.probePerfEvent()
             )
+        }
+
+        private static func probeBPFMap() -> Int32 {
+            let fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "hearth_probe", 4, 4, 1, nil)
+            guard fd >= 0 else { return -fd }
+            close(fd)
+            return 0
+        }
+
+        private static func probePerfEvent() -> Int32 {
+            let fd = CLibbpf_open_cpu_clock(0, 1)
+            guard fd >= 0 else { return -fd }
+            close(fd)
+            return 0
         }
 
         private static func readEffectiveCapabilities() -> UInt64? {
@@ -159,6 +184,35 @@ public struct SelfCheck: Sendable {
                 )
             )
         }
+        // The capabilities are there, yet the kernel said no: something outside them refuses the calls.
+        let blockedHow =
+            "something other than capabilities refuses it: usually the container runtime's default seccomp profile "
+            + "(which allows it only with CAP_SYS_ADMIN), else an LSM (AppArmor, SELinux) or a lockdown"
+        let blockedFix =
+            "run with seccomp unconfined (Kubernetes: securityContext.seccompProfile.type: Unconfined, which "
+            + "Hearth's capabilities mode sets; podman/docker: --security-opt seccomp=unconfined), or privileged"
+        if env.hasBPFSyscall, canLoadBPF, env.bpfMapProbeErrno == EPERM || env.bpfMapProbeErrno == EACCES {
+            findings.append(
+                Finding(
+                    severity: .fatal,
+                    requirement: "bpf() allowed",
+                    problem: "creating a BPF map failed with \(Self.errnoName(env.bpfMapProbeErrno)) although this "
+                        + "process holds the capabilities; \(blockedHow)",
+                    fix: blockedFix
+                )
+            )
+        }
+        if canPerf, env.perfEventProbeErrno == EPERM || env.perfEventProbeErrno == EACCES {
+            findings.append(
+                Finding(
+                    severity: .fatal,
+                    requirement: "perf_event_open() allowed",
+                    problem: "opening a cpu-clock perf event failed with \(Self.errnoName(env.perfEventProbeErrno)) "
+                        + "although this process holds the capabilities; \(blockedHow)",
+                    fix: blockedFix
+                )
+            )
+        }
         if let restrict = env.kptrRestrict, restrict >= 2 || (restrict == 1 && !has(Self.capSyslog)) {
             findings.append(
                 Finding(
@@ -173,6 +227,14 @@ public struct SelfCheck: Sendable {
             )
         }
         return findings
+    }
+
+    static func errnoName(_ code: Int32) -> String {
+        switch code {
+        case EPERM: "EPERM"
+        case EACCES: "EACCES"
+        default: "errno \(code)"
+        }
     }
 
     /// "6.1.0-18-amd64" -> (6, 1).

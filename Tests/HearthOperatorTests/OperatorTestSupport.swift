@@ -14,21 +14,6 @@ import NIOPosix
 import Synchronization
 import Testing
 
-var quietLogger: Logger {
-    var logger = Logger(label: "hearth-operator-tests")
-    logger.logLevel =
-        ProcessInfo.processInfo.environment["HEARTH_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .error
-    return logger
-}
-
-func clientConfiguration(_ url: String, userAgent: String) -> ClientConfiguration {
-    var configuration = ClientConfiguration(server: url)
-    configuration.qps = 0
-    configuration.timeout = .seconds(15)
-    configuration.userAgent = userAgent
-    return configuration
-}
-
 /// A Pyroscope prober whose answer a test can change.
 final class StubProber: PyroscopeProber {
     let reachable = Mutex(true)
@@ -56,10 +41,10 @@ struct OperatorHarness {
         configure: (inout OperatorConfiguration) -> Void = { _ in },
         _ body: (OperatorHarness) async throws -> Result
     ) async throws -> Result {
-        try await KubeTestServer.withRunning(logger: quietLogger) { server in
+        try await KubeTestServer.withRunning(logger: testLogger("hearth-operator-tests")) { server in
             try await withKubeClient(
-                configuration: clientConfiguration(server.url, userAgent: "tests/1.0"),
-                logger: quietLogger
+                configuration: testClientConfiguration(server.url, userAgent: "tests/1.0", timeout: .seconds(15)),
+                logger: testLogger("hearth-operator-tests")
             ) { client in
                 _ = try await client.resource(CustomResourceDefinition.self).create(
                     ProfilingTarget.customResourceDefinition
@@ -72,21 +57,25 @@ struct OperatorHarness {
                 configure(&configuration)
                 let prober = StubProber()
                 return try await withKubeClient(
-                    configuration: clientConfiguration(server.url, userAgent: Self.operatorUserAgent),
-                    logger: quietLogger
+                    configuration: testClientConfiguration(
+                        server.url,
+                        userAgent: Self.operatorUserAgent,
+                        timeout: .seconds(15)
+                    ),
+                    logger: testLogger("hearth-operator-tests")
                 ) { operatorClient in
                     let recorder = EventRecorder(
                         client: operatorClient,
                         controller: "profiling.hearth.dev/hearth-operator",
                         instance: "test",
-                        logger: quietLogger
+                        logger: testLogger("hearth-operator-tests")
                     )
                     let (controller, reconciler) = ProfilingTargetController.make(
                         client: operatorClient,
                         configuration: configuration,
                         prober: prober,
                         recorder: recorder,
-                        logger: quietLogger
+                        logger: testLogger("hearth-operator-tests")
                     )
                     let harness = OperatorHarness(
                         server: server,

@@ -1,6 +1,7 @@
 // SelfCheckTests.swift: the self-check's findings for simulated environments (capabilities, kernel versions, no
 // bpf() syscall, hidden kernel pointers), and parsing of kernel versions, online CPU lists and thresholds.
 
+import Glibc
 import Testing
 
 @testable import HearthSampler
@@ -50,6 +51,26 @@ struct SelfCheckTests {
         let findings = SelfCheck(environment: self.environment(capabilities: [SelfCheck.capSysAdmin], kernel: "4.9.1"))
             .findings()
         #expect(findings.contains { $0.requirement == "kernel 4.18 or newer" && $0.severity == .fatal })
+    }
+
+    @Test("capabilities held but bpf() or perf_event_open() refused: fatal, naming seccomp and the fix")
+    func refusedDespiteCapabilities() {
+        var environment = self.environment(capabilities: [SelfCheck.capBPF, SelfCheck.capPerfmon])
+        environment.bpfMapProbeErrno = EPERM
+        environment.perfEventProbeErrno = EACCES
+        let fatal = SelfCheck(environment: environment).findings().filter { $0.severity == .fatal }
+        #expect(fatal.map(\.requirement) == ["bpf() allowed", "perf_event_open() allowed"])
+        #expect(fatal.allSatisfy { $0.problem.contains("seccomp") && $0.fix.contains("Unconfined") })
+        #expect(fatal[0].problem.contains("EPERM") && fatal[1].problem.contains("EACCES"))
+    }
+
+    @Test("without the capabilities, a refused probe adds nothing: the capability findings say it")
+    func refusedWithoutCapabilities() {
+        var environment = self.environment(capabilities: [])
+        environment.bpfMapProbeErrno = EPERM
+        environment.perfEventProbeErrno = EACCES
+        let fatal = SelfCheck(environment: environment).findings().filter { $0.severity == .fatal }
+        #expect(fatal.map(\.requirement) == ["CAP_BPF", "CAP_PERFMON"])
     }
 
     @Test("no bpf() syscall is fatal")

@@ -50,17 +50,12 @@ struct CoverageTests {
     /// nm's sized text symbols: address → names.
     private func textSymbols(_ arguments: [String]) throws -> [(value: UInt64, size: UInt64, names: Set<String>)] {
         var byAddress: [UInt64: (size: UInt64, names: Set<String>)] = [:]
-        for line in try runTool("nm", arguments).split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            guard fields.count == 4, "TtWwi".contains(fields[2]), let value = UInt64(fields[0], radix: 16),
-                let size = UInt64(fields[1], radix: 16), size > 1, value != 0
-            else {
-                continue
-            }
-            byAddress[value, default: (size, [])].names.insert(
-                String(fields[3]).split(separator: "@").first.map(String.init) ?? ""
+        for symbol in try nmSizedSymbols(arguments)
+        where "TtWwi".contains(symbol.type) && symbol.size > 1 && symbol.value != 0 {
+            byAddress[symbol.value, default: (symbol.size, [])].names.insert(
+                symbol.name.split(separator: "@").first.map(String.init) ?? ""
             )
-            byAddress[value]!.size = max(byAddress[value]!.size, size)
+            byAddress[symbol.value]!.size = max(byAddress[symbol.value]!.size, symbol.size)
         }
         return byAddress.map { ($0.key, $0.value.size, $0.value.names) }.sorted { $0.value < $1.value }
     }
@@ -106,7 +101,7 @@ struct CoverageTests {
     func testBinary() throws {
         let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         let (path, start) = try self.base { $0 == executable }
-        let result = try self.measure(path: path, base: start, nmArguments: ["-S", "--defined-only"])
+        let result = try self.measure(path: path, base: start, nmArguments: ["--defined-only"])
         print("test binary coverage: \(result)")
         #expect(Double(result.named) >= 0.99 * Double(result.total), "\(result)")
         #expect(Double(result.correct) >= 0.99 * Double(result.total), "\(result)")
@@ -121,7 +116,7 @@ struct CoverageTests {
         let result = try self.measure(
             path: path,
             base: start,
-            nmArguments: ["-D", "-S", "--defined-only"],
+            nmArguments: ["-D", "--defined-only"],
             debugDirectories: debugDirectories
         )
         print("libc coverage with debug directories \(debugDirectories): \(result)")

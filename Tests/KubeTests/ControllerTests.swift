@@ -67,11 +67,11 @@ struct ControllerTests {
                 watching: gizmos,
                 store: store,
                 configuration: configuration,
-                logger: testLogger,
+                logger: testLogger(),
                 metricsFactory: metrics,
                 reconciler: GizmoReconciler(client: client, store: store, calls: calls)
             ).owns(client.resource(ConfigMap.self, namespace: nil))
-            let group = ServiceGroup(configuration: .init(services: [controller], logger: testLogger))
+            let group = ServiceGroup(configuration: .init(services: [controller], logger: testLogger()))
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
                 let namespaced = client.resource(Gizmo.type, namespace: "default")
@@ -127,7 +127,7 @@ struct ControllerTests {
             let controller = Controller(
                 name: "flaky",
                 watching: client.resource(Gizmo.type, namespace: nil),
-                logger: testLogger,
+                logger: testLogger(),
                 metricsFactory: metrics,
                 reconciler: ReconcileFunction { key in
                     let count = attempts.withLock {
@@ -139,7 +139,7 @@ struct ControllerTests {
                     return .done
                 }
             )
-            let group = ServiceGroup(configuration: .init(services: [controller], logger: testLogger))
+            let group = ServiceGroup(configuration: .init(services: [controller], logger: testLogger()))
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
                 let gizmos = client.resource(Gizmo.type, namespace: "default")
@@ -172,9 +172,12 @@ struct ControllerTests {
 
     @Test("KubeClient runs as a Service and shuts its HTTP clients down on graceful shutdown")
     func clientAsService() async throws {
-        try await KubeTestServer.withRunning(logger: testLogger) { server in
-            let client = try KubeClient(configuration: clientConfiguration(server.url), logger: testLogger)
-            let group = ServiceGroup(configuration: .init(services: [client], logger: testLogger))
+        try await KubeTestServer.withRunning(logger: testLogger()) { server in
+            let client = try KubeClient(
+                configuration: testClientConfiguration(server.url),
+                logger: testLogger()
+            )
+            let group = ServiceGroup(configuration: .init(services: [client], logger: testLogger()))
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
                 #expect(try await client.resource(Namespace.self).get("default").metadata.name == "default")

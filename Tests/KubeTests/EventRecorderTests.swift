@@ -1,5 +1,6 @@
 // EventRecorderTests.swift: events.k8s.io/v1 Events with repeats aggregated into a series.
 
+import HearthTestSupport
 import KubeClient
 import KubeModel
 import KubeRuntime
@@ -16,7 +17,7 @@ struct EventRecorderTests {
                 client: client,
                 controller: "hearth.dev/operator",
                 instance: "pod-1",
-                logger: testLogger
+                logger: testLogger()
             )
             for _ in 0..<3 {
                 await recorder.record(

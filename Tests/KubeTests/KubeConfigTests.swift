@@ -144,7 +144,7 @@ struct KubeConfigTests {
         configuration.certificateAuthority = Array("not a pem".utf8)
         configuration.source = "/etc/kubeconfig"
         let error = #expect(throws: KubeError.self) {
-            _ = try KubeClient(configuration: configuration, logger: testLogger)
+            _ = try KubeClient(configuration: configuration, logger: testLogger())
         }
         #expect(error?.message == "/etc/kubeconfig: certificate-authority: not a PEM certificate")
     }
@@ -160,7 +160,7 @@ struct KubeConfigTests {
             )
             let provider = CredentialProvider(
                 configuration: ClientConfiguration(server: "https://x", credentials: .tokenFile(path)),
-                logger: testLogger
+                logger: testLogger()
             )
             #expect(try await provider.authorizationHeader() == "Bearer first")
             try "second".write(toFile: path, atomically: true, encoding: .utf8)
@@ -185,14 +185,14 @@ struct KubeConfigTests {
                     "{exec: {apiVersion: client.authentication.k8s.io/v1, command: ./plugin.sh, env: [{name: PREFIX, value: tok}, {name: EXPIRY, value: \"2999-01-01T00:00:00Z\"}]}}"
             )
             let configuration = try self.load(yaml, in: directory)
-            let provider = CredentialProvider(configuration: configuration, logger: testLogger)
+            let provider = CredentialProvider(configuration: configuration, logger: testLogger())
             #expect(try await provider.authorizationHeader() == "Bearer tok-1")
             #expect(try await provider.authorizationHeader() == "Bearer tok-1")
             provider.invalidate()
             #expect(try await provider.authorizationHeader() == "Bearer tok-2")
 
             let expired = try self.load(yaml.replacingOccurrences(of: "2999", with: "2000"), in: directory)
-            let expiring = CredentialProvider(configuration: expired, logger: testLogger)
+            let expiring = CredentialProvider(configuration: expired, logger: testLogger())
             #expect(try await expiring.authorizationHeader() == "Bearer tok-3")
             #expect(try await expiring.authorizationHeader() == "Bearer tok-4")
 
@@ -201,7 +201,8 @@ struct KubeConfigTests {
                 credentials: .exec(.init(command: "/bin/false", installHint: "install the cloud CLI"))
             )
             let error = await #expect(throws: KubeError.self) {
-                try await CredentialProvider(configuration: failing, logger: testLogger).authorizationHeader()
+                try await CredentialProvider(configuration: failing, logger: testLogger())
+                    .authorizationHeader()
             }
             #expect(error?.code == .missingCredentials)
             #expect(error?.message.contains("install the cloud CLI") == true)
@@ -217,7 +218,7 @@ struct KubeConfigTests {
             let configuration = try ClientConfiguration.inCluster(environment: environment, directory: directory)
             #expect(configuration.server == "https://10.96.0.1:443")
             #expect(configuration.namespace == "hearth-system")
-            let provider = CredentialProvider(configuration: configuration, logger: testLogger)
+            let provider = CredentialProvider(configuration: configuration, logger: testLogger())
             #expect(try await provider.authorizationHeader() == "Bearer sa-token")
             let missing = #expect(throws: KubeError.self) {
                 _ = try ClientConfiguration.inCluster(environment: [:], directory: directory)

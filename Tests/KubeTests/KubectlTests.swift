@@ -59,7 +59,8 @@ struct KubectlHarness {
 
     /// The test server's request log (through its control endpoint).
     func requests() async throws -> [JSONValue] {
-        try await withKubeClient(configuration: clientConfiguration(self.url), logger: testLogger) { client in
+        try await withKubeClient(configuration: testClientConfiguration(self.url), logger: testLogger()) {
+            client in
             try await client.send(KubeRequest(method: .GET, path: "/_test/requests")).decode(JSONValue.self).arrayValue
                 ?? []
         }

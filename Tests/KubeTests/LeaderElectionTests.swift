@@ -23,7 +23,7 @@ struct LeaderElectionTests {
             configuration.retryPeriod = .milliseconds(500)
         }
         configuration.releaseOnCancel = release
-        return LeaderElector(client: client, configuration: configuration, logger: testLogger)
+        return LeaderElector(client: client, configuration: configuration, logger: testLogger())
     }
 
     /// Work that runs until cancelled and records it.

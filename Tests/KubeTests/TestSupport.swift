@@ -12,31 +12,16 @@ import NIOPosix
 import Synchronization
 import Testing
 
-var testLogger: Logger {
-    var logger = Logger(label: "kube-tests")
-    logger.logLevel = .error
-    return logger
-}
-
-/// A client configuration for a test server URL.
-func clientConfiguration(_ url: String) -> ClientConfiguration {
-    var configuration = ClientConfiguration(server: url)
-    configuration.qps = 0
-    configuration.timeout = .seconds(10)
-    configuration.userAgent = "kube-tests/1.0"
-    return configuration
-}
-
 /// Runs `body` with an in-process server and a client to it.
 func withServerAndClient<Result: Sendable>(
     configuration: KubeTestServer.Configuration = .init(),
     clientSettings: (inout ClientConfiguration) -> Void = { _ in },
     _ body: (KubeTestServer, KubeClient) async throws -> Result
 ) async throws -> Result {
-    try await KubeTestServer.withRunning(configuration: configuration, logger: testLogger) { server in
-        var settings = clientConfiguration(server.url)
+    try await KubeTestServer.withRunning(configuration: configuration, logger: testLogger()) { server in
+        var settings = testClientConfiguration(server.url)
         clientSettings(&settings)
-        return try await withKubeClient(configuration: settings, logger: testLogger) { client in
+        return try await withKubeClient(configuration: settings, logger: testLogger()) { client in
             try await body(server, client)
         }
     }

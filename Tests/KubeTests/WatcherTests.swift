@@ -61,7 +61,8 @@ struct WatcherTests {
             let gizmos = client.resource(Gizmo.type, namespace: "default")
             for name in ["a", "b", "c"] { _ = try await gizmos.create(Gizmo.object(name)) }
             let store = Store<DynamicObject>()
-            var iterator = Watcher(gizmos, configuration: fastWatcher, logger: testLogger).makeAsyncIterator()
+            var iterator = Watcher(gizmos, configuration: fastWatcher, logger: testLogger())
+                .makeAsyncIterator()
             // Initial list.
             while let event = try await iterator.next() {
                 store.apply(event)
@@ -108,7 +109,10 @@ struct WatcherTests {
             var configuration = fastWatcher
             configuration.minTimeoutSeconds = 2
             let store = Store<DynamicObject>()
-            try await withReflector(Watcher(gizmos, configuration: configuration, logger: testLogger), into: store) {
+            try await withReflector(
+                Watcher(gizmos, configuration: configuration, logger: testLogger()),
+                into: store
+            ) {
                 #expect(await eventually { store.hasSynced && store.count == 1 })
                 // Writes to another resource move the global resourceVersion past the watcher's last event.
                 let configMaps = client.resource(ConfigMap.self, namespace: "default")
@@ -142,7 +146,10 @@ struct WatcherTests {
             let gizmos = client.resource(Gizmo.type, namespace: "default")
             _ = try await gizmos.create(Gizmo.object("a"))
             let store = Store<DynamicObject>()
-            try await withReflector(Watcher(gizmos, configuration: fastWatcher, logger: testLogger), into: store) {
+            try await withReflector(
+                Watcher(gizmos, configuration: fastWatcher, logger: testLogger()),
+                into: store
+            ) {
                 #expect(await eventually { store.hasSynced && server.openWatchCount == 1 })
                 for round in 0..<3 {
                     server.dropWatches()
@@ -165,7 +172,10 @@ struct WatcherTests {
             server.setSplitWatchEvents(true)
             let gizmos = client.resource(Gizmo.type, namespace: "default")
             let store = Store<DynamicObject>()
-            try await withReflector(Watcher(gizmos, configuration: fastWatcher, logger: testLogger), into: store) {
+            try await withReflector(
+                Watcher(gizmos, configuration: fastWatcher, logger: testLogger()),
+                into: store
+            ) {
                 #expect(await eventually { store.hasSynced && server.openWatchCount == 1 })
                 for index in 0..<5 {
                     var object = Gizmo.object("big\(index)")
@@ -190,7 +200,10 @@ struct WatcherTests {
             var configuration = fastWatcher
             configuration.minTimeoutSeconds = 1
             let store = Store<DynamicObject>()
-            try await withReflector(Watcher(gizmos, configuration: configuration, logger: testLogger), into: store) {
+            try await withReflector(
+                Watcher(gizmos, configuration: configuration, logger: testLogger()),
+                into: store
+            ) {
                 #expect(await eventually { store.hasSynced })
                 var round = 0
                 let rewatched = try await eventually(timeout: .seconds(30), every: .milliseconds(300)) {
@@ -220,7 +233,10 @@ struct WatcherTests {
             try await Gizmo.install(client)
             let gizmos = client.resource(Gizmo.type, namespace: "default")
             let store = Store<DynamicObject>()
-            try await withReflector(Watcher(gizmos, configuration: fastWatcher, logger: testLogger), into: store) {
+            try await withReflector(
+                Watcher(gizmos, configuration: fastWatcher, logger: testLogger()),
+                into: store
+            ) {
                 #expect(await eventually { requests(server, verb: "watch").count >= 3 })
                 _ = try await gizmos.create(Gizmo.object("late"))
                 #expect(await eventually { storeGizmos(store) == serverGizmos(server) && store.count == 1 })
@@ -238,7 +254,10 @@ struct WatcherTests {
             server.injectFailures(code: 500, count: 2, pathContains: "/gizmos", method: "GET")
             server.injectFailures(code: 429, count: 1, pathContains: "/gizmos", method: "GET")
             let store = Store<DynamicObject>()
-            try await withReflector(Watcher(gizmos, configuration: fastWatcher, logger: testLogger), into: store) {
+            try await withReflector(
+                Watcher(gizmos, configuration: fastWatcher, logger: testLogger()),
+                into: store
+            ) {
                 #expect(await eventually { store.hasSynced && storeGizmos(store) == serverGizmos(server) })
             }
             let codes = requests(server, verb: "list").map(\.code)
@@ -250,13 +269,13 @@ struct WatcherTests {
     @Test("an unreachable API server gives spaced retries, not a crash or a log storm")
     func unreachableServer() async throws {
         // A port that was just free.
-        let port = try await KubeTestServer.withRunning(logger: testLogger) { $0.port }
+        let port = try await KubeTestServer.withRunning(logger: testLogger()) { $0.port }
         let records = LogRecords()
         var logger = Logger(label: "watcher") { _ in records }
         logger.logLevel = .info
-        var settings = clientConfiguration("http://127.0.0.1:\(port)")
+        var settings = testClientConfiguration("http://127.0.0.1:\(port)")
         settings.timeout = .seconds(1)
-        try await withKubeClient(configuration: settings, logger: testLogger) { client in
+        try await withKubeClient(configuration: settings, logger: testLogger()) { client in
             var configuration = Watcher<DynamicObject>.Configuration()
             configuration.backoff = Backoff(initial: .milliseconds(100), maximum: .milliseconds(800), jitter: 0)
             let watcher = Watcher(

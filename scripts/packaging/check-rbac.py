@@ -5,7 +5,7 @@ forbidden on a real cluster fails the check. The verbs of rules no request used 
 judge (some paths need what a run may not cause: deleting the agent, a repeated Event, the Grafana Secret).
 
 usage: check-rbac.py RENDERED_YAML REQUEST_LOG_JSON [--user-agent hearth-operator/] [--service-account NS/NAME]
-                     [--no-unused]
+                     [--no-unused | --fail-unused]
 A server-side apply that created its object (201) is authorized as `create` of that name as well as `patch`."""
 import argparse
 import json
@@ -47,6 +47,8 @@ def main():
     parser.add_argument("--user-agent", default="hearth-operator/")
     parser.add_argument("--service-account", default="hearth-system/hearth-operator")
     parser.add_argument("--no-unused", action="store_true", help="do not list unused verbs")
+    parser.add_argument("--fail-unused", action="store_true",
+                        help="fail when a granted verb was never used (nothing granted that is never needed)")
     args = parser.parse_args()
     sa_namespace, sa_name = args.service_account.split("/")
 
@@ -93,7 +95,7 @@ def main():
     for where, verbs in ({} if args.no_unused else unused).items():
         print(f"not used in this run: {where}: {', '.join(verbs)}")
     print(f"{checked} authorizations of {args.user_agent} requests checked, {len(set(denied))} forbidden")
-    return 1 if denied else 0
+    return 1 if denied or (args.fail_unused and unused) else 0
 
 
 if __name__ == "__main__":

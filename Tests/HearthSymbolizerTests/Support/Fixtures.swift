@@ -305,15 +305,30 @@ func readelfBuildID(_ path: String) throws -> String {
 /// `nm -S --defined-only`: name → (value, size).
 func nmSymbols(_ path: String) throws -> [String: (value: UInt64, size: UInt64)] {
     var result: [String: (value: UInt64, size: UInt64)] = [:]
-    for line in try runTool("nm", ["-S", "--defined-only", path]).split(separator: "\n") {
-        let fields = line.split(separator: " ")
-        guard fields.count == 4, let value = UInt64(fields[0], radix: 16), let size = UInt64(fields[1], radix: 16)
-        else {
-            continue
-        }
-        result[String(fields[3])] = (value, size)
+    for symbol in try nmSizedSymbols(["--defined-only", path]) {
+        result[symbol.name] = (symbol.value, symbol.size)
     }
     return result
+}
+
+/// One line of `nm -S`: a symbol with a size.
+struct NMSymbol {
+    var value: UInt64
+    var size: UInt64
+    /// nm's type letter (`T`, `t`, `W`…).
+    var type: Character
+    var name: String
+}
+
+/// The sized symbols `nm -S ARGUMENTS` lists (lines without a size are skipped).
+func nmSizedSymbols(_ arguments: [String]) throws -> [NMSymbol] {
+    try runTool("nm", ["-S"] + arguments).split(separator: "\n").compactMap { line in
+        let fields = line.split(separator: " ")
+        guard fields.count == 4, fields[2].count == 1, let value = UInt64(fields[0], radix: 16),
+            let size = UInt64(fields[1], radix: 16)
+        else { return nil }
+        return NMSymbol(value: value, size: size, type: fields[2].first!, name: String(fields[3]))
+    }
 }
 
 /// A fixture program running as a child process. It prints its functions' addresses, then serves
