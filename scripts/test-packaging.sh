@@ -446,7 +446,10 @@ wait_until "the api target to be Ready" kubectl wait pt/api -n shop --for=condit
 wait_seconds=60
 kubectl get pt -n shop | sed 's/^/    /'
 health_of api Healthy
-# Stopping the agent makes it release nothing more than its Lease renewals: its requests are complete.
+# One renewal (every 10 s) after the Lease's creation, so the run covers every request the agent makes.
+created_renew=$(kubectl get lease hearth-agent-node-1 -n hearth-system -o jsonpath='{.spec.renewTime}')
+wait_until "the agent to renew its Lease" bash -c "[[ \$(kubectl get lease hearth-agent-node-1 -n hearth-system \
+    -o jsonpath='{.spec.renewTime}') != '$created_renew' ]]"
 "${podman[@]}" logs "$agent_container" >"$cluster_dir/agent.log" 2>&1
 "${podman[@]}" rm -f -t 5 "$agent_container" >/dev/null
 
