@@ -28,7 +28,11 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
         var queued: Set<Key> = []
         var processing: Set<Key> = []
         var dirty: Set<Key> = []
+        /// Each delayed item's due time (the truth), and the same in a min-heap by due time so the next due item
+        /// is found in O(log n): a controller requeues every target, so thousands wait here at once. Heap entries
+        /// whose due time no longer matches `delayed` are stale and skipped.
         var delayed: [Key: ContinuousClock.Instant] = [:]
+        var dueHeap = MinHeap<DueItem>()
         var failures: [Key: Int] = [:]
         var addedAt: [Key: ContinuousClock.Instant] = [:]
         var startedAt: [Key: ContinuousClock.Instant] = [:]
@@ -69,12 +73,37 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
         /// `next()` calls suspended forever).
         mutating func promoteDue(now: ContinuousClock.Instant) -> [CheckedContinuation<Void, Never>] {
             var waiters: [CheckedContinuation<Void, Never>] = []
-            for (key, due) in self.delayed where due <= now {
-                self.delayed.removeValue(forKey: key)
-                waiters += self.enqueue(key, now: now)
+            while let item = self.dueHeap.minimum, item.due <= now {
+                self.dueHeap.removeMinimum()
+                guard self.delayed[item.key] == item.due else { continue }
+                self.delayed.removeValue(forKey: item.key)
+                waiters += self.enqueue(item.key, now: now)
             }
             return waiters
         }
+
+        /// When the next delayed item falls due (stale heap entries are dropped on the way).
+        mutating func nextDue() -> ContinuousClock.Instant? {
+            while let item = self.dueHeap.minimum, self.delayed[item.key] != item.due {
+                self.dueHeap.removeMinimum()
+            }
+            return self.dueHeap.minimum?.due
+        }
+
+        /// Delays `key` until `due`; true when that is sooner than every other delayed item (sleeping workers
+        /// wait for the earliest one, so only then do they need waking).
+        mutating func delay(_ key: Key, until due: ContinuousClock.Instant) -> Bool {
+            let earliest = self.nextDue()
+            self.delayed[key] = due
+            self.dueHeap.insert(DueItem(due: due, key: key))
+            return earliest.map { due < $0 } ?? true
+        }
+    }
+
+    struct DueItem: Comparable {
+        var due: ContinuousClock.Instant
+        var key: Key
+        static func < (left: DueItem, right: DueItem) -> Bool { left.due < right.due }
     }
 
     public let name: String
@@ -181,8 +210,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
             guard !state.shuttingDown else { return [] }
             let due = self.clock.now + delay
             if let existing = state.delayed[key], existing <= due { return [] }
-            state.delayed[key] = due
-            return state.wake()
+            return state.delay(key, until: due) ? state.wake() : []
         }
         for waiter in waiters { waiter.resume() }
     }
@@ -240,7 +268,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
                     state.startedAt[key] = now
                     return .item(key, state.addedAt.removeValue(forKey: key))
                 }
-                return .wait(generation: state.generation, until: state.delayed.values.min())
+                return .wait(generation: state.generation, until: state.nextDue())
             }
             // Other workers waiting for a change: promoted items are one.
             for waiter in woken { waiter.resume() }

@@ -1,10 +1,11 @@
 // WorkQueueTests.swift: dedupe, per-key exclusivity, delays, failure backoff, bounded workers, shutdown.
 
 import HearthTestSupport
-import KubeRuntime
 import MetricsTestKit
 import Synchronization
 import Testing
+
+@testable import KubeRuntime
 
 @Suite("WorkQueue", .timeLimit(.minutes(1)))
 struct WorkQueueTests {
@@ -139,6 +140,49 @@ struct WorkQueueTests {
         queue.forget("x")
         #expect(queue.failures("x") == 0)
         queue.shutdown()
+    }
+
+    @Test("many delayed items come out in due order; an earlier re-add wins, a later one and an immediate add replace")
+    func manyDelayedItemsInDueOrder() async throws {
+        let clock = ManualClock()
+        let queue = WorkQueue<Int>(name: "many", clock: clock)
+        // 500 items due at shuffled times 1...500 ms.
+        var due: [Int: Int] = [:]  // item → microseconds
+        for (index, millisecond) in Array(1...500).shuffled().enumerated() {
+            queue.add(index, after: .milliseconds(millisecond))
+            due[index] = millisecond * 1000
+        }
+        // Item 0 is moved earlier (wins), item 1 later (ignored: the earlier due time stays), item 2 added now.
+        queue.add(0, after: .microseconds(500))
+        queue.add(1, after: .seconds(5))
+        queue.add(2)
+        #expect(queue.depth == 1)
+        #expect(await queue.next() == 2)
+        queue.done(2)
+        clock.advance(by: .milliseconds(600))
+        var order: [Int] = []
+        // Everything is due: next() promotes and hands out without waiting.
+        for _ in 0..<499 {
+            guard let item = await queue.next() else { break }
+            order.append(item)
+            queue.done(item)
+        }
+        due[0] = 500
+        due[2] = nil
+        #expect(order == due.keys.sorted { due[$0]! < due[$1]! }, "every delayed item, once each, in due order")
+        queue.shutdown()
+    }
+
+    @Test("the heap under the delayed items hands out its elements smallest first")
+    func minHeap() {
+        var heap = MinHeap<Int>()
+        let values = (0..<1000).map { _ in Int.random(in: -50...50) }
+        for value in values { heap.insert(value) }
+        #expect(heap.count == 1000)
+        var out: [Int] = []
+        while let value = heap.removeMinimum() { out.append(value) }
+        #expect(out == values.sorted())
+        #expect(heap.minimum == nil)
     }
 
     @Test("every worker waiting for delayed items wakes when they fall due (no waiter is dropped)")
