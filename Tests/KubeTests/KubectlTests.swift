@@ -31,7 +31,7 @@ struct KubectlHarness {
 
     /// Applies the Gizmo CRD and waits for Established.
     func installCRD() async throws {
-        let applied = try await self.run("apply", "-f", self.write("crd.yaml", Gizmo.crdYAML))
+        let applied = try await self.run("apply", "-f", self.write("crd.yaml", Gizmo.crdManifest))
         #expect(applied.status == 0, "\(applied.output)")
         #expect(applied.stdout.contains("customresourcedefinition.apiextensions.k8s.io/gizmos.example.com created"))
         let established = try await self.run(

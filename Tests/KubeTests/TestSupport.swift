@@ -37,40 +37,8 @@ enum Gizmo {
         namespaced: true
     )
 
-    static let crdYAML = """
-        apiVersion: apiextensions.k8s.io/v1
-        kind: CustomResourceDefinition
-        metadata:
-          name: gizmos.example.com
-        spec:
-          group: example.com
-          scope: Namespaced
-          names: {plural: gizmos, singular: gizmo, kind: Gizmo, shortNames: [gz]}
-          versions:
-          - name: v1
-            served: true
-            storage: true
-            subresources: {status: {}}
-            additionalPrinterColumns:
-            - {name: Size, type: integer, jsonPath: .spec.size}
-            - {name: Ready, type: string, jsonPath: '.status.conditions[?(@.type=="Ready")].status'}
-            schema:
-              openAPIV3Schema:
-                type: object
-                properties:
-                  spec:
-                    type: object
-                    required: [color]
-                    properties:
-                      color: {type: string, enum: [red, blue]}
-                      size: {type: integer, minimum: 0, maximum: 10, default: 1}
-                      name: {type: string, maxLength: 8, pattern: '^[a-z]+$'}
-                      tags: {type: object, additionalProperties: {type: string}}
-                  status:
-                    type: object
-                    x-kubernetes-preserve-unknown-fields: true
-
-        """
+    /// The CRD as a manifest for kubectl (JSON is YAML), from the one definition below.
+    static var crdManifest: String { String(decoding: try! KubeJSON.encode(crd), as: UTF8.self) }
 
     static var crd: CustomResourceDefinition {
         var crd = CustomResourceDefinition(name: "gizmos.example.com")
@@ -106,6 +74,17 @@ enum Gizmo {
             ],
         ]
         version.schema = schema
+        func column(_ name: String, _ type: String, _ jsonPath: String) -> CustomResourceColumnDefinition {
+            var column = CustomResourceColumnDefinition()
+            column.name = name
+            column.type = type
+            column.jsonPath = jsonPath
+            return column
+        }
+        version.additionalPrinterColumns = [
+            column("Size", "integer", ".spec.size"),
+            column("Ready", "string", #".status.conditions[?(@.type=="Ready")].status"#),
+        ]
         crd.spec.versions = [version]
         return crd
     }
