@@ -243,18 +243,8 @@ struct SymbolTable: Sendable {
 
     /// The index of the function containing `address` (a link-time address), if any.
     func index(containing address: UInt64) -> Int? {
-        // First index whose start is greater than the address.
-        var low = 0
-        var high = self.starts.count
-        while low < high {
-            let middle = low + (high - low) / 2
-            if self.starts[middle] <= address {
-                low = middle + 1
-            } else {
-                high = middle
-            }
-        }
-        var index = low - 1
+        // Symbols may overlap (aliases, nested functions): walk back a few from the last start at or below.
+        var index = self.starts.lastIndex(atMost: address, by: { $0 }) ?? -1
         var depth = 0
         while index >= 0, depth < Self.overlapSearchDepth {
             if address < self.end(at: index) {

@@ -134,20 +134,9 @@ struct KernelSymbols: Sendable {
 
     /// The symbol containing `address`: its name, start and module (`[kernel.kallsyms]` or `[ext4]`).
     func lookup(_ address: UInt64) -> (name: String, start: UInt64, module: String)? {
-        var low = 0
-        var high = self.starts.count
-        while low < high {
-            let middle = low + (high - low) / 2
-            if self.starts[middle] <= address {
-                low = middle + 1
-            } else {
-                high = middle
-            }
-        }
-        let index = low - 1
-        guard index >= 0, address - self.starts[index] < Self.maximumSymbolSize else {
-            return nil
-        }
+        guard let index = self.starts.lastIndex(atMost: address, by: { $0 }),
+            address - self.starts[index] < Self.maximumSymbolSize
+        else { return nil }
         let offset = Int(self.nameOffsets[index])
         let name = String(decoding: self.names[offset..<offset + Int(self.nameLengths[index])], as: UTF8.self)
         return (name, self.starts[index], self.modules[Int(self.moduleIndices[index])])

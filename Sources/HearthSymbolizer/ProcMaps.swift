@@ -151,20 +151,8 @@ enum ProcMaps {
 
     /// The index of the mapping containing `address` in `mappings` (sorted by start).
     static func index(of address: UInt64, in mappings: [MemoryMapping]) -> Int? {
-        var low = 0
-        var high = mappings.count
-        while low < high {
-            let middle = low + (high - low) / 2
-            if mappings[middle].start <= address {
-                low = middle + 1
-            } else {
-                high = middle
-            }
-        }
-        let candidate = low - 1
-        guard candidate >= 0, address < mappings[candidate].end else {
-            return nil
-        }
+        guard let candidate = mappings.lastIndex(atMost: address, by: \.start), address < mappings[candidate].end
+        else { return nil }
         return candidate
     }
 }

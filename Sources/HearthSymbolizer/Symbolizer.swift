@@ -76,9 +76,9 @@ public final class Symbolizer: Sendable {
         public init() {}
     }
 
-    private let configuration: Configuration
-    private let logger: Logger
-    private let state: Mutex<State>
+    let configuration: Configuration
+    let logger: Logger
+    let state: Mutex<State>
 
     /// Creates a symbolizer. Nothing is read until the first call.
     public init(configuration: Configuration = .init(), logger: Logger) {
@@ -491,109 +491,6 @@ public final class Symbolizer: Sendable {
         return nil
     }
 
-    /// Reads the process's perf map (`/tmp/perf-PID.map` inside its root, named with its PID in its own
-    /// namespace): lines of `START SIZE NAME`, hex start and size. Returns an empty table when there is none.
-    private func refreshPerfMap(
-        of process: inout ProcessState,
-        pid: Int32,
-        now: ContinuousClock.Instant,
-        reload: Bool,
-        state: inout State,
-        pinned: inout [UInt64: LoadedModule]
-    ) {
-        let path: String
-        if let known = process.perfMap?.path {
-            path = known
-        } else {
-            let processDirectory = "\(self.configuration.procRoot)/\(pid)"
-            var namespacePID = pid
-            if let status = try? readWholeFile("\(processDirectory)/status", limit: 1 << 20) {
-                for line in status.split(separator: 0x0a) where line.starts(with: Array("NSpid:".utf8)) {
-                    let last = line.dropFirst(6).split(whereSeparator: { $0 == 0x09 || $0 == 0x20 }).last
-                    if let last, let value = Int32(String(decoding: last, as: UTF8.self)) {
-                        namespacePID = value
-                    }
-                }
-            }
-            path = "\(processDirectory)/root/tmp/perf-\(namespacePID).map"
-        }
-        let fileKey = FileKey(path: path)
-        if !reload, let known = process.perfMap, known.fileKey == fileKey {
-            process.perfMap?.checkedAt = now
-            return
-        }
-        var tableSerial: UInt64?
-        if fileKey != nil {
-            let module = LoadedModule(
-                buildID: nil,
-                loadSegments: [],
-                symbols: self.loadPerfMap(path: path, pid: pid),
-                hasFullSymbols: false,
-                isPositionDependent: false,
-                serial: state.nextModuleSerial()
-            )
-            state.modules.set(module.serial, module, cost: module.byteCount)
-            pinned[module.serial] = module
-            tableSerial = module.serial
-        }
-        process.perfMap = PerfMapState(path: path, fileKey: fileKey, tableSerial: tableSerial, checkedAt: now)
-    }
-
-    /// The process's parsed perf map, if it has one and its table is still cached.
-    private static func perfMapTable(
-        of process: ProcessState,
-        state: inout State,
-        pinned: inout [UInt64: LoadedModule]
-    ) -> SymbolTable? {
-        guard let serial = process.perfMap?.tableSerial,
-            let module = pinned[serial] ?? state.modules.get(serial)
-        else {
-            return nil
-        }
-        pinned[serial] = module
-        return module.symbols
-    }
-
-    private func loadPerfMap(path: String, pid: Int32) -> SymbolTable {
-        guard let text = try? readWholeFile(path, limit: 64 << 20) else {
-            return .empty
-        }
-        var builder = SymbolTable.Builder()
-        builder.stripsSymbolVersions = false
-        for line in text.split(separator: 0x0a) {
-            let fields = line.split(separator: 0x20, maxSplits: 2, omittingEmptySubsequences: true)
-            guard fields.count == 3,
-                let start = Self.perfMapHex(fields[0]),
-                let size = Self.perfMapHex(fields[1]),
-                start != 0
-            else {
-                continue
-            }
-            builder.add(
-                RawFunctionSymbol(
-                    value: start,
-                    size: size,
-                    type: 2,
-                    binding: 1,
-                    sectionIndex: 0,
-                    isDynamic: false,
-                    name: ArraySlice(fields[2]),
-                    sectionEnd: nil
-                )
-            )
-        }
-        self.logger.debug("loaded perf map", metadata: ["pid": "\(pid)", "perf_map.symbols": "\(builder.count)"])
-        return builder.build()
-    }
-
-    private static func perfMapHex(_ field: ArraySlice<UInt8>) -> UInt64? {
-        var digits = String(decoding: field, as: UTF8.self)
-        if digits.hasPrefix("0x") || digits.hasPrefix("0X") {
-            digits.removeFirst(2)
-        }
-        return UInt64(digits, radix: 16)
-    }
-
     /// The vDSO is an ELF image the kernel maps into every process; read it from `/proc/PID/mem`.
     private func loadVDSO(
         mapping: MemoryMapping,
@@ -629,82 +526,6 @@ public final class Symbolizer: Sendable {
         )
         state.cache(module, pinned: &pinned)
         return module
-    }
-
-    // MARK: Kernel
-
-    /// Symbolizes a kernel stack, leaf first, from `/proc/kallsyms` (read on first use; see
-    /// ``refreshKernelSymbols()``). As for user stacks, entries after the first are return addresses and
-    /// `address - 1` is looked up for them.
-    ///
-    /// When kallsyms can't be read or `kptr_restrict` hides its addresses, every frame is returned
-    /// unresolved with module `[kernel.kallsyms]`.
-    public func symbolizeKernel(addresses: [UInt64]) -> [SymbolizedFrame] {
-        self.state.withLock { state in
-            if state.kernel == nil {
-                state.kernel = self.loadKernelSymbols()
-            }
-            let kernel = state.kernel ?? KernelSymbols()
-            var frames: [SymbolizedFrame] = []
-            frames.reserveCapacity(addresses.count)
-            for (position, address) in addresses.enumerated() {
-                let lookupAddress = position == 0 || address == 0 ? address : address - 1
-                if let symbol = kernel.lookup(lookupAddress) {
-                    frames.append(
-                        SymbolizedFrame(
-                            function: Demangler.demangle(symbol.name),
-                            module: symbol.module,
-                            address: address,
-                            moduleOffset: address,
-                            isKernel: true
-                        )
-                    )
-                    state.statistics.kernelFramesResolved += 1
-                } else {
-                    frames.append(
-                        SymbolizedFrame(
-                            function: nil,
-                            module: KernelSymbols.kernelModuleName,
-                            address: address,
-                            moduleOffset: address,
-                            isKernel: true
-                        )
-                    )
-                    state.statistics.kernelFramesUnresolved += 1
-                }
-            }
-            return frames
-        }
-    }
-
-    /// Re-reads `/proc/kallsyms`, for example after kernel modules were loaded.
-    /// - Returns: The number of kernel text symbols now known (0 when addresses are hidden).
-    @discardableResult
-    public func refreshKernelSymbols() -> Int {
-        let symbols = self.loadKernelSymbols()
-        self.state.withLock { $0.kernel = symbols }
-        return symbols.count
-    }
-
-    private func loadKernelSymbols() -> KernelSymbols {
-        let path = "\(self.configuration.procRoot)/kallsyms"
-        let symbols: KernelSymbols
-        do {
-            symbols = KernelSymbols(parsing: try readWholeFile(path))
-        } catch {
-            self.logger.info("cannot read kernel symbols", metadata: ["path": "\(path)", "error": "\(error)"])
-            return KernelSymbols()
-        }
-        if symbols.count == 0 {
-            self.logger.info(
-                "kernel symbol addresses are hidden; kernel frames stay unresolved",
-                metadata: [
-                    "path": "\(path)",
-                    "hint": "needs kernel.kptr_restrict=0, or kptr_restrict=1 with CAP_SYSLOG",
-                ]
-            )
-        }
-        return symbols
     }
 }
 
