@@ -73,8 +73,9 @@ final class ELFByteSource: Sendable {
         }
     }
 
-    /// Reads `count` bytes at `offset`, or throws if any part of the range lies outside the data.
-    func read(offset: UInt64, count: UInt64, what: @autoclosure () -> String) throws(ELFError) -> [UInt8] {
+    /// Throws as ``read(offset:count:what:)`` would for the range, without reading it; returns its end.
+    @discardableResult
+    func checkReadable(offset: UInt64, count: UInt64, what: @autoclosure () -> String) throws(ELFError) -> UInt64 {
         let (end, overflow) = offset.addingReportingOverflow(count)
         guard !overflow, end <= self.size else {
             throw ELFError(
@@ -85,6 +86,12 @@ final class ELFByteSource: Sendable {
         guard count <= Self.maximumReadSize else {
             throw ELFError(code: .tooLarge, message: "\(what()) is \(count) bytes")
         }
+        return end
+    }
+
+    /// Reads `count` bytes at `offset`, or throws if any part of the range lies outside the data.
+    func read(offset: UInt64, count: UInt64, what: @autoclosure () -> String) throws(ELFError) -> [UInt8] {
+        let end = try self.checkReadable(offset: offset, count: count, what: what())
         if count == 0 {
             return []
         }

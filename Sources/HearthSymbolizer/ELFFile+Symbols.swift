@@ -463,17 +463,7 @@ struct SymbolTable: Sendable {
 
         /// Throws as ``ELFFile/data(of:)`` would for `section`, without reading it.
         private static func checkReadable(_ section: ELFFile.Section, in elf: ELFFile) throws(ELFError) {
-            let (end, overflow) = section.offset.addingReportingOverflow(section.size)
-            guard !overflow, end <= elf.source.size else {
-                throw ELFError(
-                    code: .truncated,
-                    message:
-                        "section \(section.name) at offset \(section.offset) size \(section.size) lies outside the \(elf.source.size)-byte file"
-                )
-            }
-            guard section.size <= ELFByteSource.maximumReadSize else {
-                throw ELFError(code: .tooLarge, message: "section \(section.name) is \(section.size) bytes")
-            }
+            try elf.source.checkReadable(offset: section.offset, count: section.size, what: "section \(section.name)")
         }
 
         /// A file's string table stays in the file; one inside an in-memory image (MiniDebugInfo, the vDSO)
