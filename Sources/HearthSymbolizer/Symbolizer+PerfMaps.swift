@@ -10,16 +10,14 @@ import Glibc
 import Musl
 #endif
 
-extension Symbolizer {
+extension State {
     /// Reads the process's perf map (`/tmp/perf-PID.map` inside its root, named with its PID in its own
     /// namespace): lines of `START SIZE NAME`, hex start and size. Returns an empty table when there is none.
-    func refreshPerfMap(
+    mutating func refreshPerfMap(
         of process: inout ProcessState,
         pid: Int32,
         now: ContinuousClock.Instant,
-        reload: Bool,
-        state: inout State,
-        pinned: inout [UInt64: LoadedModule]
+        reload: Bool
     ) {
         let path: String
         if let known = process.perfMap?.path {
@@ -50,27 +48,23 @@ extension Symbolizer {
                 symbols: self.loadPerfMap(path: path, pid: pid),
                 hasFullSymbols: false,
                 isPositionDependent: false,
-                serial: state.nextModuleSerial()
+                serial: self.nextModuleSerial()
             )
-            state.modules.set(module.serial, module, cost: module.byteCount)
-            pinned[module.serial] = module
+            self.modules.set(module.serial, module, cost: module.byteCount)
+            self.pinned[module.serial] = module
             tableSerial = module.serial
         }
         process.perfMap = PerfMapState(path: path, fileKey: fileKey, tableSerial: tableSerial, checkedAt: now)
     }
 
     /// The process's parsed perf map, if it has one and its table is still cached.
-    static func perfMapTable(
-        of process: ProcessState,
-        state: inout State,
-        pinned: inout [UInt64: LoadedModule]
-    ) -> SymbolTable? {
+    mutating func perfMapTable(of process: ProcessState) -> SymbolTable? {
         guard let serial = process.perfMap?.tableSerial,
-            let module = pinned[serial] ?? state.modules.get(serial)
+            let module = self.pinned[serial] ?? self.modules.get(serial)
         else {
             return nil
         }
-        pinned[serial] = module
+        self.pinned[serial] = module
         return module.symbols
     }
 

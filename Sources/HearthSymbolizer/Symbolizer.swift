@@ -84,7 +84,7 @@ public final class Symbolizer: Sendable {
     public init(configuration: Configuration = .init(), logger: Logger) {
         self.configuration = configuration
         self.logger = logger
-        self.state = Mutex(State(configuration: configuration))
+        self.state = Mutex(State(configuration: configuration, logger: logger))
     }
 
     /// Frame counters since the symbolizer was created.
@@ -120,11 +120,10 @@ public final class Symbolizer: Sendable {
         }
         let now = ContinuousClock.now
         return self.state.withLock { state in
-            // Tables used by this call, kept alive for it even if the cache can't hold them.
-            var pinned: [UInt64: LoadedModule] = [:]
-            var process = state.processes.remove(pid) ?? self.readProcess(pid: pid, now: now)
+            defer { state.unpinAll() }
+            var process = state.processes.remove(pid) ?? state.readProcess(pid: pid, now: now)
             if process.lastRead.duration(to: now) > self.configuration.mapsMaximumAge {
-                process = self.readProcess(pid: pid, now: now)
+                process = state.readProcess(pid: pid, now: now)
             }
             var frames: [SymbolizedFrame] = []
             frames.reserveCapacity(addresses.count)
@@ -132,20 +131,18 @@ public final class Symbolizer: Sendable {
                 let lookupAddress = position == 0 || address == 0 ? address : address - 1
                 var index = ProcMaps.index(of: lookupAddress, in: process.mappings)
                 if index == nil, process.lastRead.duration(to: now) >= self.configuration.mapsRefreshInterval {
-                    process = self.readProcess(pid: pid, now: now)
+                    process = state.readProcess(pid: pid, now: now)
                     index = ProcMaps.index(of: lookupAddress, in: process.mappings)
                 }
                 let frame: SymbolizedFrame
                 if let index {
-                    frame = self.symbolize(
+                    frame = state.symbolize(
                         address: address,
                         lookupAddress: lookupAddress,
                         mappingIndex: index,
                         process: &process,
                         pid: pid,
-                        now: now,
-                        state: &state,
-                        pinned: &pinned
+                        now: now
                     )
                 } else {
                     frame = SymbolizedFrame(function: nil, module: "[unknown]", address: address, moduleOffset: address)
@@ -167,21 +164,15 @@ public final class Symbolizer: Sendable {
     public func mappings(pid: Int32) -> [ProcessMapping] {
         let now = ContinuousClock.now
         return self.state.withLock { state in
-            var pinned: [UInt64: LoadedModule] = [:]
-            var process = state.processes.remove(pid) ?? self.readProcess(pid: pid, now: now)
+            defer { state.unpinAll() }
+            var process = state.processes.remove(pid) ?? state.readProcess(pid: pid, now: now)
             var result: [ProcessMapping] = []
             for index in process.mappings.indices {
                 let mapping = process.mappings[index]
                 guard mapping.isExecutable, mapping.kind == .file else {
                     continue
                 }
-                let resolution = self.resolution(
-                    of: index,
-                    process: &process,
-                    pid: pid,
-                    state: &state,
-                    pinned: &pinned
-                )
+                let resolution = state.resolution(of: index, process: &process, pid: pid)
                 result.append(
                     ProcessMapping(
                         start: mapping.start,
@@ -200,332 +191,6 @@ public final class Symbolizer: Sendable {
     /// Drops the cached maps of process `pid` (call when it exits). File symbol tables stay cached.
     public func forget(pid: Int32) {
         _ = self.state.withLock { $0.processes.remove(pid) }
-    }
-
-    private func readProcess(pid: Int32, now: ContinuousClock.Instant) -> ProcessState {
-        let path = "\(self.configuration.procRoot)/\(pid)/maps"
-        do {
-            let mappings = ProcMaps.parse(try readWholeFile(path, limit: 64 << 20))
-            return ProcessState(mappings: mappings, lastRead: now)
-        } catch {
-            self.logger.debug(
-                "cannot read process maps",
-                metadata: ["pid": "\(pid)", "error": "\(error)"]
-            )
-            return ProcessState(mappings: [], lastRead: now)
-        }
-    }
-
-    private func symbolize(
-        address: UInt64,
-        lookupAddress: UInt64,
-        mappingIndex: Int,
-        process: inout ProcessState,
-        pid: Int32,
-        now: ContinuousClock.Instant,
-        state: inout State,
-        pinned: inout [UInt64: LoadedModule]
-    ) -> SymbolizedFrame {
-        let mapping = process.mappings[mappingIndex]
-        let resolution = self.resolution(
-            of: mappingIndex,
-            process: &process,
-            pid: pid,
-            state: &state,
-            pinned: &pinned
-        )
-        guard let (module, bias) = resolution else {
-            // JIT code: runtimes (V8 with --perf-basic-prof, .NET, the JVM through perf-map-agent) describe
-            // it in /tmp/perf-PID.map.
-            var function: String?
-            if mapping.isAnonymousMemory {
-                let table = Self.perfMapTable(of: process, state: &state, pinned: &pinned)
-                function = table?.lookup(lookupAddress)?.name
-                let evicted = table == nil && process.perfMap?.tableSerial != nil
-                // Runtimes append to the map as they compile: on a miss, look again (rate-limited), and
-                // re-parse only if the file changed or its table was evicted.
-                if function == nil,
-                    evicted
-                        || process.perfMap.map({
-                            $0.checkedAt.duration(to: now) >= self.configuration.mapsRefreshInterval
-                        }) ?? true
-                {
-                    self.refreshPerfMap(
-                        of: &process,
-                        pid: pid,
-                        now: now,
-                        reload: evicted,
-                        state: &state,
-                        pinned: &pinned
-                    )
-                    function =
-                        Self.perfMapTable(of: process, state: &state, pinned: &pinned)?
-                        .lookup(lookupAddress)?.name
-                }
-            }
-            return SymbolizedFrame(
-                function: function,
-                module: mapping.moduleName,
-                address: address,
-                moduleOffset: address &- mapping.start &+ mapping.fileOffset
-            )
-        }
-        var function: String?
-        if let index = module.symbols.index(containing: lookupAddress &- bias) {
-            // Demangling (Swift's especially) costs far more than the lookups, and hot functions recur in
-            // every stack: keep demangled names per (module, symbol).
-            let key = NameKey(module: module.serial, symbol: index)
-            if let cached = state.demangledNames.get(key) {
-                function = cached
-            } else if let name = module.symbols.name(at: index) {
-                let demangled = Demangler.demangle(name)
-                state.demangledNames.set(key, demangled, cost: State.cost(ofName: demangled))
-                function = demangled
-            }
-        }
-        return SymbolizedFrame(
-            function: function,
-            module: mapping.moduleName,
-            address: address,
-            moduleOffset: address &- bias,
-            buildID: module.buildID
-        )
-    }
-
-    /// The module and load bias of a mapping, loading (or fetching from the caches) its ELF file on first
-    /// use.
-    private func resolution(
-        of index: Int,
-        process: inout ProcessState,
-        pid: Int32,
-        state: inout State,
-        pinned: inout [UInt64: LoadedModule]
-    ) -> (module: LoadedModule, bias: UInt64)? {
-        switch process.resolutions[index] {
-        case .unavailable?:
-            return nil
-        case .module(let serial, let bias)?:
-            if let module = pinned[serial] ?? state.modules.get(serial) {
-                pinned[serial] = module
-                return (module, bias)
-            }
-        // Evicted from the cache: find or load it again, below.
-        case nil:
-            break
-        }
-        let mapping = process.mappings[index]
-        let module: LoadedModule?
-        switch mapping.kind {
-        case .file:
-            module = self.loadFileModule(mapping: mapping, pid: pid, state: &state, pinned: &pinned)
-        case .vdso:
-            module = self.loadVDSO(mapping: mapping, pid: pid, state: &state, pinned: &pinned)
-        case .anonymous, .special:
-            module = nil
-        }
-        guard let module else {
-            process.resolutions[index] = .unavailable
-            return nil
-        }
-        // ET_EXEC files run at their link-time addresses (as pprof assumes too); everything else is
-        // relocated by the bias of the segment the mapping shows.
-        let bias =
-            module.isPositionDependent
-            ? 0
-            : ELFFile.loadBias(
-                segments: module.loadSegments,
-                mappingStart: mapping.start,
-                fileOffset: mapping.fileOffset,
-                executable: mapping.isExecutable
-            )
-        pinned[module.serial] = module
-        process.resolutions[index] = .module(serial: module.serial, bias: bias)
-        return (module, bias)
-    }
-
-    private func loadFileModule(
-        mapping: MemoryMapping,
-        pid: Int32,
-        state: inout State,
-        pinned: inout [UInt64: LoadedModule]
-    ) -> LoadedModule? {
-        let processDirectory = "\(self.configuration.procRoot)/\(pid)"
-        let root = "\(processDirectory)/root"
-        let mapFile =
-            "\(processDirectory)/map_files/\(String(mapping.start, radix: 16))-\(String(mapping.end, radix: 16))"
-        // A deleted file is only reachable through map_files; a live one through the process's root (which
-        // is what a container sees), with map_files as a fallback when the root isn't accessible.
-        let candidates = mapping.isDeleted ? [mapFile] : [root + mapping.path, mapFile]
-        for path in candidates {
-            guard let key = FileKey(path: path) else {
-                continue
-            }
-            if let cached = state.modulesByFile.get(key) {
-                // nil: the file couldn't be parsed.
-                guard let serial = cached else {
-                    return nil
-                }
-                if let module = pinned[serial] ?? state.modules.get(serial) {
-                    return module
-                }
-                // Evicted: load it again.
-            }
-            let module = self.loadModule(
-                openPath: path,
-                mappedPath: mapping.path,
-                root: root,
-                state: &state,
-                pinned: &pinned
-            )
-            state.modulesByFile.set(key, module?.serial)
-            return module
-        }
-        self.logger.debug("cannot stat mapped file", metadata: ["pid": "\(pid)", "module.path": "\(mapping.path)"])
-        return nil
-    }
-
-    private func loadModule(
-        openPath: String,
-        mappedPath: String,
-        root: String,
-        state: inout State,
-        pinned: inout [UInt64: LoadedModule]
-    ) -> LoadedModule? {
-        let elf: ELFFile
-        do {
-            elf = try ELFFile(path: openPath)
-        } catch {
-            self.logger.debug("cannot parse ELF file", metadata: ["module.path": "\(mappedPath)", "error": "\(error)"])
-            return nil
-        }
-        // Another file with this build id was loaded already (the same library in another container, or a
-        // stripped copy): reuse its table, unless this file has better symbols than that one had.
-        if let buildID = elf.buildID, let serial = state.modulesByBuildID.get(buildID),
-            let cached = pinned[serial] ?? state.modules.get(serial),
-            cached.hasFullSymbols || !elf.hasSymbolTable
-        {
-            return cached
-        }
-        var builder = SymbolTable.Builder()
-        var hasFullSymbols = true
-        var symbolSource = "symtab"
-        if elf.hasSymbolTable {
-            self.collect(from: elf, kinds: .all, into: &builder, path: mappedPath)
-        } else {
-            if let (debugFile, debugPath) = self.findDebugFile(for: elf, mappedPath: mappedPath, root: root) {
-                self.collect(from: debugFile, kinds: .symtab, into: &builder, path: debugPath)
-                symbolSource = "debug file \(debugPath)"
-            } else if let miniDebugInfo = MiniDebugInfo.image(in: elf) {
-                self.collect(from: miniDebugInfo, kinds: .symtab, into: &builder, path: "\(mappedPath) .gnu_debugdata")
-                symbolSource = "MiniDebugInfo"
-            } else {
-                symbolSource = "dynsym"
-                hasFullSymbols = false
-            }
-            self.collect(from: elf, kinds: .dynsym, into: &builder, path: mappedPath)
-        }
-        let module = LoadedModule(
-            buildID: elf.buildID,
-            loadSegments: elf.programHeaders.filter(\.isLoad),
-            symbols: builder.build(),
-            hasFullSymbols: hasFullSymbols,
-            isPositionDependent: elf.fileType == .executable,
-            serial: state.nextModuleSerial()
-        )
-        self.logger.debug(
-            "loaded symbols",
-            metadata: [
-                "module.path": "\(mappedPath)",
-                "module.build_id": "\(elf.buildID ?? "")",
-                "module.symbols": "\(module.symbols.count)",
-                "module.symbols_bytes": "\(module.symbols.byteCount)",
-                "module.symbol_source": "\(symbolSource)",
-            ]
-        )
-        state.cache(module, pinned: &pinned)
-        return module
-    }
-
-    private func collect(
-        from elf: ELFFile,
-        kinds: ELFFile.SymbolTableKinds,
-        into builder: inout SymbolTable.Builder,
-        path: String
-    ) {
-        do {
-            try builder.addFunctionSymbols(of: elf, in: kinds)
-        } catch {
-            // Symbols read before the damaged entry are kept.
-            self.logger.debug("damaged symbol table", metadata: ["module.path": "\(path)", "error": "\(error)"])
-        }
-    }
-
-    /// Finds a separate debug file the way GDB does: by build id under each debug directory, then by
-    /// `.gnu_debuglink` next to the binary, in its `.debug/` subdirectory, and under each debug directory.
-    /// All paths are inside the process's root. A candidate whose build id differs is rejected.
-    private func findDebugFile(for elf: ELFFile, mappedPath: String, root: String) -> (ELFFile, String)? {
-        var candidates: [String] = []
-        if let buildID = elf.buildID, buildID.count > 2 {
-            for directory in self.configuration.debugDirectories {
-                candidates.append("\(directory)/.build-id/\(buildID.prefix(2))/\(buildID.dropFirst(2)).debug")
-            }
-        }
-        if let link = elf.debugLink {
-            let directory = mappedPath.split(separator: "/", omittingEmptySubsequences: false).dropLast()
-                .joined(separator: "/")
-            candidates.append("\(directory)/\(link.fileName)")
-            candidates.append("\(directory)/.debug/\(link.fileName)")
-            for debugDirectory in self.configuration.debugDirectories {
-                candidates.append("\(debugDirectory)\(directory)/\(link.fileName)")
-            }
-        }
-        for candidate in candidates where candidate != mappedPath {
-            guard let debugFile = try? ELFFile(path: root + candidate), debugFile.hasSymbolTable else {
-                continue
-            }
-            if let expected = elf.buildID, let actual = debugFile.buildID, expected != actual {
-                continue
-            }
-            return (debugFile, candidate)
-        }
-        return nil
-    }
-
-    /// The vDSO is an ELF image the kernel maps into every process; read it from `/proc/PID/mem`.
-    private func loadVDSO(
-        mapping: MemoryMapping,
-        pid: Int32,
-        state: inout State,
-        pinned: inout [UInt64: LoadedModule]
-    ) -> LoadedModule? {
-        let size = mapping.end - mapping.start
-        guard size <= 1 << 20, mapping.fileOffset == 0 else {
-            return nil
-        }
-        let path = "\(self.configuration.procRoot)/\(pid)/mem"
-        guard let bytes = try? readProcessMemory(path: path, address: mapping.start, count: Int(size)),
-            let elf = try? ELFFile(bytes: bytes)
-        else {
-            self.logger.debug("cannot read vdso", metadata: ["pid": "\(pid)"])
-            return nil
-        }
-        if let buildID = elf.buildID, let serial = state.modulesByBuildID.get(buildID),
-            let cached = pinned[serial] ?? state.modules.get(serial)
-        {
-            return cached
-        }
-        var builder = SymbolTable.Builder()
-        self.collect(from: elf, kinds: .all, into: &builder, path: "[vdso]")
-        let module = LoadedModule(
-            buildID: elf.buildID,
-            loadSegments: elf.programHeaders.filter(\.isLoad),
-            symbols: builder.build(),
-            hasFullSymbols: true,
-            isPositionDependent: elf.fileType == .executable,
-            serial: state.nextModuleSerial()
-        )
-        state.cache(module, pinned: &pinned)
-        return module
     }
 }
 
@@ -640,6 +305,11 @@ struct State {
     var statistics = Symbolizer.Statistics()
     var demangledNames: LRUCache<NameKey, String>
     private var moduleSerial: UInt64 = 0
+    let configuration: Symbolizer.Configuration
+    let logger: Logger
+    /// The tables the current call uses, kept alive for it even if the cache can't hold them; emptied when the
+    /// call ends (``unpinAll()``).
+    var pinned: [UInt64: LoadedModule] = [:]
 
     /// Bytes held by the cached tables and demangled names; never above `maxSymbolBytes`.
     var cachedSymbolBytes: Int { self.modules.totalCost + self.demangledNames.totalCost }
@@ -648,20 +318,24 @@ struct State {
     static func cost(ofName name: String) -> Int { name.utf8.count + 64 }
 
     /// Caches a new module by serial and build id, and keeps it for the current call.
-    mutating func cache(_ module: LoadedModule, pinned: inout [UInt64: LoadedModule]) {
+    mutating func cache(_ module: LoadedModule) {
         self.modules.set(module.serial, module, cost: module.byteCount)
-        pinned[module.serial] = module
+        self.pinned[module.serial] = module
         if let buildID = module.buildID {
             self.modulesByBuildID.set(buildID, module.serial)
         }
     }
+
+    mutating func unpinAll() { self.pinned.removeAll(keepingCapacity: true) }
 
     mutating func nextModuleSerial() -> UInt64 {
         self.moduleSerial += 1
         return self.moduleSerial
     }
 
-    init(configuration: Symbolizer.Configuration) {
+    init(configuration: Symbolizer.Configuration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
         self.processes = LRUCache(capacity: configuration.maxCachedProcesses)
         let budget = max(0, configuration.maxSymbolBytes)
         let namesBudget = budget / 4
@@ -669,5 +343,319 @@ struct State {
         self.modulesByFile = LRUCache(capacity: configuration.maxCachedFiles)
         self.modulesByBuildID = LRUCache(capacity: configuration.maxCachedFiles)
         self.demangledNames = LRUCache(capacity: 1 << 16, maximumCost: namesBudget)
+    }
+}
+
+// MARK: Lookups, under the lock: the state is the context of every step of a call.
+
+extension State {
+    func readProcess(pid: Int32, now: ContinuousClock.Instant) -> ProcessState {
+        let path = "\(self.configuration.procRoot)/\(pid)/maps"
+        do {
+            let mappings = ProcMaps.parse(try readWholeFile(path, limit: 64 << 20))
+            return ProcessState(mappings: mappings, lastRead: now)
+        } catch {
+            self.logger.debug(
+                "cannot read process maps",
+                metadata: ["pid": "\(pid)", "error": "\(error)"]
+            )
+            return ProcessState(mappings: [], lastRead: now)
+        }
+    }
+
+    mutating func symbolize(
+        address: UInt64,
+        lookupAddress: UInt64,
+        mappingIndex: Int,
+        process: inout ProcessState,
+        pid: Int32,
+        now: ContinuousClock.Instant
+    ) -> SymbolizedFrame {
+        let mapping = process.mappings[mappingIndex]
+        let resolution = self.resolution(
+            of: mappingIndex,
+            process: &process,
+            pid: pid
+        )
+        guard let (module, bias) = resolution else {
+            // JIT code: runtimes (V8 with --perf-basic-prof, .NET, the JVM through perf-map-agent) describe
+            // it in /tmp/perf-PID.map.
+            var function: String?
+            if mapping.isAnonymousMemory {
+                let table = self.perfMapTable(of: process)
+                function = table?.lookup(lookupAddress)?.name
+                let evicted = table == nil && process.perfMap?.tableSerial != nil
+                // Runtimes append to the map as they compile: on a miss, look again (rate-limited), and
+                // re-parse only if the file changed or its table was evicted.
+                if function == nil,
+                    evicted
+                        || process.perfMap.map({
+                            $0.checkedAt.duration(to: now) >= self.configuration.mapsRefreshInterval
+                        }) ?? true
+                {
+                    self.refreshPerfMap(
+                        of: &process,
+                        pid: pid,
+                        now: now,
+                        reload: evicted
+                    )
+                    function =
+                        self.perfMapTable(of: process)?
+                        .lookup(lookupAddress)?.name
+                }
+            }
+            return SymbolizedFrame(
+                function: function,
+                module: mapping.moduleName,
+                address: address,
+                moduleOffset: address &- mapping.start &+ mapping.fileOffset
+            )
+        }
+        var function: String?
+        if let index = module.symbols.index(containing: lookupAddress &- bias) {
+            // Demangling (Swift's especially) costs far more than the lookups, and hot functions recur in
+            // every stack: keep demangled names per (module, symbol).
+            let key = NameKey(module: module.serial, symbol: index)
+            if let cached = self.demangledNames.get(key) {
+                function = cached
+            } else if let name = module.symbols.name(at: index) {
+                let demangled = Demangler.demangle(name)
+                self.demangledNames.set(key, demangled, cost: State.cost(ofName: demangled))
+                function = demangled
+            }
+        }
+        return SymbolizedFrame(
+            function: function,
+            module: mapping.moduleName,
+            address: address,
+            moduleOffset: address &- bias,
+            buildID: module.buildID
+        )
+    }
+
+    /// The module and load bias of a mapping, loading (or fetching from the caches) its ELF file on first
+    /// use.
+    mutating func resolution(
+        of index: Int,
+        process: inout ProcessState,
+        pid: Int32
+    ) -> (module: LoadedModule, bias: UInt64)? {
+        switch process.resolutions[index] {
+        case .unavailable?:
+            return nil
+        case .module(let serial, let bias)?:
+            if let module = self.pinned[serial] ?? self.modules.get(serial) {
+                self.pinned[serial] = module
+                return (module, bias)
+            }
+        // Evicted from the cache: find or load it again, below.
+        case nil:
+            break
+        }
+        let mapping = process.mappings[index]
+        let module: LoadedModule?
+        switch mapping.kind {
+        case .file:
+            module = self.loadFileModule(mapping: mapping, pid: pid)
+        case .vdso:
+            module = self.loadVDSO(mapping: mapping, pid: pid)
+        case .anonymous, .special:
+            module = nil
+        }
+        guard let module else {
+            process.resolutions[index] = .unavailable
+            return nil
+        }
+        // ET_EXEC files run at their link-time addresses (as pprof assumes too); everything else is
+        // relocated by the bias of the segment the mapping shows.
+        let bias =
+            module.isPositionDependent
+            ? 0
+            : ELFFile.loadBias(
+                segments: module.loadSegments,
+                mappingStart: mapping.start,
+                fileOffset: mapping.fileOffset,
+                executable: mapping.isExecutable
+            )
+        self.pinned[module.serial] = module
+        process.resolutions[index] = .module(serial: module.serial, bias: bias)
+        return (module, bias)
+    }
+
+    mutating func loadFileModule(
+        mapping: MemoryMapping,
+        pid: Int32
+    ) -> LoadedModule? {
+        let processDirectory = "\(self.configuration.procRoot)/\(pid)"
+        let root = "\(processDirectory)/root"
+        let mapFile =
+            "\(processDirectory)/map_files/\(String(mapping.start, radix: 16))-\(String(mapping.end, radix: 16))"
+        // A deleted file is only reachable through map_files; a live one through the process's root (which
+        // is what a container sees), with map_files as a fallback when the root isn't accessible.
+        let candidates = mapping.isDeleted ? [mapFile] : [root + mapping.path, mapFile]
+        for path in candidates {
+            guard let key = FileKey(path: path) else {
+                continue
+            }
+            if let cached = self.modulesByFile.get(key) {
+                // nil: the file couldn't be parsed.
+                guard let serial = cached else {
+                    return nil
+                }
+                if let module = self.pinned[serial] ?? self.modules.get(serial) {
+                    return module
+                }
+                // Evicted: load it again.
+            }
+            let module = self.loadModule(
+                openPath: path,
+                mappedPath: mapping.path,
+                root: root
+            )
+            self.modulesByFile.set(key, module?.serial)
+            return module
+        }
+        self.logger.debug("cannot stat mapped file", metadata: ["pid": "\(pid)", "module.path": "\(mapping.path)"])
+        return nil
+    }
+
+    mutating func loadModule(
+        openPath: String,
+        mappedPath: String,
+        root: String
+    ) -> LoadedModule? {
+        let elf: ELFFile
+        do {
+            elf = try ELFFile(path: openPath)
+        } catch {
+            self.logger.debug("cannot parse ELF file", metadata: ["module.path": "\(mappedPath)", "error": "\(error)"])
+            return nil
+        }
+        // Another file with this build id was loaded already (the same library in another container, or a
+        // stripped copy): reuse its table, unless this file has better symbols than that one had.
+        if let buildID = elf.buildID, let serial = self.modulesByBuildID.get(buildID),
+            let cached = self.pinned[serial] ?? self.modules.get(serial),
+            cached.hasFullSymbols || !elf.hasSymbolTable
+        {
+            return cached
+        }
+        var builder = SymbolTable.Builder()
+        var hasFullSymbols = true
+        var symbolSource = "symtab"
+        if elf.hasSymbolTable {
+            self.collect(from: elf, kinds: .all, into: &builder, path: mappedPath)
+        } else {
+            if let (debugFile, debugPath) = self.findDebugFile(for: elf, mappedPath: mappedPath, root: root) {
+                self.collect(from: debugFile, kinds: .symtab, into: &builder, path: debugPath)
+                symbolSource = "debug file \(debugPath)"
+            } else if let miniDebugInfo = MiniDebugInfo.image(in: elf) {
+                self.collect(from: miniDebugInfo, kinds: .symtab, into: &builder, path: "\(mappedPath) .gnu_debugdata")
+                symbolSource = "MiniDebugInfo"
+            } else {
+                symbolSource = "dynsym"
+                hasFullSymbols = false
+            }
+            self.collect(from: elf, kinds: .dynsym, into: &builder, path: mappedPath)
+        }
+        let module = LoadedModule(
+            buildID: elf.buildID,
+            loadSegments: elf.programHeaders.filter(\.isLoad),
+            symbols: builder.build(),
+            hasFullSymbols: hasFullSymbols,
+            isPositionDependent: elf.fileType == .executable,
+            serial: self.nextModuleSerial()
+        )
+        self.logger.debug(
+            "loaded symbols",
+            metadata: [
+                "module.path": "\(mappedPath)",
+                "module.build_id": "\(elf.buildID ?? "")",
+                "module.symbols": "\(module.symbols.count)",
+                "module.symbols_bytes": "\(module.symbols.byteCount)",
+                "module.symbol_source": "\(symbolSource)",
+            ]
+        )
+        self.cache(module)
+        return module
+    }
+
+    func collect(
+        from elf: ELFFile,
+        kinds: ELFFile.SymbolTableKinds,
+        into builder: inout SymbolTable.Builder,
+        path: String
+    ) {
+        do {
+            try builder.addFunctionSymbols(of: elf, in: kinds)
+        } catch {
+            // Symbols read before the damaged entry are kept.
+            self.logger.debug("damaged symbol table", metadata: ["module.path": "\(path)", "error": "\(error)"])
+        }
+    }
+
+    /// Finds a separate debug file the way GDB does: by build id under each debug directory, then by
+    /// `.gnu_debuglink` next to the binary, in its `.debug/` subdirectory, and under each debug directory.
+    /// All paths are inside the process's root. A candidate whose build id differs is rejected.
+    func findDebugFile(for elf: ELFFile, mappedPath: String, root: String) -> (ELFFile, String)? {
+        var candidates: [String] = []
+        if let buildID = elf.buildID, buildID.count > 2 {
+            for directory in self.configuration.debugDirectories {
+                candidates.append("\(directory)/.build-id/\(buildID.prefix(2))/\(buildID.dropFirst(2)).debug")
+            }
+        }
+        if let link = elf.debugLink {
+            let directory = mappedPath.split(separator: "/", omittingEmptySubsequences: false).dropLast()
+                .joined(separator: "/")
+            candidates.append("\(directory)/\(link.fileName)")
+            candidates.append("\(directory)/.debug/\(link.fileName)")
+            for debugDirectory in self.configuration.debugDirectories {
+                candidates.append("\(debugDirectory)\(directory)/\(link.fileName)")
+            }
+        }
+        for candidate in candidates where candidate != mappedPath {
+            guard let debugFile = try? ELFFile(path: root + candidate), debugFile.hasSymbolTable else {
+                continue
+            }
+            if let expected = elf.buildID, let actual = debugFile.buildID, expected != actual {
+                continue
+            }
+            return (debugFile, candidate)
+        }
+        return nil
+    }
+
+    /// The vDSO is an ELF image the kernel maps into every process; read it from `/proc/PID/mem`.
+    mutating func loadVDSO(
+        mapping: MemoryMapping,
+        pid: Int32
+    ) -> LoadedModule? {
+        let size = mapping.end - mapping.start
+        guard size <= 1 << 20, mapping.fileOffset == 0 else {
+            return nil
+        }
+        let path = "\(self.configuration.procRoot)/\(pid)/mem"
+        guard let bytes = try? readProcessMemory(path: path, address: mapping.start, count: Int(size)),
+            let elf = try? ELFFile(bytes: bytes)
+        else {
+            self.logger.debug("cannot read vdso", metadata: ["pid": "\(pid)"])
+            return nil
+        }
+        if let buildID = elf.buildID, let serial = self.modulesByBuildID.get(buildID),
+            let cached = self.pinned[serial] ?? self.modules.get(serial)
+        {
+            return cached
+        }
+        var builder = SymbolTable.Builder()
+        self.collect(from: elf, kinds: .all, into: &builder, path: "[vdso]")
+        let module = LoadedModule(
+            buildID: elf.buildID,
+            loadSegments: elf.programHeaders.filter(\.isLoad),
+            symbols: builder.build(),
+            hasFullSymbols: true,
+            isPositionDependent: elf.fileType == .executable,
+            serial: self.nextModuleSerial()
+        )
+        self.cache(module)
+        return module
     }
 }
