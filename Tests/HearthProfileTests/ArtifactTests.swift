@@ -1,23 +1,27 @@
-// ArtifactTests.swift: example outputs (flame graphs, folded stacks, pprof, the top table) for a person to look
-// at, written only when HEARTH_PROFILE_ARTIFACTS names a directory; real stacks too with HEARTH_PROFILE_SAMPLES.
+// ArtifactTests.swift: example outputs (flame graphs, folded stacks, pprof, the top table), checked whole, and kept
+// for a person to look at when HEARTH_PROFILE_ARTIFACTS names a directory; real stacks too with
+// HEARTH_PROFILE_SAMPLES.
 
 import Foundation
 import Testing
 
 @testable import HearthProfile
 
-/// Writes example outputs for a person to look at, when `HEARTH_PROFILE_ARTIFACTS` names a directory:
+/// Writes example outputs (to a temporary folder, or for a person to look at to `HEARTH_PROFILE_ARTIFACTS`):
 /// `small.html`, `small.svg`, `large.html`, `large.svg`, `small.folded`, `small.pb.gz`, `top.txt`.
 ///
 /// With `HEARTH_PROFILE_SAMPLES` naming a JSON file of real stacks (for example converted from `perf script`):
 /// `[{"comm": "...", "pid": "...", "count": 3, "frames": [{"function": "...", "module": "...", "address": 123,
 /// "kernel": false, "resolved": true}, ...]}]`, leaf first, it also writes `real.html`, `real.svg` and
 /// `real.pb.gz`.
-@Suite("Example artifacts", .enabled(if: ProcessInfo.processInfo.environment["HEARTH_PROFILE_ARTIFACTS"] != nil))
+@Suite("Example artifacts")
 struct ArtifactTests {
-    @Test("write example outputs")
+    @Test("example outputs are written whole: HTML and SVG name the profile, the pprof is gzip, the tables have rows")
     func write() throws {
-        let directory = URL(fileURLWithPath: ProcessInfo.processInfo.environment["HEARTH_PROFILE_ARTIFACTS"]!)
+        let directory = URL(
+            fileURLWithPath: ProcessInfo.processInfo.environment["HEARTH_PROFILE_ARTIFACTS"]
+                ?? FileManager.default.temporaryDirectory.appendingPathComponent("hearth-artifacts-\(getpid())").path
+        )
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         func save(_ name: String, _ text: String) throws {
             try Data(text.utf8).write(to: directory.appendingPathComponent(name))
@@ -31,6 +35,14 @@ struct ArtifactTests {
         try save("small.folded", FoldedStacks.render(small))
         try save("top.txt", TopFunctions.renderTable(TopFunctions.compute(large, limit: 20)))
         try Data(PprofEncoder.encodeGzipped(small)).write(to: directory.appendingPathComponent("small.pb.gz"))
+        func read(_ name: String) throws -> Data { try Data(contentsOf: directory.appendingPathComponent(name)) }
+        let html = String(decoding: try read("small.html"), as: UTF8.self)
+        #expect(html.hasPrefix("<!DOCTYPE html>") && html.contains("checkout-api") && html.contains("</html>"))
+        let svg = String(decoding: try read("large.svg"), as: UTF8.self)
+        #expect(svg.contains("<svg") && svg.contains("node-1: all processes") && svg.contains("</svg>"))
+        #expect(try read("small.pb.gz").prefix(2) == Data([0x1f, 0x8b]), "gzip magic")
+        #expect(!(try read("small.folded")).isEmpty)
+        #expect(String(decoding: try read("top.txt"), as: UTF8.self).split(separator: "\n").count > 5)
 
         if let path = ProcessInfo.processInfo.environment["HEARTH_PROFILE_SAMPLES"] {
             let real = try self.load(URL(fileURLWithPath: path))

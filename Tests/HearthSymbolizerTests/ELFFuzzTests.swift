@@ -223,10 +223,16 @@ struct ELFFuzzTests {
         let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixtures.library)))
         // Every prefix through the headers, then every 7th length.
         var length = 0
+        var parsed = 0
         while length < original.count {
-            _ = exercise(Array(original[0..<length]))
+            let accepted = exercise(Array(original[0..<length]))
+            // Shorter than the 64-byte ELF header: nothing can be read, so nothing may be accepted.
+            if length < 64 { #expect(!accepted, "accepted a \(length)-byte prefix") }
+            parsed += accepted ? 1 : 0
             length += length < 1024 ? 1 : 7
         }
+        #expect(exercise(original), "the whole file parses")
+        #expect(parsed < length, "some truncations must be refused")
     }
 
     @Test("hostile headers are rejected with the right codes")
