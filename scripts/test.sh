@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib/root.sh"
 hearth_require_root "$0" "$@"
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh --packaging
 export HEARTH_REQUIRE_BPF="${HEARTH_REQUIRE_BPF:-1}"
 # Formatting is part of the build: the repository's .swift-format, warnings are errors (generated code opts out
 # with `// swift-format-ignore-file`).
