@@ -1,13 +1,14 @@
 // ConfigurationWatcher.swift: applies the mounted configuration file live. The kubelet updates a mounted
 // ConfigMap by writing a new timestamped folder and swapping the `..data` symlink, so the path always names a
-// complete file; reading it every second and comparing bytes sees every swap (inotify would have to watch the
-// folder and the symlink). The file is read only when its identity (inode, size, change times, through the
-// symlink) moved, so an idle agent costs one stat a second. A broken file leaves the last good configuration
-// in force and is reported on /readyz, in the log and in hearth_agent_config_errors_total.
+// complete file; checking it every second sees every swap (inotify would have to watch the folder and the
+// symlink). The file is read only when its identity (device, inode, size and modification time, through the
+// symlink: the symbolizer's `FileKey`) moved, so an idle agent costs one stat a second. A broken file leaves the
+// last good configuration in force and is reported on /readyz, in the log and in hearth_agent_config_errors_total.
 
 import CoreMetrics
 import Foundation
 import HearthAPI
+import HearthSymbolizer
 import Logging
 import ServiceLifecycle
 
@@ -40,11 +41,11 @@ public struct ConfigurationWatcher: Service {
     public func run() async throws {
         try? await cancelWhenGracefulShutdown {
             var last = self.initial
-            var identity: FileIdentity?
+            var identity: FileKey?
             while !Task.isCancelled {
                 // Checked at the first turn (the file may have changed since the command read it), and whenever
                 // the file is missing (so the problem is reported) or its identity moved.
-                let now = FileIdentity(path: self.path)
+                let now = FileKey(path: self.path)
                 if now == nil || now != identity {
                     last = self.check(previous: last)
                     identity = now
@@ -90,31 +91,5 @@ public struct ConfigurationWatcher: Service {
             "configuration not applied; the last good configuration stays in force",
             metadata: ["config.problem": "\(problem)", "config.revision": "\(self.state.revision ?? "none")"]
         )
-    }
-}
-
-/// What `stat` says of a file through its symlinks: equal identities mean the same contents, for files replaced
-/// (the kubelet's swap) or rewritten in place (the size or the modification time moves).
-struct FileIdentity: Equatable {
-    var device: UInt64
-    var inode: UInt64
-    var size: Int64
-    var modified: timespec
-    var changed: timespec
-
-    init?(path: String) {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        self.device = UInt64(info.st_dev)
-        self.inode = UInt64(info.st_ino)
-        self.size = Int64(info.st_size)
-        self.modified = info.st_mtim
-        self.changed = info.st_ctim
-    }
-
-    static func == (left: FileIdentity, right: FileIdentity) -> Bool {
-        left.device == right.device && left.inode == right.inode && left.size == right.size
-            && left.modified.tv_sec == right.modified.tv_sec && left.modified.tv_nsec == right.modified.tv_nsec
-            && left.changed.tv_sec == right.changed.tv_sec && left.changed.tv_nsec == right.changed.tv_nsec
     }
 }

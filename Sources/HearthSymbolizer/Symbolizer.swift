@@ -239,15 +239,17 @@ struct NameKey: Hashable {
 }
 
 /// Identifies a file's contents without reading them: (device, inode) plus size and mtime, so a path
-/// replaced in place by a different binary doesn't hit a stale entry.
-struct FileKey: Hashable {
+/// replaced in place by a different binary doesn't hit a stale entry. The node agent watches its configuration
+/// file with it too.
+public struct FileKey: Hashable, Sendable {
     var device: UInt64
     var inode: UInt64
     var size: Int64
     var modifiedSeconds: Int64
     var modifiedNanoseconds: Int64
 
-    init?(path: String) {
+    /// The key of the regular file at `path` (through symlinks); nil when there is none.
+    public init?(path: String) {
         var info = stat()
         guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
             return nil

@@ -3,6 +3,7 @@
 
 import Foundation
 import HearthAPI
+import HearthSymbolizer
 import HearthTestSupport
 import Logging
 import MetricsTestKit
@@ -80,21 +81,21 @@ struct ConfigurationWatcherTests {
             var volume = try KubeletVolume(directory: directory)
             let path = directory + "/" + AgentConfiguration.fileName
             try volume.write([AgentConfiguration.fileName: Self.configuration(revision: "r1")])
-            let first = try #require(FileIdentity(path: path))
-            #expect(FileIdentity(path: path) == first)
+            let first = try #require(FileKey(path: path))
+            #expect(FileKey(path: path) == first)
 
             try volume.write([AgentConfiguration.fileName: Self.configuration(revision: "r2")])
-            let swapped = try #require(FileIdentity(path: path))
+            let swapped = try #require(FileKey(path: path))
             #expect(swapped != first, "the swap points the path at another inode")
 
-            // Same size, same inode: the change times move.
+            // Same size, same inode: the modification time moves.
             let target = try FileManager.default.destinationOfSymbolicLink(atPath: path)
             let real = target.hasPrefix("/") ? target : directory + "/" + target
             try Data(Self.configuration(revision: "r3").utf8).write(to: URL(fileURLWithPath: real))
-            #expect(FileIdentity(path: path) != swapped)
+            #expect(FileKey(path: path) != swapped)
 
             try FileManager.default.removeItem(atPath: path)
-            #expect(FileIdentity(path: path) == nil)
+            #expect(FileKey(path: path) == nil)
         }
     }
 }
