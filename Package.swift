@@ -49,6 +49,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
@@ -132,7 +133,10 @@ let package = Package(
         ),
         .target(
             name: "KubeRuntime",
-            dependencies: ["KubeModel", "KubeClient", serviceLifecycle, metrics, logging]
+            dependencies: [
+                "KubeModel", "KubeClient", serviceLifecycle, metrics, logging,
+                .product(name: "HeapModule", package: "swift-collections"),
+            ]
         ),
         .target(
             name: "KubeTestServer",

@@ -2,6 +2,7 @@
 // exponential failure backoff, shutdown that drains.
 
 import Foundation
+import HeapModule
 import Metrics
 import Synchronization
 
@@ -32,7 +33,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
         /// is found in O(log n): a controller requeues every target, so thousands wait here at once. Heap entries
         /// whose due time no longer matches `delayed` are stale and skipped.
         var delayed: [Key: ContinuousClock.Instant] = [:]
-        var dueHeap = MinHeap<DueItem>()
+        var dueHeap = Heap<DueItem>()
         var failures: [Key: Int] = [:]
         var addedAt: [Key: ContinuousClock.Instant] = [:]
         var startedAt: [Key: ContinuousClock.Instant] = [:]
@@ -73,8 +74,8 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
         /// `next()` calls suspended forever).
         mutating func promoteDue(now: ContinuousClock.Instant) -> [CheckedContinuation<Void, Never>] {
             var waiters: [CheckedContinuation<Void, Never>] = []
-            while let item = self.dueHeap.minimum, item.due <= now {
-                self.dueHeap.removeMinimum()
+            while let item = self.dueHeap.min, item.due <= now {
+                self.dueHeap.removeMin()
                 guard self.delayed[item.key] == item.due else { continue }
                 self.delayed.removeValue(forKey: item.key)
                 waiters += self.enqueue(item.key, now: now)
@@ -84,10 +85,10 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
 
         /// When the next delayed item falls due (stale heap entries are dropped on the way).
         mutating func nextDue() -> ContinuousClock.Instant? {
-            while let item = self.dueHeap.minimum, self.delayed[item.key] != item.due {
-                self.dueHeap.removeMinimum()
+            while let item = self.dueHeap.min, self.delayed[item.key] != item.due {
+                self.dueHeap.removeMin()
             }
-            return self.dueHeap.minimum?.due
+            return self.dueHeap.min?.due
         }
 
         /// Delays `key` until `due`; true when that is sooner than every other delayed item (sleeping workers

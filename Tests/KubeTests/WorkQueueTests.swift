@@ -173,18 +173,6 @@ struct WorkQueueTests {
         queue.shutdown()
     }
 
-    @Test("the heap under the delayed items hands out its elements smallest first")
-    func minHeap() {
-        var heap = MinHeap<Int>()
-        let values = (0..<1000).map { _ in Int.random(in: -50...50) }
-        for value in values { heap.insert(value) }
-        #expect(heap.count == 1000)
-        var out: [Int] = []
-        while let value = heap.removeMinimum() { out.append(value) }
-        #expect(out == values.sorted())
-        #expect(heap.minimum == nil)
-    }
-
     @Test("every worker waiting for delayed items wakes when they fall due (no waiter is dropped)")
     func delayedItemsWakeEveryWaiter() async throws {
         let clock = ManualClock()
