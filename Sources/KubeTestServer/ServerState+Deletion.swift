@@ -145,9 +145,14 @@ extension ServerState {
         meta.ownerReferences = (meta.ownerReferences ?? []).filter { $0.uid != uid }
         if meta.ownerReferences?.isEmpty ?? false { meta.ownerReferences = nil }
         updated["metadata"] = meta.json
+        self.commitAsGarbageCollector(info, old: object, updated: updated)
+    }
+
+    /// Writes what the garbage collector changed, under its field manager (its failures are its own to retry).
+    private mutating func commitAsGarbageCollector(_ info: ResourceInfo, old: JSONObject, updated: JSONObject) {
         _ = try? self.commitUpdate(
             info,
-            old: object,
+            old: old,
             candidate: updated,
             subresource: nil,
             context: .init(manager: "kube-controller-manager")
@@ -173,8 +178,8 @@ extension ServerState {
         guard meta.deletionTimestamp != nil, var finalizers = meta.finalizers else { return }
         let uid = meta.uid ?? ""
         let dependents = self.dependents(of: uid)
-        if finalizers.contains("orphan"), dependents.isEmpty || true {
-            if !dependents.isEmpty { return }
+        if finalizers.contains("orphan") {
+            guard dependents.isEmpty else { return }
             finalizers.removeAll { $0 == "orphan" }
         }
         if finalizers.contains("foregroundDeletion") {
@@ -190,12 +195,6 @@ extension ServerState {
         var updated = object
         meta.finalizers = finalizers
         updated["metadata"] = meta.json
-        _ = try? self.commitUpdate(
-            info,
-            old: object,
-            candidate: updated,
-            subresource: nil,
-            context: .init(manager: "kube-controller-manager")
-        )
+        self.commitAsGarbageCollector(info, old: object, updated: updated)
     }
 }
