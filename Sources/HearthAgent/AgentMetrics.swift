@@ -106,7 +106,7 @@ public struct AgentMetrics: Sendable {
         return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
     }
 
-    static let lossReasons: [(String, KeyPath<SamplerCounters, UInt64> & Sendable)] = [
+    static let lossReasons: [(String, any KeyPath<SamplerCounters, UInt64> & Sendable)] = [
         ("counts_map_full", \.countsMapFull),
         ("config_missing", \.configMissing),
         ("user_stack_error", \.userStackErrors),
