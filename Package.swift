@@ -27,6 +27,7 @@ let package = Package(
         .library(name: "HearthSymbolizer", targets: ["HearthSymbolizer"]),
         .library(name: "HearthProfile", targets: ["HearthProfile"]),
         .library(name: "HearthAgent", targets: ["HearthAgent"]),
+        .library(name: "HearthUnwind", targets: ["HearthUnwind"]),
         // MARK: Kubernetes layer
         .library(name: "KubeModel", targets: ["KubeModel"]),
         .library(name: "KubeClient", targets: ["KubeClient"]),
@@ -36,6 +37,7 @@ let package = Package(
         // MARK: Operator
         .library(name: "HearthAPI", targets: ["HearthAPI"]),
         .library(name: "HearthOperator", targets: ["HearthOperator"]),
+        .library(name: "GrafanaClient", targets: ["GrafanaClient"]),
         .executable(name: "hearth-operator", targets: ["hearth-operator"]),
     ],
     dependencies: [
@@ -89,6 +91,11 @@ let package = Package(
         .target(
             name: "HearthSymbolizer",
             dependencies: ["CDemangle", logging]
+        ),
+        // Call frame information (.eh_frame, .debug_frame) compiled into unwind tables for the BPF unwinder.
+        .target(
+            name: "HearthUnwind",
+            dependencies: ["HearthSymbolizer", logging]
         ),
         .target(
             name: "HearthProfile",
@@ -170,17 +177,22 @@ let package = Package(
         // MARK: Operator: ProfilingTarget API (source of truth for crds/), reconcilers, the hearth-operator command
 
         .target(name: "HearthAPI", dependencies: ["KubeModel"]),
+        // Grafana's datasource HTTP API (the operator provisions the Pyroscope datasource through it).
+        .target(
+            name: "GrafanaClient",
+            dependencies: [asyncHTTPClient, nioCore, nioHTTP1, nioFoundationCompat, metrics, logging]
+        ),
         .target(
             name: "HearthOperator",
             dependencies: [
-                "HearthAPI", "HearthTelemetry", "KubeModel", "KubeClient", "KubeRuntime", asyncHTTPClient, nioCore,
+                "GrafanaClient", "HearthAPI", "HearthTelemetry", "KubeModel", "KubeClient", "KubeRuntime", asyncHTTPClient, nioCore,
                 nioPosix, nioHTTP1, serviceLifecycle, metrics, logging, yams,
             ]
         ),
         .executableTarget(
             name: "hearth-operator",
             dependencies: [
-                "HearthAPI", "HearthOperator", "HearthTelemetry", "KubeModel", "KubeClient", "KubeRuntime", "CMalloc",
+                "GrafanaClient", "HearthAPI", "HearthOperator", "HearthTelemetry", "KubeModel", "KubeClient", "KubeRuntime", "CMalloc",
                 argumentParser,
                 serviceLifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"), metrics, logging,
             ]
@@ -189,8 +201,8 @@ let package = Package(
         .testTarget(
             name: "HearthOperatorTests",
             dependencies: [
-                "HearthAPI", "HearthOperator", "KubeModel", "KubeClient", "KubeRuntime", "KubeTestServer",
-                "HearthTestSupport", logging, metrics, metricsTestKit, nioCore, nioPosix, nioHTTP1, serviceLifecycle,
+                "HearthAPI", "HearthOperator", "GrafanaClient", "GrafanaTestServer", "KubeModel", "KubeClient",
+                "KubeRuntime", "KubeTestServer", "HearthTestSupport", logging, metrics, metricsTestKit, nioCore, nioPosix, nioHTTP1, serviceLifecycle,
                 asyncHTTPClient,
             ]
         ),
@@ -210,11 +222,19 @@ let package = Package(
             dependencies: ["PyroscopeTestServer", "HearthProfile", asyncHTTPClient, nioCore, nioHTTP1]
         ),
 
+        // MARK: Grafana test server: the documented datasource API (status codes, versions, read-only datasources,
+        // secrets never returned), for tests (Grafana itself cannot run here).
+        .target(
+            name: "GrafanaTestServer",
+            dependencies: [nioCore, nioPosix, nioHTTP1, nioFoundationCompat, logging]
+        ),
+
         // MARK: Node agent tests
         // Child processes, build products and external tools (go tool pprof) for the tests.
         .target(name: "HearthTestSupport", dependencies: ["KubeClient", logging], path: "Tests/HearthTestSupport"),
         .testTarget(name: "HearthSamplerTests", dependencies: ["HearthSampler", "HearthTestSupport"]),
         .testTarget(name: "HearthSymbolizerTests", dependencies: ["HearthSymbolizer"]),
+        .testTarget(name: "HearthUnwindTests", dependencies: ["HearthUnwind", "HearthSymbolizer", "HearthTestSupport"]),
         .testTarget(name: "HearthProfileTests", dependencies: ["HearthProfile", "HearthTestSupport"]),
         .testTarget(
             name: "HearthAgentTests",

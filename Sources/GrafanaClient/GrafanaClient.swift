@@ -1,0 +1,1 @@
+// GrafanaClient: the Grafana datasource HTTP API.

@@ -1,0 +1,1 @@
+// GrafanaTestServer: the documented Grafana datasource API, for tests.

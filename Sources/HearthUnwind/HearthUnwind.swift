@@ -1,0 +1,1 @@
+// HearthUnwind: call frame information compiled into unwind tables (being written).
