@@ -180,7 +180,7 @@ let package = Package(
         // Grafana's datasource HTTP API (the operator provisions the Pyroscope datasource through it).
         .target(
             name: "GrafanaClient",
-            dependencies: [asyncHTTPClient, nioCore, nioHTTP1, nioFoundationCompat, metrics, logging]
+            dependencies: ["KubeModel", asyncHTTPClient, nioCore, nioHTTP1, nioFoundationCompat, metrics, logging]
         ),
         .target(
             name: "HearthOperator",
@@ -209,9 +209,14 @@ let package = Package(
 
         // MARK: Pyroscope test receiver: the documented push/ingest API and server-side validation, for tests and
         // benchmarks (Pyroscope itself cannot run here).
+        // HTTP/1.1 plumbing shared by the test doubles (binding, keep-alive, bodies, clean stop).
+        .target(
+            name: "HTTPTestServing",
+            dependencies: [nioCore, nioPosix, nioHTTP1, logging]
+        ),
         .target(
             name: "PyroscopeTestServer",
-            dependencies: ["CZlib", nioCore, nioPosix, nioHTTP1, nioFoundationCompat, logging]
+            dependencies: ["HTTPTestServing", "CZlib", nioCore, nioPosix, nioHTTP1, nioFoundationCompat, logging]
         ),
         .executableTarget(
             name: "pyroscope-test-server",
@@ -226,7 +231,7 @@ let package = Package(
         // secrets never returned), for tests (Grafana itself cannot run here).
         .target(
             name: "GrafanaTestServer",
-            dependencies: [nioCore, nioPosix, nioHTTP1, nioFoundationCompat, logging]
+            dependencies: ["HTTPTestServing", "KubeModel", nioCore, nioPosix, nioHTTP1, nioFoundationCompat, logging]
         ),
 
         // MARK: Node agent tests

@@ -2,6 +2,7 @@
 // the responses Pyroscope sends (connect error JSON on the push route, plain text on /ingest).
 
 import Foundation
+import HTTPTestServing
 import Logging
 import NIOCore
 import NIOFoundationCompat
@@ -40,104 +41,10 @@ struct HTTPResponse: Sendable {
     }
 }
 
-/// A request as received: head, the body (empty when over the limit) and its size on the wire.
-struct HTTPRequest: Sendable {
-    var head: HTTPRequestHead
-    var path: String
-    var query: [String: String]
-    var body: [UInt8]
-    var bodyBytes: Int
-    var bodyTooLarge: Bool
-
-    func header(_ name: String) -> String? { self.head.headers[name].first }
-}
+/// A request as received (the shared test server's type).
+typealias HTTPRequest = TestHTTPRequest
 
 extension PyroscopeTestServer {
-    func handle(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
-        do {
-            try await connection.executeThenClose { inbound, outbound in
-                var head: HTTPRequestHead?
-                var body = ByteBuffer()
-                var received = 0
-                var tooLarge = false
-                var limit = 0
-                for try await part in inbound {
-                    switch part {
-                    case .head(let requestHead):
-                        head = requestHead
-                        body.clear()
-                        received = 0
-                        tooLarge = false
-                        limit = self.state.withLock { $0.limits.maxRequestBodyBytes }
-                        // curl asks before sending bodies over 1 MiB, then waits a second for an answer.
-                        if requestHead.headers["Expect"].contains(where: { $0.lowercased() == "100-continue" }) {
-                            try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: .continue)))
-                        }
-                    case .body(var chunk):
-                        // Past the limit the rest is drained, not kept, so the client still reads the 413.
-                        received += chunk.readableBytes
-                        if received > limit {
-                            tooLarge = true
-                            body = ByteBuffer()
-                        } else {
-                            body.writeBuffer(&chunk)
-                        }
-                    case .end:
-                        guard let requestHead = head else { continue }
-                        head = nil
-                        let (path, query) = Self.parseURI(requestHead.uri)
-                        let request = HTTPRequest(
-                            head: requestHead,
-                            path: path,
-                            query: query,
-                            body: Array(buffer: body),
-                            bodyBytes: received,
-                            bodyTooLarge: tooLarge
-                        )
-                        body = ByteBuffer()
-                        let response = try await self.respond(request)
-                        try await self.write(response, to: outbound)
-                    }
-                }
-            }
-        } catch {
-            self.logger.debug("connection ended", metadata: ["error": "\(error)"])
-        }
-    }
-
-    /// Splits a request target into its path and query parameters (first value wins), decoding as Go's
-    /// url.ParseQuery does (`+` is a space). Lenient like Go: unescaped `{}` in `name=app{k=v}` are fine.
-    static func parseURI(_ uri: String) -> (path: String, query: [String: String]) {
-        let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        let path = String(parts[0])
-        var query: [String: String] = [:]
-        guard parts.count > 1 else { return (path, query) }
-        func decode(_ component: Substring) -> String {
-            let spaced = component.replacingOccurrences(of: "+", with: " ")
-            return spaced.removingPercentEncoding ?? spaced
-        }
-        for pair in parts[1].split(separator: "&") {
-            let keyValue = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let key = decode(keyValue[0])
-            if query[key] == nil { query[key] = keyValue.count > 1 ? decode(keyValue[1]) : "" }
-        }
-        return (path, query)
-    }
-
-    func write(
-        _ response: HTTPResponse,
-        to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
-    ) async throws {
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: response.contentType)
-        headers.add(name: "Content-Length", value: String(response.body.count))
-        for (name, value) in response.headers { headers.add(name: name, value: value) }
-        let head = HTTPResponseHead(version: .http1_1, status: .init(statusCode: response.status), headers: headers)
-        try await outbound.write(
-            contentsOf: [.head(head), .body(.byteBuffer(ByteBuffer(bytes: response.body))), .end(nil)]
-        )
-    }
-
     // MARK: Routing
 
     static let pushPath = "/push.v1.PusherService/Push"

@@ -2,6 +2,7 @@
 // and what tests read (accepted series, request log, counters, waits).
 
 import Foundation
+import HTTPTestServing
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -61,31 +62,13 @@ public final class PyroscopeTestServer: Sendable {
         }
     }
 
-    struct Serving: Sendable {
-        var started = false
-        var host = "127.0.0.1"
-        var port = 0
-        var task: Task<Void, Never>?
-        var listener: (any Channel)?
-    }
-
-    typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
-
-    /// Accepted connections not yet taken by a handler. NIO traps when an accepted channel is dropped without
-    /// being consumed, which happens to one accepted just as the listener closes (the accept stream is finished
-    /// and drops it); keeping them here lets ``stop()`` close those properly.
-    struct Connections: Sendable {
-        var unclaimed: [ObjectIdentifier: Connection] = [:]
-        var stopping = false
-    }
-
     let logger: Logger
     let state = Mutex(State())
-    let serving = Mutex(Serving())
-    let connections = Mutex(Connections())
+    let http: TestHTTPServer
 
     public init(logger: Logger = Logger(label: "pyroscope-test-server")) {
         self.logger = logger
+        self.http = TestHTTPServer(name: "pyroscope-test-server", logger: logger)
     }
 
     // MARK: Lifecycle
@@ -94,61 +77,27 @@ public final class PyroscopeTestServer: Sendable {
     /// - Returns: The bound port.
     @discardableResult
     public func start(host: String = "127.0.0.1", port: Int = 0) async throws -> Int {
-        try self.serving.withLock { serving throws(PyroscopeTestServerError) in
-            guard !serving.started else {
-                throw PyroscopeTestServerError(code: .alreadyStarted, message: "the server is already running")
-            }
-            serving.started = true
-        }
-        self.connections.withLock { $0.stopping = false }
-        let channel: ServerChannel
         do {
-            channel = try await self.bind(host: host, port: port)
-        } catch {
-            self.serving.withLock { $0.started = false }
-            throw error
+            return try await self.http.start(
+                host: host,
+                port: port,
+                maxRequestBodyBytes: { self.state.withLock { $0.limits.maxRequestBodyBytes } }
+            ) { request in
+                let response = try await self.respond(request)
+                return TestHTTPResponse(
+                    status: response.status,
+                    body: response.body,
+                    contentType: response.contentType,
+                    headers: response.headers
+                )
+            }
+        } catch let error as TestHTTPServerError {
+            throw PyroscopeTestServerError(code: .alreadyStarted, message: error.message)
         }
-        let boundPort = channel.channel.localAddress?.port ?? 0
-        let task = Task { await self.serve(channel) }
-        self.serving.withLock {
-            $0.host = host
-            $0.port = boundPort
-            $0.task = task
-            $0.listener = channel.channel
-        }
-        self.logger.info("pyroscope-test-server listening", metadata: ["server.port": "\(boundPort)"])
-        return boundPort
     }
 
     /// Closes the listening socket and every connection, and waits for them to finish. The recorded data stays.
-    public func stop() async {
-        let (task, listener) = self.serving.withLock { serving -> (Task<Void, Never>?, (any Channel)?) in
-            defer {
-                serving.task = nil
-                serving.listener = nil
-                serving.started = false
-            }
-            return (serving.task, serving.listener)
-        }
-        self.connections.withLock { $0.stopping = true }
-        try? await listener?.close()
-        await task?.value
-        // Connections accepted while the listener closed, which the accept loop never saw.
-        let leftovers = self.connections.withLock { connections in
-            defer { connections.unclaimed = [:] }
-            return Array(connections.unclaimed.values)
-        }
-        for connection in leftovers { await Self.close(connection) }
-    }
-
-    /// Takes an accepted connection for handling; false when someone else took it.
-    func claim(_ connection: Connection) -> Bool {
-        self.connections.withLock { $0.unclaimed.removeValue(forKey: ObjectIdentifier(connection.channel)) != nil }
-    }
-
-    static func close(_ connection: Connection) async {
-        try? await connection.executeThenClose { _, _ in }
-    }
+    public func stop() async { await self.http.stop() }
 
     /// Runs a server on a free port for the duration of `body`, then stops it.
     public static func withRunning<Result: Sendable>(
@@ -168,51 +117,10 @@ public final class PyroscopeTestServer: Sendable {
     }
 
     /// The bound port (0 before ``start(host:port:)``).
-    public var port: Int { self.serving.withLock { $0.port } }
+    public var port: Int { self.http.port }
 
     /// `http://HOST:PORT`.
-    public var url: String { self.serving.withLock { "http://\($0.host):\($0.port)" } }
-
-    typealias ServerChannel = NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
-
-    func bind(host: String, port: Int) async throws -> ServerChannel {
-        try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .bind(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    let connection = try Connection(wrappingChannelSynchronously: channel)
-                    let stopping = self.connections.withLock { connections in
-                        connections.unclaimed[ObjectIdentifier(channel)] = connection
-                        return connections.stopping
-                    }
-                    if stopping {
-                        // Accepted after stop() began: the accept loop may be gone, so close it here.
-                        Task {
-                            if self.claim(connection) { await Self.close(connection) }
-                        }
-                    }
-                    return connection
-                }
-            }
-    }
-
-    func serve(_ channel: ServerChannel) async {
-        do {
-            try await withThrowingDiscardingTaskGroup { group in
-                try await channel.executeThenClose { inbound in
-                    for try await connection in inbound where self.claim(connection) {
-                        group.addTask { await self.handle(connection) }
-                    }
-                }
-                // The listener is closed: end the open (keep-alive) connections too.
-                group.cancelAll()
-            }
-        } catch {
-            self.logger.debug("server channel ended", metadata: ["error": "\(error)"])
-        }
-    }
+    public var url: String { self.http.url }
 
     // MARK: Knobs
 
