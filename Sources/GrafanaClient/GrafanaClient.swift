@@ -121,7 +121,11 @@ public struct GrafanaClient: Sendable {
         return try self.decode(Datasource.self, status: status, body: body, request: "\(method) \(path)")
     }
 
-    func write(_ method: HTTPMethod, _ path: String, _ command: DatasourceCommand) async throws(GrafanaError)
+    func write(
+        _ method: HTTPMethod,
+        _ path: String,
+        _ command: DatasourceCommand
+    ) async throws(GrafanaError)
         -> Datasource
     {
         let encoder = JSONEncoder()
@@ -141,7 +145,12 @@ public struct GrafanaClient: Sendable {
         return try self.decode(Created.self, status: status, body: answer, request: "\(method) \(path)").datasource
     }
 
-    func decode<Value: Decodable>(_ type: Value.Type, status: Int, body: ByteBuffer, request: String)
+    func decode<Value: Decodable>(
+        _ type: Value.Type,
+        status: Int,
+        body: ByteBuffer,
+        request: String
+    )
         throws(GrafanaError) -> Value
     {
         try self.check(status: status, body: body, request: request)
@@ -168,7 +177,12 @@ public struct GrafanaClient: Sendable {
         throw GrafanaError(code: .of(status: status), status: status, request: request, message: message)
     }
 
-    func send(_ method: HTTPMethod, _ path: String, body: Data? = nil, authenticated: Bool = true)
+    func send(
+        _ method: HTTPMethod,
+        _ path: String,
+        body: Data? = nil,
+        authenticated: Bool = true
+    )
         async throws(GrafanaError) -> (Int, ByteBuffer)
     {
         let request = "\(method) \(path)"

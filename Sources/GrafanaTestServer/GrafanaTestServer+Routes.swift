@@ -160,7 +160,10 @@ extension GrafanaTestServer {
             }
             // The store's `WHERE version < cmd.Version+1`: a version older than the stored one changes nothing.
             if version != 0, datasource.version > version {
-                return Self.message(409, "Datasource has already been updated by someone else. Please reload and try again")
+                return Self.message(
+                    409,
+                    "Datasource has already been updated by someone else. Please reload and try again"
+                )
             }
             datasource.name = name
             datasource.type = Self.typeAliases[type] ?? type
@@ -238,9 +241,11 @@ extension GrafanaTestServer {
 
     /// Newer Grafana rejects uids outside `[a-zA-Z0-9-_]` or over 40 characters (errutil body).
     static func invalidUID(_ uid: String) -> TestHTTPResponse? {
-        let valid = uid.count <= 40 && uid.unicodeScalars.allSatisfy { scalar in
-            scalar.isASCII && (CharacterSet.alphanumerics.contains(scalar) || scalar == "-" || scalar == "_")
-        }
+        let valid =
+            uid.count <= 40
+            && uid.unicodeScalars.allSatisfy { scalar in
+                scalar.isASCII && (CharacterSet.alphanumerics.contains(scalar) || scalar == "-" || scalar == "_")
+            }
         guard !valid else { return nil }
         return Self.json(
             400,

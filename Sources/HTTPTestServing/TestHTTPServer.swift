@@ -261,7 +261,10 @@ public final class TestHTTPServer: Sendable {
         return (path, query)
     }
 
-    static func write(_ response: TestHTTPResponse, to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>)
+    static func write(
+        _ response: TestHTTPResponse,
+        to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
+    )
         async throws
     {
         var headers = HTTPHeaders()

@@ -16,7 +16,8 @@ public enum ConditionType {
     public static let agentRolledOut = "AgentRolledOut"
     /// Pyroscope's readiness endpoint answered 200.
     public static let pyroscopeReachable = "PyroscopeReachable"
-    /// The Grafana datasource matches the request (the Grafana reconciler owns it).
+    /// The Grafana datasource exists in Grafana as the target asks (True), cannot be (False: the reason says
+    /// why), or Grafana could not be asked (Unknown). Independent of Ready: a Grafana problem never stops profiles.
     public static let datasourceSynced = "DatasourceSynced"
 
     public static let all = [ready, reconciling, stalled, agentRolledOut, pyroscopeReachable, datasourceSynced]
@@ -42,6 +43,24 @@ public enum ConditionReason {
     /// Writing the agent objects failed (an RBAC denial, an admission webhook): the message is the API server's.
     public static let applyFailed = "ApplyFailed"
     public static let notConfigured = "NotConfigured"
+    /// DatasourceSynced: the datasource in Grafana matches.
+    public static let datasourceSynced = "DatasourceSynced"
+    /// DatasourceSynced: no `spec.grafana` in the target.
+    public static let datasourceNotRequested = "NotRequested"
+    /// DatasourceSynced: the target asks for a datasource, but the operator runs without `--grafana-url`.
+    public static let grafanaNotConfigured = "GrafanaNotConfigured"
+    /// DatasourceSynced: Grafana did not answer, answered 5xx, or timed out (retried with backoff).
+    public static let grafanaUnreachable = "GrafanaUnreachable"
+    /// DatasourceSynced: Grafana refused the operator's credentials (401/403), or they are missing.
+    public static let grafanaUnauthorized = "GrafanaUnauthorized"
+    /// DatasourceSynced: another datasource (not Hearth's) already has the name.
+    public static let datasourceNameConflict = "DatasourceNameConflict"
+    /// DatasourceSynced: the datasource with the uid is provisioned from a file, so the API cannot change it.
+    public static let datasourceReadOnly = "DatasourceReadOnly"
+    /// DatasourceSynced: targets sharing the uid ask for different datasources (the oldest target's wins).
+    public static let datasourceSpecConflict = "DatasourceSpecConflict"
+    /// DatasourceSynced: Grafana rejected the datasource (400), e.g. an invalid URL.
+    public static let datasourceRejected = "DatasourceRejected"
     public static let progressing = "Progressing"
     public static let stalled = "Stalled"
     public static let notStalled = "NotStalled"

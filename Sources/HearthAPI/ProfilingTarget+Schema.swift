@@ -206,7 +206,12 @@ extension GrafanaDatasourceRequest {
                             rules: [.init("self == oldSelf", message: "grafana.datasource.uid is immutable")]
                         ),
                     ]
-                )
+                ),
+                "url": .string(
+                    "The Pyroscope URL as Grafana reaches it (default: the target's Pyroscope URL).",
+                    pattern: Patterns.url,
+                    maxLength: 2048
+                ),
             ]
         )
     }
@@ -268,9 +273,12 @@ extension ProfilingTargetStatus {
                     ]
                 ),
                 "pyroscopeURL": .string("The Pyroscope URL the agent pushes to."),
-                "datasource": .object(
-                    "The provisioned Grafana datasource.",
-                    properties: ["uid": .string("The datasource uid.")]
+                "grafana": .object(
+                    "The Grafana datasource this target's profiles show in.",
+                    properties: [
+                        "uid": .string("The datasource uid."),
+                        "name": .string("The datasource name."),
+                    ]
                 ),
             ]
         )

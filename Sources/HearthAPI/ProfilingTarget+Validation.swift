@@ -112,6 +112,16 @@ extension ProfilingTargetSpec {
                 )
             }
         }
+        if let url = self.grafana?.url {
+            check(
+                matches(url, Patterns.url),
+                "spec.grafana.url",
+                "must be an http(s) URL like http://pyroscope.example:4040"
+            )
+        }
+        if let name = self.grafana?.datasource?.name {
+            check(!name.isEmpty && name.count <= 190, "spec.grafana.datasource.name", "must be 1 to 190 characters")
+        }
         if let uid = self.grafana?.datasource?.uid {
             check(
                 matches(uid, Patterns.datasourceUID),

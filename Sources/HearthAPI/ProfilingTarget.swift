@@ -15,6 +15,9 @@ public struct ProfilingTarget: KubeResource {
     )
     /// The finalizer that lets a deleted target leave the agent configuration cleanly.
     public static let finalizer = "profiling.hearth.dev/finalizer"
+    /// Set to "true" on a target so that deleting it does not wait for its Grafana datasource to be removed (when
+    /// Grafana is gone for good); the datasource may then stay behind in Grafana.
+    public static let skipDatasourceCleanupAnnotation = "profiling.hearth.dev/skip-datasource-cleanup"
 
     public var object: JSONObject
     public init(object: JSONObject) { self.object = object }
@@ -194,6 +197,11 @@ public struct GrafanaDatasourceRequest: JSONView {
         get { self.get("datasource") }
         set { self.set("datasource", newValue) }
     }
+    /// The Pyroscope URL as Grafana reaches it, when not the target's Pyroscope URL.
+    public var url: String? {
+        get { self.get("url") }
+        set { self.set("url", newValue) }
+    }
 }
 
 /// Name and uid of a Grafana datasource.
@@ -238,9 +246,10 @@ public struct ProfilingTargetStatus: JSONView {
         get { self.get("pyroscopeURL") }
         set { self.set("pyroscopeURL", newValue) }
     }
-    public var datasource: DatasourceStatus? {
-        get { self.get("datasource") }
-        set { self.set("datasource", newValue) }
+    /// The Grafana datasource this target's profiles show in.
+    public var grafana: GrafanaStatus? {
+        get { self.get("grafana") }
+        set { self.set("grafana", newValue) }
     }
 }
 
@@ -266,12 +275,22 @@ public struct AgentStatus: JSONView {
 }
 
 /// The provisioned Grafana datasource.
-public struct DatasourceStatus: JSONView {
+public struct GrafanaStatus: JSONView {
     public var object: JSONObject
     public init(object: JSONObject) { self.object = object }
+
+    public init(uid: String, name: String) {
+        self.object = [:]
+        self.uid = uid
+        self.name = name
+    }
 
     public var uid: String? {
         get { self.get("uid") }
         set { self.set("uid", newValue) }
+    }
+    public var name: String? {
+        get { self.get("name") }
+        set { self.set("name", newValue) }
     }
 }

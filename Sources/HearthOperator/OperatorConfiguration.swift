@@ -49,6 +49,8 @@ public struct OperatorConfiguration: Sendable {
     public var readyRequeue: Duration = .seconds(300)
     /// Concurrent reconciles.
     public var workers: Int = 4
+    /// Where Grafana is; nil: datasources are not provisioned (targets asking for one say so).
+    public var grafana: GrafanaSettings?
 
     public init() {}
 
@@ -72,5 +74,23 @@ public struct OperatorConfiguration: Sendable {
     /// The selector of the operator's own objects.
     public var ownedSelector: String {
         "app.kubernetes.io/managed-by=hearth-operator,profiling.hearth.dev/operator-namespace=\(self.namespace)"
+    }
+}
+
+/// The Grafana the operator provisions datasources in (`--grafana-url`, `--grafana-credentials`).
+public struct GrafanaSettings: Sendable, Hashable {
+    /// Grafana's root URL.
+    public var url: String
+    /// The Secret with key `token` (a service-account token) or keys `username` and `password`.
+    public var credentialsSecret: ObjectKey
+    /// The limit of each Grafana API call.
+    public var timeout: Duration = .seconds(10)
+    /// How often a synced datasource is compared with Grafana again (UI edits are corrected then); each
+    /// datasource's period is jittered by up to 10% so that they spread out.
+    public var resyncPeriod: Duration = .seconds(300)
+
+    public init(url: String, credentialsSecret: ObjectKey) {
+        self.url = url
+        self.credentialsSecret = credentialsSecret
     }
 }

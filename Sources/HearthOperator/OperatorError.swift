@@ -4,7 +4,7 @@
 public struct OperatorError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum _Code: String {
-            case applyFailed, deleteFailed, statusFailed, finalizerFailed, invalidInput
+            case applyFailed, deleteFailed, statusFailed, finalizerFailed, invalidInput, datasourceCleanupFailed
         }
         private let code: _Code
         private init(_ code: _Code) { self.code = code }
@@ -16,6 +16,8 @@ public struct OperatorError: Error, Sendable, CustomStringConvertible {
         public static let statusFailed = Code(.statusFailed)
         /// Adding or removing the finalizer failed.
         public static let finalizerFailed = Code(.finalizerFailed)
+        /// A deleted target's Grafana datasource could not be removed yet.
+        public static let datasourceCleanupFailed = Code(.datasourceCleanupFailed)
         /// Input (a file for `render`, a flag) is unusable.
         public static let invalidInput = Code(.invalidInput)
         public var description: String { self.code.rawValue }

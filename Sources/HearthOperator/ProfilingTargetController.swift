@@ -33,7 +33,8 @@ public enum ProfilingTargetController {
             stores: stores,
             prober: prober,
             recorder: recorder,
-            logger: logger
+            logger: logger,
+            metricsFactory: metricsFactory
         )
         var settings = controllerConfiguration ?? Controller<ProfilingTarget>.Configuration()
         if controllerConfiguration == nil { settings.maxConcurrentReconciles = configuration.workers }

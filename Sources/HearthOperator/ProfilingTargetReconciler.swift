@@ -12,6 +12,7 @@ import KubeClient
 import KubeModel
 import KubeRuntime
 import Logging
+import Metrics
 import Synchronization
 
 /// The work-queue key of the shared agent (targets are namespaced, so it cannot collide with one).
@@ -47,6 +48,7 @@ public struct OperatorStores: Sendable {
                     return ["\(reference.namespace ?? target.metadata.namespace ?? "")/\(name)"]
                 },
                 "namespace": StoreIndex.namespace(),
+                "grafana": { target in target.spec.grafana != nil ? ["true"] : [] },
             ],
             transform: Store.stripManagedFields,
             // Thousands of targets, read one per reconcile: compact JSON is ~4x smaller than parsed trees.
@@ -135,6 +137,8 @@ public final class ProfilingTargetReconciler: Reconciler {
     let client: KubeClient
     let logger: Logger
     let prober: CachingProber
+    /// Grafana datasource provisioning; nil without `--grafana-url`.
+    let datasources: DatasourceSynchronizer?
     let recorder: EventRecorder?
     let gate = AsyncGate()
     let state = Mutex(AgentState())
@@ -151,12 +155,22 @@ public final class ProfilingTargetReconciler: Reconciler {
         stores: OperatorStores,
         prober: any PyroscopeProber,
         recorder: EventRecorder?,
-        logger: Logger
+        logger: Logger,
+        metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) {
         self.client = client
         self.configuration = configuration
         self.stores = stores
         self.prober = CachingProber(prober, ttl: configuration.probeCacheTTL)
+        self.datasources = configuration.grafana.map { settings in
+            DatasourceSynchronizer(
+                settings: settings,
+                operatorNamespace: configuration.namespace,
+                kube: client,
+                logger: logger,
+                metricsFactory: metricsFactory
+            )
+        }
         self.recorder = recorder
         self.logger = logger
         (self.affectedTargets, self.affected) = AsyncStream.makeStream(of: ObjectKey.self)
@@ -206,6 +220,7 @@ public final class ProfilingTargetReconciler: Reconciler {
         if target.metadata.isBeingDeleted {
             guard finalizers.contains(ProfilingTarget.finalizer) else { return .done }
             try await self.syncAgent(reason: "target \(key) being deleted")
+            try await self.removeDatasource(of: target)
             try await self.removeFinalizer(target, client: targets)
             logger.info("target left the agent configuration; finalizer removed")
             return .done
@@ -229,13 +244,14 @@ public final class ProfilingTargetReconciler: Reconciler {
         {
             probe = await self.prober.probe(url: url, tenantID: resolved.tenantID)
         }
+        let (datasource, datasourceRetry) = await self.syncDatasource(target, resolved)
         let observation = TargetObservation(
             generation: target.metadata.generation ?? 0,
             resolved: resolved,
             probe: probe,
             rollout: self.rollout(for: resolved),
             matchedPods: self.matchedPods(target),
-            grafanaRequested: target.spec.grafana != nil,
+            datasource: datasource,
             agentProblem: agentFailure.map {
                 TargetProblem(
                     reason: ConditionReason.applyFailed,
@@ -258,16 +274,23 @@ public final class ProfilingTargetReconciler: Reconciler {
                 from: previous.condition(ConditionType.ready),
                 to: status.condition(ConditionType.ready)
             )
+            await self.recordTransition(
+                target,
+                from: previous.condition(ConditionType.datasourceSynced),
+                to: status.condition(ConditionType.datasourceSynced)
+            )
         }
         if let agentFailure { throw agentFailure }
         let ready = status.condition(ConditionType.ready)?.status == "True"
+        var requeue: Duration?
         if resolved.violations.isEmpty, !resolved.suspended {
-            return .requeue(after: ready ? self.configuration.readyRequeue : self.configuration.notReadyRequeue)
+            requeue = ready ? self.configuration.readyRequeue : self.configuration.notReadyRequeue
         }
-        return .done
+        if let datasourceRetry { requeue = min(requeue ?? datasourceRetry, datasourceRetry) }
+        return requeue.map { .requeue(after: $0) } ?? .done
     }
 
-    /// Events only when Ready changes (status or reason). First sight is news only when it is a failure: a new
+    /// Events only when Ready or DatasourceSynced changes (status or reason). First sight is news only when it is a failure: a new
     /// target that is simply in progress says so in its status, and 1,000 of them should not cost 1,000 Events.
     func recordTransition(_ target: ProfilingTarget, from old: Condition?, to new: Condition?) async {
         guard let recorder = self.recorder, let new, old?.status != new.status || old?.reason != new.reason else {
@@ -280,7 +303,7 @@ public final class ProfilingTargetReconciler: Reconciler {
             type: type,
             reason: new.reason ?? "Unknown",
             action: "Reconcile",
-            note: "Ready=\(new.status ?? "Unknown"): \(new.message ?? "")"
+            note: "\(new.type ?? "")=\(new.status ?? "Unknown"): \(new.message ?? "")"
         )
     }
 

@@ -1,4 +1,5 @@
-// SHA256.swift: FIPS 180-4 SHA-256 for config hashes (no crypto dependency needed for a content digest).
+// SHA256.swift: FIPS 180-4 SHA-256 for config hashes (no crypto dependency needed for a content digest), and
+// HMAC (RFC 2104) and PBKDF2 (RFC 8018) on it for the digest of datasource secrets that Grafana stores.
 
 /// SHA-256 of bytes, as lowercase hex.
 enum SHA256 {
@@ -14,6 +15,33 @@ enum SHA256 {
     ]
 
     static func hex<Bytes: Sequence>(_ input: Bytes) -> String where Bytes.Element == UInt8 {
+        Self.hex(digest: Self.digest(input))
+    }
+
+    static func hex(digest: [UInt8]) -> String {
+        digest.map { byte in (byte < 16 ? "0" : "") + String(byte, radix: 16) }.joined()
+    }
+
+    /// HMAC-SHA256 (RFC 2104).
+    static func hmac(key: [UInt8], message: [UInt8]) -> [UInt8] {
+        var block = key.count > 64 ? Self.digest(key) : key
+        block += [UInt8](repeating: 0, count: 64 - block.count)
+        let inner = Self.digest(block.map { $0 ^ 0x36 } + message)
+        return Self.digest(block.map { $0 ^ 0x5c } + inner)
+    }
+
+    /// The first 32 bytes of PBKDF2-HMAC-SHA256 (RFC 8018): a digest that costs `iterations` HMACs to guess.
+    static func pbkdf2(password: [UInt8], salt: [UInt8], iterations: Int) -> [UInt8] {
+        var u = Self.hmac(key: password, message: salt + [0, 0, 0, 1])
+        var result = u
+        for _ in 1..<max(1, iterations) {
+            u = Self.hmac(key: password, message: u)
+            for index in result.indices { result[index] ^= u[index] }
+        }
+        return result
+    }
+
+    static func digest<Bytes: Sequence>(_ input: Bytes) -> [UInt8] where Bytes.Element == UInt8 {
         var h: [UInt32] = [
             0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19,
         ]
@@ -63,10 +91,7 @@ enum SHA256 {
             h[6] = h[6] &+ g
             h[7] = h[7] &+ hh
         }
-        return h.map { word in
-            let s = String(word, radix: 16)
-            return String(repeating: "0", count: 8 - s.count) + s
-        }.joined()
+        return h.flatMap { word in (0..<4).map { UInt8(truncatingIfNeeded: word >> (24 - 8 * UInt32($0))) } }
     }
 
     static func hex(_ string: String) -> String { self.hex(Array(string.utf8)) }

@@ -24,7 +24,7 @@ public struct TargetObservation: Sendable {
     public var probe: ProbeResult?
     public var rollout: AgentRollout
     public var matchedPods: Int
-    public var grafanaRequested: Bool
+    public var datasource: DatasourceOutcome
     /// Writing the agent objects failed: the target cannot be part of the running configuration yet.
     public var agentProblem: TargetProblem?
 
@@ -34,7 +34,7 @@ public struct TargetObservation: Sendable {
         probe: ProbeResult?,
         rollout: AgentRollout,
         matchedPods: Int,
-        grafanaRequested: Bool,
+        datasource: DatasourceOutcome = .notRequested,
         agentProblem: TargetProblem? = nil
     ) {
         self.generation = generation
@@ -42,7 +42,7 @@ public struct TargetObservation: Sendable {
         self.probe = probe
         self.rollout = rollout
         self.matchedPods = matchedPods
-        self.grafanaRequested = grafanaRequested
+        self.datasource = datasource
         self.agentProblem = agentProblem
     }
 }
@@ -155,15 +155,34 @@ public enum TargetStatusComputer {
             }
         }
 
-        // DatasourceSynced: owned by the Grafana reconciler (a later issue).
-        set(
-            ConditionType.datasourceSynced,
-            nil,
-            ConditionReason.notConfigured,
-            observation.grafanaRequested
-                ? "Grafana datasource provisioning is not enabled in this operator version"
-                : "no Grafana datasource requested"
-        )
+        // DatasourceSynced: independent of Ready (a Grafana problem never stops profiles from flowing).
+        var grafana = previous.grafana
+        if invalid {
+            set(
+                ConditionType.datasourceSynced,
+                nil,
+                ConditionReason.invalidSpec,
+                "not provisioned: the spec is invalid"
+            )
+        } else {
+            switch observation.datasource {
+            case .notRequested:
+                grafana = nil
+                set(ConditionType.datasourceSynced, nil, ConditionReason.datasourceNotRequested, "no spec.grafana")
+            case .synced(let uid, let name):
+                grafana = GrafanaStatus(uid: uid, name: name)
+                set(
+                    ConditionType.datasourceSynced,
+                    true,
+                    ConditionReason.datasourceSynced,
+                    "Grafana datasource \"\(name)\" (uid \(uid)) matches"
+                )
+            case .failed(let reason, let message):
+                set(ConditionType.datasourceSynced, false, reason, message)
+            case .pending(let reason, let message):
+                set(ConditionType.datasourceSynced, nil, reason, message)
+            }
+        }
 
         // Ready: the first definite failure, else in progress, else done.
         let ready: (Bool?, String, String)
@@ -214,6 +233,7 @@ public enum TargetStatusComputer {
         status.matchedPods = observation.matchedPods
         status.agent = agent
         status.pyroscopeURL = resolved.pyroscopeURL
+        status.grafana = grafana
         return status
     }
 }

@@ -217,7 +217,54 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Timeout of a Pyroscope readiness probe, seconds.") var probeTimeout: Int = 3
     @Option(help: "Log level.") var logLevel: Logger.Level = .info
 
+    @Option(help: "Grafana's URL: provision the Pyroscope datasource of targets with spec.grafana there.")
+    var grafanaURL: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "The Secret NAMESPACE/NAME with Grafana credentials: key 'token' (a service-account token) or keys 'username' and 'password'.",
+            discussion: "Read on every Grafana call, so a rotated token is used without a restart."
+        )
+    )
+    var grafanaCredentials: String?
+
+    @Option(help: "Timeout of one Grafana API call, seconds.") var grafanaTimeout: Int = 10
+    @Option(help: "How often a synced datasource is compared with Grafana again (UI edits corrected), seconds.")
+    var grafanaResync: Int = 300
+
     @OptionGroup var agent: AgentOptions
+
+    func grafanaSettings(namespace: String) throws -> GrafanaSettings? {
+        guard let url = self.grafanaURL else {
+            if self.grafanaCredentials != nil {
+                throw ValidationError("--grafana-credentials needs --grafana-url (where Grafana is)")
+            }
+            return nil
+        }
+        guard url.wholeMatch(of: /https?:\/\/[^\s\/?#]+(\/[^\s]*)?/) != nil else {
+            throw ValidationError("--grafana-url \(url): expected an http(s) URL such as http://grafana.monitoring.svc")
+        }
+        guard let credentials = self.grafanaCredentials else {
+            throw ValidationError(
+                "--grafana-url needs --grafana-credentials NAMESPACE/NAME: a Secret with key 'token' (a Grafana "
+                    + "service-account token) or keys 'username' and 'password'"
+            )
+        }
+        let parts = credentials.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let name = parts.last, !name.isEmpty, parts.allSatisfy({ !$0.isEmpty }) else {
+            throw ValidationError("--grafana-credentials \(credentials): expected NAMESPACE/NAME or NAME")
+        }
+        guard self.grafanaTimeout > 0, self.grafanaResync >= 10 else {
+            throw ValidationError("--grafana-timeout must be at least 1 and --grafana-resync at least 10 seconds")
+        }
+        var settings = GrafanaSettings(
+            url: url,
+            credentialsSecret: ObjectKey(namespace: parts.count == 2 ? String(parts[0]) : namespace, name: String(name))
+        )
+        settings.timeout = .seconds(self.grafanaTimeout)
+        settings.resyncPeriod = .seconds(self.grafanaResync)
+        return settings
+    }
 
     static func split(_ address: String) throws -> (String, Int) {
         guard let parsed = HTTPEndpoint.address(address) else {
@@ -240,6 +287,7 @@ struct Run: AsyncParsableCommand {
         configuration.watchNamespace = self.watchNamespace
         configuration.workers = max(1, self.workers)
         configuration.probeTimeout = .seconds(self.probeTimeout)
+        configuration.grafana = try self.grafanaSettings(namespace: configuration.namespace)
 
         var client: ClientConfiguration
         if let kubeconfig = self.kubeconfig {
@@ -359,6 +407,7 @@ struct Run: AsyncParsableCommand {
                     "operator.namespace": "\(configurationSnapshot.namespace)",
                     "operator.identity": "\(identity)",
                     "operator.watchNamespace": "\(configurationSnapshot.watchNamespace ?? "*")",
+                    "operator.grafana": "\(configurationSnapshot.grafana?.url ?? "none")",
                 ]
             )
             try await group.run()

@@ -129,8 +129,7 @@ struct TargetStatusTests {
             resolved: testCase.resolved,
             probe: testCase.probe,
             rollout: testCase.rollout,
-            matchedPods: 2,
-            grafanaRequested: false
+            matchedPods: 2
         )
         let status = TargetStatusComputer.compute(observation, previous: ProfilingTargetStatus())
         #expect(status.condition("Ready")?.status == testCase.ready.0)
@@ -157,8 +156,7 @@ struct TargetStatusTests {
                     resolved: Self.resolved(),
                     probe: Self.ok,
                     rollout: rollout,
-                    matchedPods: 0,
-                    grafanaRequested: false
+                    matchedPods: 0
                 ),
                 previous: previous,
                 now: now
