@@ -81,16 +81,17 @@ public final class PyroscopeTestServer: Sendable {
             return try await self.http.start(
                 host: host,
                 port: port,
-                maxRequestBodyBytes: { self.state.withLock { $0.limits.maxRequestBodyBytes } }
-            ) { request in
-                let response = try await self.respond(request)
-                return TestHTTPResponse(
-                    status: response.status,
-                    body: response.body,
-                    contentType: response.contentType,
-                    headers: response.headers
-                )
-            }
+                maxRequestBodyBytes: { self.state.withLock { $0.limits.maxRequestBodyBytes } },
+                handler: { request in
+                    let response = try await self.respond(request)
+                    return TestHTTPResponse(
+                        status: response.status,
+                        body: response.body,
+                        contentType: response.contentType,
+                        headers: response.headers
+                    )
+                }
+            )
         } catch let error as TestHTTPServerError {
             throw PyroscopeTestServerError(code: .alreadyStarted, message: error.message)
         }
