@@ -117,13 +117,14 @@ extension GrafanaTestServer {
                 return Self.message(409, "data source with the same uid already exists")
             }
             var datasource = StoredDatasource(
-                id: state.nextID,
                 uid: uid.isEmpty ? "gen\(state.nextID)" : uid,
                 name: name,
                 type: Self.typeAliases[type] ?? type,
+                url: "",
                 access: access,
-                url: ""
+                readOnly: false
             )
+            datasource.id = state.nextID
             Self.apply(command, to: &datasource, keepingSecrets: false)
             state.nextID += 1
             state.datasources[datasource.id] = datasource

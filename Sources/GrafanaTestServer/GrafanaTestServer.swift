@@ -33,6 +33,24 @@ public struct StoredDatasource: Sendable, Hashable {
     public var secureJsonData: [String: String] = [:]
     public var version: Int = 1
     public var readOnly: Bool = false
+
+    /// A datasource to ``GrafanaTestServer/provision(_:)`` (the id is assigned then).
+    public init(
+        uid: String,
+        name: String,
+        type: String = "grafana-pyroscope-datasource",
+        url: String,
+        access: String = "proxy",
+        readOnly: Bool = true
+    ) {
+        self.id = 0
+        self.uid = uid
+        self.name = name
+        self.type = type
+        self.url = url
+        self.access = access
+        self.readOnly = readOnly
+    }
 }
 
 /// One request the server answered.

@@ -128,7 +128,7 @@ final class DatasourceSynchronizer: Sendable {
             retryAfter = self.jitteredResync(desired.uid)
         } else {
             // 5 s, 10 s, 20 s … up to the resync period.
-            let backoff = Duration.seconds(5) * (1 << min(failures - 1, 12))
+            let backoff = self.settings.initialBackoff * (1 << min(failures - 1, 12))
             retryAfter = min(backoff, self.settings.resyncPeriod)
         }
         self.state.withLock { state in
@@ -326,8 +326,8 @@ final class DatasourceSynchronizer: Sendable {
         do {
             all = try await self.grafana.datasources()
         } catch {
+            // Tried again at the next period: a Grafana that refuses or is down is not asked on every reconcile.
             self.logger.debug("datasource sweep skipped", metadata: ["error": "\(error)"])
-            self.state.withLock { $0.lastSweep = nil }
             return
         }
         for datasource in all

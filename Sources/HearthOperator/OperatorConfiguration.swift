@@ -88,6 +88,8 @@ public struct GrafanaSettings: Sendable, Hashable {
     /// How often a synced datasource is compared with Grafana again (UI edits are corrected then); each
     /// datasource's period is jittered by up to 10% so that they spread out.
     public var resyncPeriod: Duration = .seconds(300)
+    /// The first retry after Grafana failed; each further failure doubles it, up to the resync period.
+    public var initialBackoff: Duration = .seconds(5)
 
     public init(url: String, credentialsSecret: ObjectKey) {
         self.url = url
