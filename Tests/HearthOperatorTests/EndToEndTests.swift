@@ -3,6 +3,7 @@
 
 import AsyncHTTPClient
 import Foundation
+import GrafanaTestServer
 import HearthTestSupport
 import NIOCore
 import NIOHTTP1
@@ -349,6 +350,50 @@ struct EndToEndTests {
             third.process.terminate()
             let exit = await third.process.waitForExit(timeout: .seconds(12))
             #expect(exit == 0, "\(third.process.output.suffix(2000))")
+        }
+    }
+}
+
+@Suite("hearth-operator with Grafana, end to end with kubectl", .timeLimit(.minutes(3)))
+struct GrafanaEndToEndTests {
+    @Test("--grafana-url and the sample credentials Secret: kubectl wait --for=condition=DatasourceSynced succeeds")
+    func kubectlWait() async throws {
+        try await withGrafanaServer(authentication: [.token("glsa_replace-with-your-service-account-token")]) {
+            grafana in
+            try await KubeTestServerProcess.with { cluster in
+                try await cluster.installCRDsAndSamples()
+                let replica = try await OperatorProcess.start(
+                    cluster,
+                    identity: "replica-grafana",
+                    extraArguments: [
+                        "--grafana-url", grafana.url, "--grafana-credentials", "hearth-system/grafana-service-account",
+                    ]
+                )
+                defer { replica.process.stop() }
+                let waited = try await cluster.kubectl(
+                    "wait", "--for=condition=DatasourceSynced", "pt/checkout", "-n", "shop", "--timeout=60s"
+                )
+                #expect(waited.status == 0, "\(waited.output)\n\(replica.process.output)")
+                let uid = try await cluster.mustKubectl(
+                    "get", "pt", "checkout", "-n", "shop", "-o", "jsonpath={.status.grafana.uid}"
+                )
+                #expect(uid == "pyroscope-shop")
+                let datasource = try #require(grafana.datasources["pyroscope-shop"])
+                #expect(datasource.name == "Pyroscope (shop)" && datasource.secureJsonData["basicAuthPassword"] == "change-me")
+                // The sample without spec.grafana is left alone.
+                let frontend = try await cluster.mustKubectl(
+                    "get", "pt", "frontend", "-n", "shop", "-o",
+                    #"jsonpath={.status.conditions[?(@.type=="DatasourceSynced")].reason}"#
+                )
+                #expect(frontend == "NotRequested")
+                let gets = try await replica.metric(#"hearth_grafana_requests_total{code="404",method="GET"}"#)
+                #expect(gets == 1)
+                #expect(try await replica.metric("hearth_grafana_drift_corrections_total") == 0)
+
+                // Deleting the target removes the datasource before the finalizer goes.
+                try await cluster.mustKubectl("delete", "pt", "checkout", "-n", "shop", "--timeout=60s")
+                #expect(grafana.datasources["pyroscope-shop"] == nil)
+            }
         }
     }
 }
