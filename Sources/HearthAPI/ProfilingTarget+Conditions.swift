@@ -42,7 +42,6 @@ public enum ConditionReason {
     public static let agentRolledOut = "AgentRolledOut"
     /// Writing the agent objects failed (an RBAC denial, an admission webhook): the message is the API server's.
     public static let applyFailed = "ApplyFailed"
-    public static let notConfigured = "NotConfigured"
     /// DatasourceSynced: the datasource in Grafana matches.
     public static let datasourceSynced = "DatasourceSynced"
     /// DatasourceSynced: no `spec.grafana` in the target.

@@ -119,7 +119,11 @@ struct ProfilingTargetAPITests {
             ConditionReason.secretNotFound, ConditionReason.secretKeyMissing, ConditionReason.noBackend,
             ConditionReason.serviceNotFound, ConditionReason.servicePortNotFound, ConditionReason.reachable,
             ConditionReason.unreachable, ConditionReason.notProbed, ConditionReason.agentPending,
-            ConditionReason.agentRollingOut, ConditionReason.agentRolledOut, ConditionReason.notConfigured,
+            ConditionReason.agentRollingOut, ConditionReason.agentRolledOut, ConditionReason.datasourceSynced,
+            ConditionReason.datasourceNotRequested, ConditionReason.grafanaNotConfigured,
+            ConditionReason.grafanaUnreachable, ConditionReason.grafanaUnauthorized,
+            ConditionReason.datasourceNameConflict, ConditionReason.datasourceReadOnly,
+            ConditionReason.datasourceSpecConflict, ConditionReason.datasourceRejected,
             ConditionReason.progressing, ConditionReason.notStalled, ConditionReason.done,
         ] {
             #expect(ConditionReason.isValid(reason), "\(reason)")

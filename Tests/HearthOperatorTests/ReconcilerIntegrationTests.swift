@@ -81,7 +81,7 @@ struct ReconcilerIntegrationTests {
                 "checkout",
                 ConditionType.datasourceSynced,
                 status: "Unknown",
-                reason: "NotConfigured"
+                reason: ConditionReason.datasourceNotRequested
             )
 
             // The DaemonSet controller reports the rollout: Ready.
