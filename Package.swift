@@ -233,6 +233,10 @@ let package = Package(
             name: "GrafanaTestServer",
             dependencies: ["HTTPTestServing", "KubeModel", nioCore, nioPosix, nioHTTP1, nioFoundationCompat, logging]
         ),
+        .executableTarget(
+            name: "grafana-test-server",
+            dependencies: ["GrafanaTestServer", argumentParser, logging]
+        ),
 
         // MARK: Node agent tests
         // Child processes, build products and external tools (go tool pprof) for the tests.

@@ -21,6 +21,7 @@ started=$SECONDS
 operator_binary=${HEARTH_OPERATOR:-.build/release/hearth-operator}
 agent_binary=${HEARTH_AGENT:-.build/release/hearth-agent}
 server_binary=${HEARTH_KUBE_TEST_SERVER:-.build/debug/kube-test-server}
+grafana_binary=${HEARTH_GRAFANA_TEST_SERVER:-.build/debug/grafana-test-server}
 podman=(podman --runtime runc)
 # This machine's hybrid cgroups and missing CAP_SYS_RESOURCE reject podman's default rlimits.
 run=("${podman[@]}" run --ulimit nofile=1024:1024 --ulimit nproc=4096:4096)
@@ -63,6 +64,7 @@ python=$hearth_packaging_dir/venv/bin/python
 if [[ ! -x $operator_binary ]]; then bash scripts/build-release.sh hearth-operator; fi
 if [[ ! -x $agent_binary ]]; then bash scripts/build-release.sh hearth-agent; fi
 if [[ ! -x $server_binary ]]; then swift build --product kube-test-server; fi
+if [[ ! -x $grafana_binary ]]; then swift build --product grafana-test-server; fi
 
 # ---------------------------------------------------------------------------------------------------------------
 step "the chart's CRD and manifests/ are rendered from crds/ and the chart"
@@ -295,12 +297,25 @@ health_of() { # NAME EXPECTED: Argo CD's health of the live target
 }
 
 step "helm template | kubectl apply --server-side for every option set; the operator image runs each"
-# Not run: default (the README's Helm install below runs it), monitoring (its image is pinned by a made-up
-# digest) and grafana (this operator has no --grafana-url flag yet).
+# Not run: default (the README's Helm install below runs it) and monitoring (its image is pinned by a made-up
+# digest). The grafana set runs against grafana-test-server (the datasource API double) on this host, with the
+# token of manifests/samples/40-grafana-credentials.yaml.
 for name in "${option_sets[@]}"; do
     start_cluster "apply-$name"
+    rendered=$work/rendered/$name.yaml
+    if [[ $name == grafana ]]; then
+        "$grafana_binary" --port 0 --token glsa_replace-with-your-service-account-token >"$cluster_dir/grafana.log" 2>&1 &
+        pids+=($!)
+        wait_until "grafana-test-server" grep -q listening "$cluster_dir/grafana.log"
+        grafana_url=http://$(awk '/listening/ {print $NF}' "$cluster_dir/grafana.log")
+        rendered=$cluster_dir/rendered.yaml
+        helm template hearth charts/hearth --namespace hearth-system -f charts/hearth/ci/grafana-values.yaml \
+            --set grafana.url="$grafana_url" >"$rendered"
+        # This option set leaves the CRD to the user.
+        kubectl apply --server-side -f crds/ >/dev/null
+    fi
     # kube-test-server serves neither monitoring.coreos.com nor networking.k8s.io.
-    "$python" - "$work/rendered/$name.yaml" >"$cluster_dir/objects.yaml" <<'PYTHON'
+    "$python" - "$rendered" >"$cluster_dir/objects.yaml" <<'PYTHON'
 import sys, yaml
 objects = [o for o in yaml.safe_load_all(open(sys.argv[1])) if o and o["kind"] not in ("ServiceMonitor", "NetworkPolicy")]
 yaml.safe_dump_all(objects, sys.stdout)
@@ -310,7 +325,7 @@ PYTHON
     kubectl apply --server-side -f "$cluster_dir/objects.yaml" >"$cluster_dir/apply.log" 2>&1 ||
         { cat "$cluster_dir/apply.log"; fail "kubectl apply --server-side: $name"; }
     echo "    $name: $(wc -l <"$cluster_dir/apply.log") objects applied"
-    case $name in default | monitoring | grafana) continue ;; esac
+    case $name in default | monitoring) continue ;; esac
 
     kubectl wait --for=condition=Established crd/profilingtargets.profiling.hearth.dev >/dev/null
     start_operator
@@ -337,6 +352,15 @@ YAML
         [[ $(kubectl get pt default-backend -n shop -o jsonpath='{.status.pyroscopeURL}') == http://pyroscope.observability.svc:4040 ]] ||
             fail "a target without spec.pyroscope did not get pyroscope.service"
         echo "    pyroscope: a target without spec.pyroscope pushes to observability/pyroscope:4040" ;;
+    grafana)
+        kubectl wait --for=condition=DatasourceSynced pt/checkout -n shop --timeout=60s >/dev/null ||
+            fail "the checkout target's datasource did not sync: $(kubectl get pt checkout -n shop -o yaml)"
+        datasource=$(curl -sf -H "Authorization: Bearer glsa_replace-with-your-service-account-token" \
+            "$grafana_url/api/datasources/uid/pyroscope-shop")
+        [[ $(jq -r '[.type, .url, .jsonData.httpHeaderName1, .secureJsonFields.basicAuthPassword] | @tsv' <<<"$datasource") == \
+            $'grafana-pyroscope-datasource\thttp://pyroscope.observability.svc:4040\tX-Scope-OrgID\ttrue' ]] ||
+            fail "the datasource in Grafana is not the one asked for: $datasource"
+        echo "    grafana: the operator image provisioned datasource pyroscope-shop; kubectl wait --for=condition=DatasourceSynced" ;;
     watch-namespace)
         kubectl create namespace elsewhere >/dev/null
         kubectl apply -f - >/dev/null <<'YAML'
@@ -355,7 +379,7 @@ YAML
     stop_operator
     curl -sf "$url/_test/requests" >"$cluster_dir/requests.json"
     # (No deletions here: the Helm install below runs the whole lifecycle and lists unused verbs.)
-    "$python" scripts/packaging/check-rbac.py --no-unused "$work/rendered/$name.yaml" "$cluster_dir/requests.json" |
+    "$python" scripts/packaging/check-rbac.py --no-unused "$rendered" "$cluster_dir/requests.json" |
         sed 's/^/    /'
     [[ ${PIPESTATUS[0]} -eq 0 ]] || fail "the operator made requests the chart's RBAC ($name) forbids"
 done
