@@ -333,6 +333,7 @@ extension ProfilingTarget {
             column("Pods", "integer", ".status.matchedPods", "Pods the selector matches."),
             column("Nodes", "integer", ".status.agent.readyNodes", "Nodes running a ready agent."),
             column("Pyroscope", "string", ".status.pyroscopeURL", "Where profiles go.", priority: 1),
+            column("Datasource", "string", ".status.grafana.name", "The Grafana datasource showing them.", priority: 1),
             column("Age", "date", ".metadata.creationTimestamp", "Age."),
         ]
     }

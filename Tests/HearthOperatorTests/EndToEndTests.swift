@@ -378,6 +378,8 @@ struct GrafanaEndToEndTests {
                     "get", "pt", "checkout", "-n", "shop", "-o", "jsonpath={.status.grafana.uid}"
                 )
                 #expect(uid == "pyroscope-shop")
+                let wide = try await cluster.mustKubectl("get", "pt", "checkout", "-n", "shop", "-o", "wide")
+                #expect(wide.contains("DATASOURCE") && wide.contains("Pyroscope (shop)"), "\(wide)")
                 let datasource = try #require(grafana.datasources["pyroscope-shop"])
                 #expect(datasource.name == "Pyroscope (shop)" && datasource.secureJsonData["basicAuthPassword"] == "change-me")
                 // The sample without spec.grafana is left alone.
