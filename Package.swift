@@ -185,14 +185,16 @@ let package = Package(
         .target(
             name: "HearthOperator",
             dependencies: [
-                "GrafanaClient", "HearthAPI", "HearthTelemetry", "KubeModel", "KubeClient", "KubeRuntime", asyncHTTPClient, nioCore,
+                "GrafanaClient", "HearthAPI", "HearthTelemetry", "KubeModel", "KubeClient", "KubeRuntime",
+                asyncHTTPClient, nioCore,
                 nioPosix, nioHTTP1, serviceLifecycle, metrics, logging, yams,
             ]
         ),
         .executableTarget(
             name: "hearth-operator",
             dependencies: [
-                "GrafanaClient", "HearthAPI", "HearthOperator", "HearthTelemetry", "KubeModel", "KubeClient", "KubeRuntime", "CMalloc",
+                "GrafanaClient", "HearthAPI", "HearthOperator", "HearthTelemetry", "KubeModel", "KubeClient",
+                "KubeRuntime", "CMalloc",
                 argumentParser,
                 serviceLifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"), metrics, logging,
             ]
@@ -202,7 +204,8 @@ let package = Package(
             name: "HearthOperatorTests",
             dependencies: [
                 "HearthAPI", "HearthOperator", "GrafanaClient", "GrafanaTestServer", "KubeModel", "KubeClient",
-                "KubeRuntime", "KubeTestServer", "HearthTestSupport", logging, metrics, metricsTestKit, nioCore, nioPosix, nioHTTP1, serviceLifecycle,
+                "KubeRuntime", "KubeTestServer", "HearthTestSupport", logging, metrics, metricsTestKit, nioCore,
+                nioPosix, nioHTTP1, serviceLifecycle,
                 asyncHTTPClient,
             ]
         ),
@@ -243,7 +246,10 @@ let package = Package(
         .target(name: "HearthTestSupport", dependencies: ["KubeClient", logging], path: "Tests/HearthTestSupport"),
         .testTarget(name: "HearthSamplerTests", dependencies: ["HearthSampler", "HearthTestSupport"]),
         .testTarget(name: "HearthSymbolizerTests", dependencies: ["HearthSymbolizer"]),
-        .testTarget(name: "HearthUnwindTests", dependencies: ["HearthUnwind", "HearthSymbolizer", "HearthTestSupport"]),
+        .testTarget(
+            name: "HearthUnwindTests",
+            dependencies: ["HearthUnwind", "HearthSymbolizer", "HearthTestSupport"]
+        ),
         .testTarget(name: "HearthProfileTests", dependencies: ["HearthProfile", "HearthTestSupport"]),
         .testTarget(
             name: "HearthAgentTests",

@@ -371,20 +371,39 @@ struct GrafanaEndToEndTests {
                 )
                 defer { replica.process.stop() }
                 let waited = try await cluster.kubectl(
-                    "wait", "--for=condition=DatasourceSynced", "pt/checkout", "-n", "shop", "--timeout=60s"
+                    "wait",
+                    "--for=condition=DatasourceSynced",
+                    "pt/checkout",
+                    "-n",
+                    "shop",
+                    "--timeout=60s"
                 )
                 #expect(waited.status == 0, "\(waited.output)\n\(replica.process.output)")
                 let uid = try await cluster.mustKubectl(
-                    "get", "pt", "checkout", "-n", "shop", "-o", "jsonpath={.status.grafana.uid}"
+                    "get",
+                    "pt",
+                    "checkout",
+                    "-n",
+                    "shop",
+                    "-o",
+                    "jsonpath={.status.grafana.uid}"
                 )
                 #expect(uid == "pyroscope-shop")
                 let wide = try await cluster.mustKubectl("get", "pt", "checkout", "-n", "shop", "-o", "wide")
                 #expect(wide.contains("DATASOURCE") && wide.contains("Pyroscope (shop)"), "\(wide)")
                 let datasource = try #require(grafana.datasources["pyroscope-shop"])
-                #expect(datasource.name == "Pyroscope (shop)" && datasource.secureJsonData["basicAuthPassword"] == "change-me")
+                #expect(
+                    datasource.name == "Pyroscope (shop)"
+                        && datasource.secureJsonData["basicAuthPassword"] == "change-me"
+                )
                 // The sample without spec.grafana is left alone.
                 let frontend = try await cluster.mustKubectl(
-                    "get", "pt", "frontend", "-n", "shop", "-o",
+                    "get",
+                    "pt",
+                    "frontend",
+                    "-n",
+                    "shop",
+                    "-o",
                     #"jsonpath={.status.conditions[?(@.type=="DatasourceSynced")].reason}"#
                 )
                 #expect(frontend == "NotRequested")
