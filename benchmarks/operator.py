@@ -14,6 +14,9 @@ Method
   4. Play the DaemonSet controller and the agents: report the agent rolled out on 3 nodes, and each node's agent
      Lease with the configuration revision of the ConfigMap; time until every target is Ready.
   5. Peak RSS is the operator's VmHWM from /proc; CPU time is its utime + stime from /proc/PID/stat.
+  6. With --grafana, every target also asks for a Grafana datasource (spec.grafana without a uid: all share the
+     stub backend, so one datasource) and the operator runs with --grafana-url pointing at grafana-test-server
+     (the API double of the tests); its Grafana calls are read from hearth_grafana_requests_total.
 Results are printed as Markdown (for BENCHMARKS.md) and as JSON with --json.
 
 The binaries are built first as they ship (scripts/build-release.sh hearth-operator: static Swift runtime, no PIE) unless
@@ -142,6 +145,23 @@ def reconcile_total(metrics_url):
                if line.startswith("controller_runtime_reconcile_total{"))
 
 
+def grafana_requests(metrics_url):
+    """hearth_grafana_requests_total by `METHOD code`."""
+    with urllib.request.urlopen(metrics_url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    counts = {}
+    for line in text.splitlines():
+        if line.startswith("hearth_grafana_requests_total{"):
+            labels = dict(part.split("=", 1) for part in line[line.index("{") + 1:line.index("}")].split(","))
+            key = f'{labels["method"].strip(chr(34))} {labels["code"].strip(chr(34))}'
+            counts[key] = counts.get(key, 0) + int(float(line.rsplit(" ", 1)[1]))
+    return dict(sorted(counts.items()))
+
+
+def subtract(after, before):
+    return {key: value - before.get(key, 0) for key, value in after.items() if value - before.get(key, 0)}
+
+
 def operator_requests(api, since=0):
     log = api.requests()
     return [r for r in log[since:] if r["userAgent"].startswith(OPERATOR_AGENT)], len(log)
@@ -171,13 +191,15 @@ def main():
     parser.add_argument("--build", default=os.path.join(ROOT, ".build", "release"))
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-build", action="store_true", help="use the binaries already in --build")
+    parser.add_argument("--grafana", action="store_true", help="every target asks for a Grafana datasource")
     args = parser.parse_args()
     if not args.no_build:
         print("building release binaries", file=sys.stderr)
         subprocess.run(["bash", os.path.join(ROOT, "scripts", "build-release.sh"), "hearth-operator"], check=True,
                        stdout=subprocess.DEVNULL)
-        subprocess.run(["swift", "build", "-c", "release", "--product", "kube-test-server"], cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL)
+        for product in ["kube-test-server", "grafana-test-server"] if args.grafana else ["kube-test-server"]:
+            subprocess.run(["swift", "build", "-c", "release", "--product", product], cwd=ROOT, check=True,
+                           stdout=subprocess.DEVNULL)
 
     scratch = tempfile.mkdtemp(prefix="hearth-operator-bench-")
     server = subprocess.Popen(
@@ -185,6 +207,7 @@ def main():
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     operator = None
+    grafana = None
     try:
         url = server.stdout.readline().strip().rsplit(" ", 1)[-1]
         api = API(url)
@@ -207,6 +230,19 @@ def main():
 
         for name in ["hearth-system"] + [f"team-{i}" for i in range(args.namespaces)]:
             api.call("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        grafana_flags = []
+        if args.grafana:
+            token = "glsa_benchmark"
+            grafana = subprocess.Popen(
+                [os.path.join(args.build, "grafana-test-server"), "--port", "0", "--token", token],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            )
+            grafana_url = "http://" + grafana.stdout.readline().strip().rsplit(" ", 1)[-1]
+            api.call("POST", "/api/v1/namespaces/hearth-system/secrets", {
+                "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "grafana", "namespace": "hearth-system"},
+                "stringData": {"token": token},
+            })
+            grafana_flags = ["--grafana-url", grafana_url, "--grafana-credentials", "hearth-system/grafana"]
         print(f"creating {args.targets} targets in {args.namespaces} namespaces", file=sys.stderr)
         for i in range(args.targets):
             namespace = f"team-{i % args.namespaces}"
@@ -219,6 +255,7 @@ def main():
                         "selector": {"matchLabels": {"app": f"app-{i}"}}, "sampleRate": 99,
                         "labels": {"team": f"team-{i % args.namespaces}"},
                         "pyroscope": {"url": pyroscope_url},
+                        **({"grafana": {}} if args.grafana else {}),
                     },
                 },
             )
@@ -261,7 +298,7 @@ def main():
                 os.path.join(args.build, "hearth-operator"), "run", "--kubeconfig", kubeconfig,
                 "--namespace", "hearth-system", "--identity", "bench", "--metrics-address", "127.0.0.1:0",
                 "--health-address", "127.0.0.1:0", "--log-level", "info",
-            ],
+            ] + grafana_flags,
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(scratch, "operator.log"), "w"),
         )
         wait_for(
@@ -272,6 +309,7 @@ def main():
         metrics_url = "http://" + listening_address(os.path.join(scratch, "operator.log"), "metrics")
         cold_records, log_after_cold = operator_requests(api, log_start)
         cold_rss, cold_cpu = proc_stats(operator.pid)
+        cold_grafana = grafana_requests(metrics_url)
         _, server_cpu = proc_stats(server.pid)
         print(f"cold start: {cold_seconds:.2f} s", file=sys.stderr)
 
@@ -280,8 +318,10 @@ def main():
         _, log_steady = operator_requests(api)
         _, cpu_before = proc_stats(operator.pid)
         reconciles_before = reconcile_total(metrics_url)
+        grafana_before = grafana_requests(metrics_url)
         time.sleep(args.steady_seconds)
         steady_reconciles = reconcile_total(metrics_url) - reconciles_before
+        steady_grafana = subtract(grafana_requests(metrics_url), grafana_before)
         steady_records, _ = operator_requests(api, log_steady)
         _, cpu_after = proc_stats(operator.pid)
         # The DaemonSet controller's part: the agent runs on 3 nodes.
@@ -333,6 +373,8 @@ def main():
             "steadyLeaseRenewalsPerMinute": round(len(lease_writes) * 60 / args.steady_seconds, 1),
             "steadyCPUSeconds": round(cpu_after - cpu_before, 2), "steadyReconciles": int(steady_reconciles),
             "peakRSSMiB": round(peak_rss, 1), "memoryAtEndMiB": proc_memory(operator.pid),
+            "grafana": args.grafana, "coldStartGrafanaRequests": cold_grafana,
+            "steadyGrafanaRequests": steady_grafana,
             "operatorWarnings": [l for l in operator_log.splitlines() if " warning " in l or " error " in l][:5],
         }
         if args.json:
@@ -352,6 +394,8 @@ def main():
             f"| steady state: operator CPU | {result['steadyCPUSeconds']} s | |\n"
             f"| operator peak RSS (VmHWM) | {result['peakRSSMiB']} MiB | ≤ 40 MiB |\n"
             f"| operator memory at the end | {result['memoryAtEndMiB']} | |\n"
+            + (f"| Grafana API calls during the cold start (every target asks for the one shared datasource) | {cold_grafana} | |\n"
+               f"| Grafana API calls in the steady state | {steady_grafana} | |\n" if args.grafana else "")
         )
         if other_writes:
             print("steady-state writes:", json.dumps(other_writes[:10], indent=1), file=sys.stderr)
@@ -361,6 +405,9 @@ def main():
             operator.wait(timeout=30)
         server.terminate()
         server.wait(timeout=30)
+        if grafana is not None:
+            grafana.terminate()
+            grafana.wait(timeout=30)
 
 
 if __name__ == "__main__":

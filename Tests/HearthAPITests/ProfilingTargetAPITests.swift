@@ -34,7 +34,7 @@ struct ProfilingTargetAPITests {
         #expect(version.name == "v1alpha1")
         #expect(version.subresources?.status != nil)
         let columns = (version.additionalPrinterColumns ?? []).compactMap(\.name)
-        #expect(columns == ["Ready", "Reason", "Pods", "Nodes", "Pyroscope", "Age"])
+        #expect(columns == ["Ready", "Reason", "Pods", "Nodes", "Pyroscope", "Datasource", "Age"])
         let schema = try #require(version.schema?.openAPIV3Schema)
         let spec = try #require(schema[path: ["properties", "spec"]])
         #expect(spec["required"] == ["selector"])
