@@ -11,6 +11,8 @@ struct CFICompiler {
         var end: UInt64
         var rows: [(address: UInt64, rule: UnwindRule, reason: UnsupportedReason?)]
         var fromDebugFrame: Bool
+        /// Whether the instructions stopped early (already counted in ``UnwindTable/Statistics/malformedFDEs``).
+        var isMalformed = false
     }
 
     /// Code ranges FDEs must lie in (the executable `PT_LOAD` segments); empty accepts any range.
@@ -125,6 +127,7 @@ struct CFICompiler {
             if machine.location < fde.end {
                 compiled.rows.append((machine.location, .noInfo, nil))
             }
+            compiled.isMalformed = true
         }
         self.statistics.cfiRows += cfiRows
         self.fdes.append(compiled)
@@ -133,20 +136,29 @@ struct CFICompiler {
     /// Merges every FDE's rows into one sorted list: later FDEs win where ranges overlap, a ``UnwindRule/noInfo``
     /// row closes each FDE unless the next one starts there, and consecutive equal rules are merged.
     mutating func finish() -> (rows: [UnwindRow], addressRange: Range<UInt64>) {
-        var candidates = self.fdes.filter { $0.start < $0.end }
+        var candidates = self.fdes
         candidates.sort { ($0.start, $0.end) < ($1.start, $1.end) }
         // Keep .debug_frame FDEs only where .eh_frame has nothing.
         let ehFrame = EHFrameCoverage(candidates.filter { !$0.fromDebugFrame }.map { $0.start..<$0.end })
-        candidates = candidates.filter { !$0.fromDebugFrame || !ehFrame.intersects($0.start..<$0.end) }
-        guard let base = candidates.first?.start else {
-            return ([], 0..<0)
+        candidates = candidates.filter { fde in
+            guard fde.fromDebugFrame, ehFrame.intersects(fde.start..<fde.end) else {
+                return true
+            }
+            self.statistics.redundantDebugFrameFDEs += 1
+            return false
         }
+        let base = candidates.first { $0.start < $0.end }?.start ?? 0
         var rows: [(address: UInt64, rule: UnwindRule, reason: UnsupportedReason?)] = []
         var highest = base
         for fde in candidates {
+            guard fde.start < fde.end else {
+                // An empty range compiles to nothing.
+                self.statistics.fdes += fde.isMalformed ? 0 : 1
+                continue
+            }
             guard fde.end - base <= UInt64(UInt32.max) else {
                 // The 8-byte row encoding stores addresses as 32-bit offsets from the base.
-                self.statistics.malformedFDEs += 1
+                self.statistics.malformedFDEs += fde.isMalformed ? 0 : 1
                 continue
             }
             if fde.start < highest {
@@ -158,8 +170,8 @@ struct CFICompiler {
             rows.append(contentsOf: fde.rows.filter { $0.address >= fde.start && $0.address < fde.end })
             rows.append((fde.end, .noInfo, nil))
             highest = max(highest, fde.end)
-            self.statistics.fdes += 1
-            self.statistics.debugFrameFDEs += fde.fromDebugFrame ? 1 : 0
+            self.statistics.fdes += fde.isMalformed ? 0 : 1
+            self.statistics.debugFrameFDEs += fde.fromDebugFrame && !fde.isMalformed ? 1 : 0
         }
         var merged: [UnwindRow] = []
         merged.reserveCapacity(rows.count)
@@ -171,7 +183,7 @@ struct CFICompiler {
             }
         }
         self.statistics.rows = merged.count
-        return (merged, base..<highest)
+        return (merged, merged.isEmpty ? 0..<0 : base..<highest)
     }
 }
 

@@ -13,8 +13,9 @@ struct CFICursor {
 
     init(_ data: ELFBytes, from start: Int, to end: Int) {
         self.data = data
-        self.position = start
-        self.end = min(end, data.count)
+        self.end = max(0, min(end, data.count))
+        // A negative start can only come from damaged input: make the cursor empty rather than wrap.
+        self.position = start < 0 ? self.end : start
     }
 
     var isAtEnd: Bool { self.position >= self.end }

@@ -48,12 +48,15 @@ public struct UnwindTable: Sendable {
 
     /// Counts describing how the table was built.
     public struct Statistics: Hashable, Sendable {
-        /// FDEs compiled into rows (from `.eh_frame` and `.debug_frame`).
+        /// FDEs compiled into rows in full (from `.eh_frame` and `.debug_frame`, including empty ranges).
         public var fdes = 0
         /// FDEs from `.debug_frame` among ``fdes`` (those covering code `.eh_frame` doesn't).
         public var debugFrameFDEs = 0
-        /// FDEs (or CIEs, counted once per FDE using them) that were damaged or used an unknown opcode; their
-        /// ranges, from the point of damage, became ``UnwindRule/noInfo``.
+        /// `.debug_frame` FDEs left out because `.eh_frame` covers their code.
+        public var redundantDebugFrameFDEs = 0
+        /// FDEs that were damaged (or whose CIE was), used an unknown opcode, or lay outside the file's code;
+        /// their ranges, from the point of damage, became ``UnwindRule/noInfo``. A damaged length that ends a
+        /// linear walk of `.eh_frame` counts once.
         public var malformedFDEs = 0
         /// FDEs whose range overlapped an earlier one; the later FDE wins from its start address.
         public var overlappingFDEs = 0
