@@ -100,14 +100,21 @@ struct CFICompiler {
         do throws(CFIEntryError) {
             fde = try FrameDescriptionEntry(header: header, cie: machine.cie, in: section)
             guard self.isCode(fde.start, fde.end) else {
-                throw CFIEntryError("range 0x\(String(fde.start, radix: 16))..<0x\(String(fde.end, radix: 16)) isn't code")
+                throw CFIEntryError(
+                    "range 0x\(String(fde.start, radix: 16))..<0x\(String(fde.end, radix: 16)) isn't code"
+                )
             }
         } catch {
             self.countMalformed(error, at: header.offset, in: section)
             return
         }
         let signalFrame = machine.cie.isSignalFrame
-        var compiled = CompiledFDE(start: fde.start, end: fde.end, rows: [], fromDebugFrame: section.flavor == .debugFrame)
+        var compiled = CompiledFDE(
+            start: fde.start,
+            end: fde.end,
+            rows: [],
+            fromDebugFrame: section.flavor == .debugFrame
+        )
         var cfiRows = 0
         do throws(CFIEntryError) {
             try machine.run(fde) { address, state in

@@ -109,7 +109,10 @@ extension UnwindTable {
     private static func fdeOffsets(elf: ELFFile, ehFrame: ELFFile.Section) -> [Int]? {
         guard let headerSection = elf.section(named: ".eh_frame_hdr"), !headerSection.hasNoBits,
             let bytes = try? elf.data(of: headerSection),
-            let header = EHFrameHeader(data: ELFBytes(bytes: bytes, littleEndian: true), address: headerSection.address),
+            let header = EHFrameHeader(
+                data: ELFBytes(bytes: bytes, littleEndian: true),
+                address: headerSection.address
+            ),
             header.ehFramePointer == ehFrame.address
         else {
             return nil

@@ -178,7 +178,9 @@ struct CFIFuzzTests {
                 iterations += 1
             }
         }
-        print("CFI fuzzing: \(iterations) mutated sections, \(compiledFDEs) FDEs compiled, \(malformed) malformed, in \(ContinuousClock.now - started)")
+        print(
+            "CFI fuzzing: \(iterations) mutated sections, \(compiledFDEs) FDEs compiled, \(malformed) malformed, in \(ContinuousClock.now - started)"
+        )
         #expect(iterations >= 3000)
         // Both outcomes must occur, or the mutations aren't reaching the parser.
         #expect(malformed > 500)

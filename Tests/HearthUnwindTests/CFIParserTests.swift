@@ -37,7 +37,13 @@ struct CFIParserTests {
         let cie = builder.cie(augmentation: "zR", augmentationData: [encoding])
         // Addresses that every encoding (even pcrel sdata2 from the section at 0x1000..., udata2) can hold.
         builder.address = 0x4000
-        builder.fde(cie: cie, start: 0x4800, length: 0x30, encoding: encoding, instructions: CFA.advance(4) + CFA.defCFAOffset(16))
+        builder.fde(
+            cie: cie,
+            start: 0x4800,
+            length: 0x30,
+            encoding: encoding,
+            instructions: CFA.advance(4) + CFA.defCFAOffset(16)
+        )
         builder.terminator()
         let table = builder.compile()
         #expect(table.statistics.malformedFDEs == 0)
@@ -114,7 +120,13 @@ struct CFIParserTests {
         var builder = CFIBuilder()
         // 'P': encoding 0x9b (indirect pcrel sdata4) + 4 bytes; 'L': 0x1b; 'R': 0x1b.
         let cie = builder.cie(augmentation: "zPLR", augmentationData: [0x9b, 1, 2, 3, 4, 0x1b, 0x1b])
-        builder.fde(cie: cie, start: 0x2000, length: 0x20, augmentationData: [9, 9, 9, 9], instructions: CFA.advance(1) + CFA.defCFAOffset(16))
+        builder.fde(
+            cie: cie,
+            start: 0x2000,
+            length: 0x20,
+            augmentationData: [9, 9, 9, 9],
+            instructions: CFA.advance(1) + CFA.defCFAOffset(16)
+        )
         let table = builder.compile()
         #expect(table.statistics.malformedFDEs == 0)
         #expect(table.row(for: 0x2001)?.rule == .cfaRSP(16))
@@ -124,7 +136,14 @@ struct CFIParserTests {
     func augmentationVariants() {
         var builder = CFIBuilder()
         let plain = builder.cie(augmentation: "", version: 3)
-        builder.fde(cie: plain, start: 0x1000, length: 0x10, encoding: 0x00, augmentationData: nil, instructions: CFA.defCFAOffset(16))
+        builder.fde(
+            cie: plain,
+            start: 0x1000,
+            length: 0x10,
+            encoding: 0x00,
+            augmentationData: nil,
+            instructions: CFA.defCFAOffset(16)
+        )
         let extra = builder.cie(augmentation: "zRBG", augmentationData: [0x1b])
         builder.fde(cie: extra, start: 0x1010, length: 0x10, instructions: CFA.defCFAOffset(24))
         let unknown = builder.cie(augmentation: "eh", augmentationData: [])
@@ -150,11 +169,13 @@ struct CFIParserTests {
         builder.terminator()
         let table = builder.compile()
         #expect(table.statistics.malformedFDEs == 0)
-        #expect(table.rows == [
-            UnwindRow(address: 0x1000, rule: .cfaRSP(16)),
-            UnwindRow(address: 0x1010, rule: .cfaRSP(32)),
-            UnwindRow(address: 0x1020, rule: .noInfo),
-        ])
+        #expect(
+            table.rows == [
+                UnwindRow(address: 0x1000, rule: .cfaRSP(16)),
+                UnwindRow(address: 0x1010, rule: .cfaRSP(32)),
+                UnwindRow(address: 0x1020, rule: .noInfo),
+            ]
+        )
     }
 
     @Test("gaps between FDEs get a no-info row; adjacent FDEs don't; later FDEs win overlaps")
@@ -167,14 +188,16 @@ struct CFIParserTests {
         builder.fde(cie: cie, start: 0x1108, length: 0x10, instructions: CFA.defCFAOffset(32))
         builder.fde(cie: cie, start: 0x1200, length: 0, instructions: [])
         let table = builder.compile()
-        #expect(table.rows == [
-            UnwindRow(address: 0x1000, rule: .cfaRSP(8)),
-            UnwindRow(address: 0x1010, rule: .cfaRSP(16)),
-            UnwindRow(address: 0x1020, rule: .noInfo),
-            UnwindRow(address: 0x1100, rule: .cfaRSP(24)),
-            UnwindRow(address: 0x1108, rule: .cfaRSP(32)),
-            UnwindRow(address: 0x1118, rule: .noInfo),
-        ])
+        #expect(
+            table.rows == [
+                UnwindRow(address: 0x1000, rule: .cfaRSP(8)),
+                UnwindRow(address: 0x1010, rule: .cfaRSP(16)),
+                UnwindRow(address: 0x1020, rule: .noInfo),
+                UnwindRow(address: 0x1100, rule: .cfaRSP(24)),
+                UnwindRow(address: 0x1108, rule: .cfaRSP(32)),
+                UnwindRow(address: 0x1118, rule: .noInfo),
+            ]
+        )
         #expect(table.statistics.overlappingFDEs == 1)
         #expect(table.statistics.fdes == 5)  // the empty one compiles to nothing
         #expect(table.row(for: 0x1050)?.rule == .noInfo)
@@ -229,9 +252,23 @@ struct CFIParserTests {
         var builder = CFIBuilder()
         builder.flavor = .debugFrame
         let cie = builder.cie(augmentation: "", version: 4, instructions: CFIBuilder.standardInitialInstructions)
-        builder.fde(cie: cie, start: 0x1000, length: 0x20, encoding: 0x00, augmentationData: nil, instructions: CFA.advance(1) + CFA.defCFAOffset(16))
+        builder.fde(
+            cie: cie,
+            start: 0x1000,
+            length: 0x20,
+            encoding: 0x00,
+            augmentationData: nil,
+            instructions: CFA.advance(1) + CFA.defCFAOffset(16)
+        )
         let cie32 = builder.cie(augmentation: "", version: 4, addressSize: 4)
-        builder.fde(cie: cie32, start: 0x1020, length: 0x20, encoding: 0x03, augmentationData: nil, instructions: CFA.defCFAOffset(24))
+        builder.fde(
+            cie: cie32,
+            start: 0x1020,
+            length: 0x20,
+            encoding: 0x03,
+            augmentationData: nil,
+            instructions: CFA.defCFAOffset(24)
+        )
         let table = builder.compile()
         #expect(table.statistics.malformedFDEs == 0)
         #expect(table.statistics.fdes == 2)
@@ -240,11 +277,16 @@ struct CFIParserTests {
         #expect(table.row(for: 0x1040)?.rule == .noInfo)
     }
 
-    @Test("rows round-trip through the 8-byte encoding", arguments: [
-        UnwindRule.cfaRSP(8), .cfaRSP(32767, rbp: .saved(atCFAOffset: -1024)), .cfaRBP(16, rbp: .saved(atCFAOffset: -16)),
-        .cfaRSP(-8, rbp: .undefined), .cfaRBP(0, rbp: .saved(atCFAOffset: 1016)), .plt(threshold: 11), .noInfo, .stop,
-        .signalFrame, .unsupported,
-    ])
+    @Test(
+        "rows round-trip through the 8-byte encoding",
+        arguments: [
+            UnwindRule.cfaRSP(8), .cfaRSP(32767, rbp: .saved(atCFAOffset: -1024)),
+            .cfaRBP(16, rbp: .saved(atCFAOffset: -16)),
+            .cfaRSP(-8, rbp: .undefined), .cfaRBP(0, rbp: .saved(atCFAOffset: 1016)), .plt(threshold: 11), .noInfo,
+            .stop,
+            .signalFrame, .unsupported,
+        ]
+    )
     func encoding(rule: UnwindRule) throws {
         let row = UnwindRow(address: 0x40_1234, rule: rule)
         let encoded = try #require(row.encoded(base: 0x40_0000))

@@ -31,7 +31,10 @@ private struct StackReplay {
             guard let offset = Int16(exactly: depth) else { return .unsupported }
             return .cfaRSP(offset, rbp: self.rbpSavedAt.map { .saved(atCFAOffset: Int16($0)) } ?? .unchanged)
         case .rbp:
-            return .cfaRBP(Int16(self.rbpOffset), rbp: self.rbpSavedAt.map { .saved(atCFAOffset: Int16($0)) } ?? .unchanged)
+            return .cfaRBP(
+                Int16(self.rbpOffset),
+                rbp: self.rbpSavedAt.map { .saved(atCFAOffset: Int16($0)) } ?? .unchanged
+            )
         }
     }
 
@@ -97,11 +100,22 @@ private struct StackReplay {
 
 @Suite("Unwind tables of a gcc -O2 -fomit-frame-pointer program")
 struct CompiledProgramTests {
-    @Test("replaying each function's stack operations gives the table's rule at every instruction")
-    func replayedFunctions() throws {
+    @Test(
+        "replaying each function's stack operations gives the table's rule at every instruction",
+        arguments: [false, true]
+    )
+    func replayedFunctions(fromDebugFrame: Bool) throws {
         let program = try CompiledProgram.get()
-        let table = try UnwindTable(contentsOf: program.executable)
-        let functions = try Disassembly.functions(in: program.executable)
+        let path = fromDebugFrame ? program.debugFrameExecutable : program.executable
+        let table = try UnwindTable(contentsOf: path)
+        let functions = try Disassembly.functions(in: path)
+        if fromDebugFrame {
+            // hearth_leaf, hearth_saves_registers, hearth_frame_pointer, hearth_big_frame and main.
+            #expect(table.statistics.debugFrameFDEs == 5)
+        } else {
+            #expect(table.statistics.debugFrameFDEs == 0)
+        }
+        #expect(table.statistics.malformedFDEs == 0)
         var checked = 0
         var rules: [String: Set<UnwindRule>] = [:]
         for name in ["hearth_saves_registers", "hearth_frame_pointer", "hearth_leaf", "main"] {

@@ -192,7 +192,9 @@ struct CFIBuilder {
 /// DW_CFA instruction bytes, named so tests read like the CFI they describe.
 enum CFA {
     static func advance(_ delta: UInt8) -> [UInt8] { [0x40 | delta] }
-    static func offset(_ register: UInt8, _ factored: UInt64) -> [UInt8] { [0x80 | register] + CFIBuilder.uleb(factored) }
+    static func offset(_ register: UInt8, _ factored: UInt64) -> [UInt8] {
+        [0x80 | register] + CFIBuilder.uleb(factored)
+    }
     static func restore(_ register: UInt8) -> [UInt8] { [0xc0 | register] }
     static func defCFA(_ register: UInt64, _ offset: UInt64) -> [UInt8] {
         [0x0c] + CFIBuilder.uleb(register) + CFIBuilder.uleb(offset)

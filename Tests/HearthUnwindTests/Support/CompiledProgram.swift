@@ -8,7 +8,11 @@ import HearthTestSupport
 /// The fixture program, built once per test process.
 struct CompiledProgram: Sendable {
     let directory: String
+    /// Built with `.eh_frame` (gcc's default asynchronous unwind tables).
     let executable: String
+    /// Built with `-fno-asynchronous-unwind-tables -g`: the program's own functions are described only in
+    /// `.debug_frame` (the C runtime's start files still bring `.eh_frame`).
+    let debugFrameExecutable: String
 
     static let shared: Result<CompiledProgram, any Error> = Result { try CompiledProgram.build() }
 
@@ -72,14 +76,17 @@ struct CompiledProgram: Sendable {
         let sourcePath = "\(directory)/program.c"
         try Self.source.write(toFile: sourcePath, atomically: true, encoding: .utf8)
         let executable = "\(directory)/program"
-        let compile = try ChildProcess.run(
-            "/usr/bin/gcc",
-            ["-O2", "-fomit-frame-pointer", "-g", "-o", executable, sourcePath]
-        )
-        guard compile.status == 0 else {
-            throw ReadelfError(message: "gcc failed: \(compile.output)")
+        let debugFrameExecutable = "\(directory)/program-debug-frame"
+        for (output, extra) in [(executable, []), (debugFrameExecutable, ["-fno-asynchronous-unwind-tables"])] {
+            let compile = try ChildProcess.run(
+                "/usr/bin/gcc",
+                ["-O2", "-fomit-frame-pointer", "-g"] + extra + ["-o", output, sourcePath]
+            )
+            guard compile.status == 0 else {
+                throw ReadelfError(message: "gcc failed: \(compile.output)")
+            }
         }
-        return CompiledProgram(directory: directory, executable: executable)
+        return CompiledProgram(directory: directory, executable: executable, debugFrameExecutable: debugFrameExecutable)
     }
 }
 

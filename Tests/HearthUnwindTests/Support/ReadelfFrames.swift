@@ -52,7 +52,13 @@ struct ReadelfFrames {
                 let offset = UInt64(first, radix: 16)
             {
                 columns = []
-                var entry = Entry(offset: offset, isCIE: fields[3] == "CIE", cieOffset: 0, augmentation: "", range: 0..<0)
+                var entry = Entry(
+                    offset: offset,
+                    isCIE: fields[3] == "CIE",
+                    cieOffset: 0,
+                    augmentation: "",
+                    range: 0..<0
+                )
                 if entry.isCIE, fields.count >= 5 {
                     entry.augmentation = fields[4].trimmingCharacters(in: CharacterSet(charactersIn: "\""))
                 }
