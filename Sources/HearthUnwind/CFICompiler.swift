@@ -1,6 +1,7 @@
 // CFICompiler.swift: turns the FDEs of `.eh_frame` (found through `.eh_frame_hdr` or a linear walk) and
 // `.debug_frame` into one sorted, de-duplicated row list, counting what was damaged or unsupported on the way.
 
+import HearthSymbolizer
 import Logging
 
 /// Compiles CFI sections into ``UnwindRow``s.
@@ -40,6 +41,7 @@ struct CFICompiler {
 
     /// Adds the FDEs of `.eh_frame`, through the offsets `.eh_frame_hdr` lists when given, else by walking it.
     mutating func add(_ section: CFISection, fdeOffsets: [Int]? = nil) {
+        self.statistics.cfiBytes += section.data.count
         var headers: [CFISection.EntryHeader] = []
         if let fdeOffsets {
             headers.reserveCapacity(fdeOffsets.count)

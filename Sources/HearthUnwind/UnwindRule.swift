@@ -170,7 +170,8 @@ public struct UnwindRow: Hashable, Sendable, CustomStringConvertible {
     public static let rbpOffsetRange: ClosedRange<Int64> = -1024...1016
 
     /// The 8-byte encoding of this row, its address stored relative to `base`. Returns nil if the address is
-    /// below `base` or more than `UInt32.max` above it.
+    /// below `base` or more than `UInt32.max` above it, or the RBP offset is one the encoding can't hold (rows
+    /// of an ``UnwindTable`` never are).
     public func encoded(base: UInt64) -> UInt64? {
         guard self.address >= base, self.address - base <= UInt64(UInt32.max) else {
             return nil
@@ -178,8 +179,11 @@ public struct UnwindRow: Hashable, Sendable, CustomStringConvertible {
         let rbpBits: UInt64
         var rbpSlot: UInt64 = 0
         if let offset = self.rule.rbp.savedAtCFAOffset {
+            guard offset % 8 == 0, Self.rbpOffsetRange.contains(Int64(offset)), self.rule.kind.rawValue <= 0x0f else {
+                return nil
+            }
             rbpBits = 1
-            rbpSlot = UInt64(UInt8(bitPattern: Int8(truncatingIfNeeded: offset / 8)))
+            rbpSlot = UInt64(UInt8(bitPattern: Int8(offset / 8)))
         } else if self.rule.rbp == .undefined {
             rbpBits = 2
         } else {

@@ -68,6 +68,8 @@ public struct UnwindTable: Sendable {
         public var unsupportedRows = 0
         /// ``unsupportedRows`` by reason.
         public var unsupported: [UnsupportedReason: Int] = [:]
+        /// Bytes of `.eh_frame` and `.debug_frame` read.
+        public var cfiBytes = 0
         /// Bytes of the table in its 8-byte-per-row encoding (``UnwindRow/encoded(base:)``).
         public var encodedBytes: Int { self.rows * 8 }
 

@@ -293,6 +293,11 @@ struct CFIParserTests {
         #expect(encoded & 0xffff_ffff == 0x1234)
         #expect(UnwindRow(encoded: encoded, base: 0x40_0000) == row)
         #expect(row.encoded(base: 0x40_1235) == nil)
+        // RBP offsets the i8 slot can't hold.
+        for offset: Int16 in [-12, -1032, 1024] {
+            let unencodable = UnwindRow(address: 0, rule: .cfaRSP(8, rbp: .saved(atCFAOffset: offset)))
+            #expect(unencodable.encoded(base: 0) == nil)
+        }
         #expect(UnwindRow(address: 0x1_0000_0000, rule: rule).encoded(base: 0) == nil)
     }
 }
