@@ -42,7 +42,15 @@ struct ReadelfFrames {
     init(parsing text: String) {
         var columns: [String] = []
         for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
-            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            // A register rule naming another register prints as two words, `r10 (r10)`: keep them together.
+            var fields: [Substring] = []
+            for word in line.split(separator: " ", omittingEmptySubsequences: true) {
+                if word.hasPrefix("("), let last = fields.popLast() {
+                    fields.append(line[last.startIndex..<word.endIndex])
+                } else {
+                    fields.append(word)
+                }
+            }
             guard let first = fields.first else { continue }
             if first == "LOC" {
                 columns = fields.dropFirst(2).map(String.init)
