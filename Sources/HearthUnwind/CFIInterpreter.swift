@@ -57,8 +57,14 @@ struct CFIInterpreter {
         return product
     }
 
+    /// Whether `register` is the return-address column. The x86-64 psABI fixes it at 16; a CIE naming another
+    /// column leaves the return address unspecified, which compiles to "unsupported".
+    private func isReturnAddress(_ register: UInt64) -> Bool {
+        register == X86Register.returnAddress && self.cie.returnAddressRegister == X86Register.returnAddress
+    }
+
     private mutating func set(_ register: UInt64, _ rule: RegisterRule) {
-        if register == self.cie.returnAddressRegister {
+        if self.isReturnAddress(register) {
             self.state.returnAddress = rule
         } else if register == X86Register.rbp {
             self.state.rbp = rule
@@ -66,7 +72,7 @@ struct CFIInterpreter {
     }
 
     private mutating func restore(_ register: UInt64) {
-        if register == self.cie.returnAddressRegister {
+        if self.isReturnAddress(register) {
             self.state.returnAddress = self.initial.returnAddress
         } else if register == X86Register.rbp {
             self.state.rbp = self.initial.rbp

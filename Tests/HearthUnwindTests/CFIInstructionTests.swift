@@ -171,6 +171,16 @@ struct CFIInstructionTests {
         #expect(table.statistics.malformedFDEs == 0)
     }
 
+    @Test("a CIE whose return-address column isn't 16 gives unsupported rows")
+    func otherReturnAddressColumn() {
+        var builder = CFIBuilder()
+        let cie = builder.cie(returnAddress: 5, instructions: [0x0c, 0x07, 0x08, 0x85, 0x01])
+        builder.fde(cie: cie, start: 0x1000, length: 0x10, instructions: [])
+        let table = builder.compile()
+        #expect(rule(table, 0x1000) == .unsupported)
+        #expect(table.statistics.unsupported == [.returnAddress: 1])
+    }
+
     @Test("an unknown opcode ends the FDE where it occurs, and is counted", arguments: [UInt8(0x2d), 0x1f, 0x3f])
     func unknownOpcode(opcode: UInt8) {
         let table = compileOne(CFA.advance(2) + CFA.defCFAOffset(16) + CFA.advance(2) + [opcode] + CFA.advance(2))
