@@ -27,8 +27,8 @@ struct CFIInterpreter {
     }
 
     /// Runs `fde`'s instructions, calling `row` with each location and the rules in effect from there on (a
-    /// location may be reported more than once, the last report wins). On a thrown error the rows reported so
-    /// far stay valid and ``location`` is where the FDE stopped making sense.
+    /// location may be reported more than once, the last report wins). On a thrown error the rows reported for
+    /// addresses below ``location`` stay valid, and ``location`` is where the FDE stopped making sense.
     mutating func run(
         _ fde: FrameDescriptionEntry,
         row: (UInt64, CFIState) -> Void

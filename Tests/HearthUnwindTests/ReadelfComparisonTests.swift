@@ -203,7 +203,9 @@ struct ReadelfComparisonTests {
 
     @Test("every row readelf prints has the same CFA and RBP rule in our table", arguments: Self.libraries)
     func matchesReadelf(library: Library) throws {
+        let started = ContinuousClock.now
         let table = try UnwindTable(contentsOf: library.path)
+        let elapsed = ContinuousClock.now - started
         let frames = try ReadelfFrames.load(library.path)
         let result = compare(table, with: frames)
         let statistics = table.statistics
@@ -215,7 +217,7 @@ struct ReadelfComparisonTests {
             (\(String(format: "%.3f", share * 100))%: \(statistics.unsupported)), \(statistics.malformedFDEs) malformed, \
             \(statistics.overlappingFDEs) overlapping; readelf: \(result.readelfFDEs) FDEs, \(result.readelfRows) rows, \
             \(result.checked) checked, \(result.matched) matched, \(result.unsupported) unsupported, \
-            \(result.mismatches.count) mismatched
+            \(result.mismatches.count) mismatched; compiled in \(elapsed)
             """
         )
         #expect(result.mismatches.isEmpty, "\(result.mismatches.joined(separator: "\n"))")

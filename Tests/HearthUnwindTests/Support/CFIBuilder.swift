@@ -54,7 +54,7 @@ struct CFIBuilder {
         var fieldOffset = offset
         var base: UInt64 = 0
         switch encoding & 0x70 {
-        case 0x10: base = self.address &+ UInt64(offset)
+        case 0x10: base = self.address &+ UInt64(offset)  // pcrel: the field's own address
         case 0x20: base = self.text
         case 0x30: base = self.data
         case 0x40: base = function
@@ -64,9 +64,6 @@ struct CFIBuilder {
                 fieldOffset += 1
             }
         default: break
-        }
-        if encoding & 0x70 == 0x10 {
-            base = self.address &+ UInt64(fieldOffset)
         }
         let relative = value &- base
         let body: [UInt8]
