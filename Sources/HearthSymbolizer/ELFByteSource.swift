@@ -132,11 +132,22 @@ final class ELFByteSource: Sendable {
 }
 
 /// Bounds-checked little- or big-endian field access over a byte array.
-struct ELFBytes {
-    let bytes: [UInt8]
-    let littleEndian: Bool
+///
+/// Public so that readers of other ELF sections (HearthUnwind's `.eh_frame` parser) share these checks.
+public struct ELFBytes: Sendable {
+    /// The bytes read.
+    public let bytes: [UInt8]
+    /// Whether multi-byte fields are little-endian.
+    public let littleEndian: Bool
 
-    var count: Int { self.bytes.count }
+    /// Wraps `bytes`; fields are read in the given byte order.
+    public init(bytes: [UInt8], littleEndian: Bool) {
+        self.bytes = bytes
+        self.littleEndian = littleEndian
+    }
+
+    /// The number of bytes.
+    public var count: Int { self.bytes.count }
 
     @inline(__always)
     private func check(_ offset: Int, _ width: Int) throws(ELFError) {
@@ -145,19 +156,22 @@ struct ELFBytes {
         }
     }
 
-    func u8(_ offset: Int) throws(ELFError) -> UInt8 {
+    /// The field at `offset`; throws ``ELFError/Code/truncated`` if it lies outside the bytes.
+    public func u8(_ offset: Int) throws(ELFError) -> UInt8 {
         try self.check(offset, 1)
         return self.bytes[offset]
     }
 
-    func u16(_ offset: Int) throws(ELFError) -> UInt16 {
+    /// The field at `offset`; throws ``ELFError/Code/truncated`` if it lies outside the bytes.
+    public func u16(_ offset: Int) throws(ELFError) -> UInt16 {
         try self.check(offset, 2)
         let a = UInt16(self.bytes[offset])
         let b = UInt16(self.bytes[offset + 1])
         return self.littleEndian ? a | b << 8 : a << 8 | b
     }
 
-    func u32(_ offset: Int) throws(ELFError) -> UInt32 {
+    /// The field at `offset`; throws ``ELFError/Code/truncated`` if it lies outside the bytes.
+    public func u32(_ offset: Int) throws(ELFError) -> UInt32 {
         try self.check(offset, 4)
         var value: UInt32 = 0
         for i in 0..<4 {
@@ -167,7 +181,8 @@ struct ELFBytes {
         return value
     }
 
-    func u64(_ offset: Int) throws(ELFError) -> UInt64 {
+    /// The field at `offset`; throws ``ELFError/Code/truncated`` if it lies outside the bytes.
+    public func u64(_ offset: Int) throws(ELFError) -> UInt64 {
         try self.check(offset, 8)
         var value: UInt64 = 0
         for i in 0..<8 {

@@ -1,1 +1,0 @@
-// HearthUnwind: call frame information compiled into unwind tables (being written).

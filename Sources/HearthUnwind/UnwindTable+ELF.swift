@@ -1,0 +1,146 @@
+// UnwindTable+ELF.swift: builds an UnwindTable from an ELF file: finds `.eh_frame`, `.eh_frame_hdr` and
+// `.debug_frame` with HearthSymbolizer's reader, the bases pointer encodings refer to, and the file's key.
+
+import HearthSymbolizer
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+extension UnwindTable {
+    /// The ELF `e_machine` of x86-64.
+    static let machineX86_64: UInt16 = 62
+
+    /// Reads and compiles the call frame information of the ELF file at `path`.
+    ///
+    /// The table is keyed by the file's GNU build id, or else by the device and inode of `path`.
+    ///
+    /// - Throws: ``UnwindError`` when the file can't be read, isn't x86-64 ELF64, or has no CFI sections.
+    ///   Damage inside the CFI is counted in ``statistics`` instead.
+    public init(contentsOf path: String, logger: Logger? = nil) throws(UnwindError) {
+        let elf: ELFFile
+        do {
+            elf = try ELFFile(path: path)
+        } catch {
+            throw UnwindError(code: .unreadable, message: "cannot read \(path)", cause: error)
+        }
+        let key: Key
+        if let buildID = elf.buildID {
+            key = .buildID(buildID)
+        } else {
+            var info = stat()
+            guard stat(path, &info) == 0 else {
+                throw UnwindError(
+                    code: .unreadable,
+                    message: "cannot stat \(path)",
+                    cause: SystemError(function: "stat", errno: errno)
+                )
+            }
+            key = .file(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+        }
+        try self.init(elf: elf, key: key, logger: logger)
+    }
+
+    /// Compiles the call frame information of a parsed ELF file.
+    ///
+    /// `.eh_frame` FDEs are found through `.eh_frame_hdr` when it has a usable table, else by walking the
+    /// section; `.debug_frame` FDEs are added where they cover code `.eh_frame` doesn't. FDEs must lie within
+    /// the file's executable segments.
+    ///
+    /// - Throws: ``UnwindError`` when the file isn't x86-64 ELF64, has no CFI sections, or they can't be read.
+    public init(elf: ELFFile, key: Key, logger: Logger? = nil) throws(UnwindError) {
+        guard elf.is64Bit, elf.isLittleEndian, elf.machine == Self.machineX86_64 else {
+            throw UnwindError(code: .unsupportedArchitecture, message: "e_machine \(elf.machine) is not x86-64 ELF64")
+        }
+        let ehFrame = elf.section(named: ".eh_frame").flatMap { $0.hasNoBits ? nil : $0 }
+        let debugFrame = elf.section(named: ".debug_frame").flatMap { $0.hasNoBits ? nil : $0 }
+        guard ehFrame != nil || debugFrame != nil else {
+            throw UnwindError(code: .noCallFrameInformation, message: "no .eh_frame or .debug_frame")
+        }
+        let codeRanges = elf.programHeaders.filter { $0.isLoad && $0.isExecutable }.compactMap { segment in
+            let (end, overflow) = segment.virtualAddress.addingReportingOverflow(segment.memorySize)
+            return overflow ? nil : segment.virtualAddress..<end
+        }
+        var compiler = CFICompiler(codeRanges: codeRanges, logger: logger)
+        var bases = PointerBases(
+            section: 0,
+            text: elf.section(named: ".text")?.address,
+            data: elf.section(named: ".got")?.address,
+            loadPointer: Self.pointerLoader(elf)
+        )
+        if let ehFrame {
+            bases.section = ehFrame.address
+            let section = CFISection(data: try Self.read(ehFrame, of: elf), flavor: .ehFrame, bases: bases)
+            compiler.add(section, fdeOffsets: Self.fdeOffsets(elf: elf, ehFrame: ehFrame))
+        }
+        if let debugFrame {
+            bases.section = debugFrame.address
+            let section = CFISection(data: try Self.read(debugFrame, of: elf), flavor: .debugFrame, bases: bases)
+            compiler.add(section)
+        }
+        let (rows, range) = compiler.finish()
+        self.init(key: key, addressRange: range, rows: rows, statistics: compiler.statistics)
+        logger?.debug(
+            "compiled unwind table",
+            metadata: [
+                "unwind.key": "\(key)",
+                "unwind.fdes": "\(self.statistics.fdes)",
+                "unwind.rows": "\(self.statistics.rows)",
+                "unwind.unsupported_rows": "\(self.statistics.unsupportedRows)",
+                "unwind.malformed_fdes": "\(self.statistics.malformedFDEs)",
+            ]
+        )
+    }
+
+    private static func read(_ section: ELFFile.Section, of elf: ELFFile) throws(UnwindError) -> ELFBytes {
+        do {
+            return ELFBytes(bytes: try elf.data(of: section), littleEndian: true)
+        } catch {
+            throw UnwindError(code: .unreadable, message: "cannot read \(section.name)", cause: error)
+        }
+    }
+
+    /// The `.eh_frame` offsets of the FDEs `.eh_frame_hdr` lists, or nil when there is no usable header (then
+    /// `.eh_frame` is walked). An entry pointing outside `.eh_frame` is kept as an out-of-range offset, so it
+    /// is counted as malformed rather than silently dropped.
+    private static func fdeOffsets(elf: ELFFile, ehFrame: ELFFile.Section) -> [Int]? {
+        guard let headerSection = elf.section(named: ".eh_frame_hdr"), !headerSection.hasNoBits,
+            let bytes = try? elf.data(of: headerSection),
+            let header = EHFrameHeader(
+                data: ELFBytes(bytes: bytes, littleEndian: true),
+                address: headerSection.address
+            ),
+            header.ehFramePointer == ehFrame.address
+        else {
+            return nil
+        }
+        return header.fdeAddresses.map { address in
+            let offset = address &- ehFrame.address
+            return offset < ehFrame.size ? Int(offset) : Int.max
+        }
+    }
+
+    /// Reads the 8-byte pointer at a link-time address from the file, for `DW_EH_PE_indirect` (8 bytes with
+    /// `pread`, through a copy of the section holding the address narrowed to those bytes).
+    private static func pointerLoader(_ elf: ELFFile) -> @Sendable (UInt64) -> UInt64? {
+        { address in
+            guard
+                var section = elf.sections.first(where: {
+                    !$0.hasNoBits && $0.address != 0 && address >= $0.address && address &- $0.address < $0.size
+                        && $0.size - (address - $0.address) >= 8
+                })
+            else {
+                return nil
+            }
+            section.offset &+= address - section.address
+            section.size = 8
+            guard let bytes = try? elf.data(of: section) else {
+                return nil
+            }
+            return try? ELFBytes(bytes: bytes, littleEndian: true).u64(0)
+        }
+    }
+}
