@@ -92,10 +92,12 @@ public final class TestHTTPServer: Sendable {
         maxRequestBodyBytes: @escaping @Sendable () -> Int = { 16 << 20 },
         handler: @escaping Handler
     ) async throws -> Int {
-        try self.serving.withLock { serving throws(TestHTTPServerError) in
-            guard !serving.started else { throw TestHTTPServerError(message: "\(self.name) is already running") }
-            serving.started = true
+        // (A Bool, not a typed throw out of the lock: swift-frontend 6.3.1 crashes splitting this coroutine in -O.)
+        let alreadyRunning = self.serving.withLock { serving in
+            defer { serving.started = true }
+            return serving.started
         }
+        if alreadyRunning { throw TestHTTPServerError(message: "\(self.name) is already running") }
         self.connections.withLock { $0.stopping = false }
         let channel: ServerChannel
         do {

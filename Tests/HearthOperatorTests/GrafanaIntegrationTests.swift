@@ -277,6 +277,19 @@ struct GrafanaIntegrationTests {
         }
     }
 
+    @Test("a Grafana slower than the timeout: Unknown GrafanaUnreachable; synced once it answers in time")
+    func slow() async throws {
+        try await withGrafanaOperator { h, grafana in
+            grafana.responseDelay = .seconds(2)
+            try await h.createGrafanaTarget("checkout")
+            try await h.waitFor("shop", "checkout", ConditionType.datasourceSynced, status: "Unknown", reason: "GrafanaUnreachable")
+            let message = try #require(try await h.condition("shop", "checkout", ConditionType.datasourceSynced)?.message)
+            #expect(message.contains("GET /api/datasources/uid/pyroscope-shop"))
+            grafana.responseDelay = nil
+            try await h.waitFor("shop", "checkout", ConditionType.datasourceSynced, status: "True")
+        }
+    }
+
     @Test("Grafana down during delete: the finalizer waits for the datasource's removal, unless the target opts out")
     func downDuringDelete() async throws {
         try await withGrafanaOperator { h, grafana in
