@@ -45,6 +45,9 @@ final class DatasourceSynchronizer: Sendable {
         var entries: [String: Entry] = [:]
         var digests: [String: String] = [:]
         var lastSweep: ContinuousClock.Instant?
+        /// Grafana did not answer: until then no datasource asks it again (reconcile workers never queue up
+        /// behind one timeout after another).
+        var unreachableUntil: ContinuousClock.Instant?
     }
 
     let grafana: GrafanaClient
@@ -119,6 +122,15 @@ final class DatasourceSynchronizer: Sendable {
         if let cached = self.cached(desired, for: target, fingerprint: fingerprint, ownerWants: ownerWants, now: now) {
             return (cached.0, cached.1, [])
         }
+        if let until = self.state.withLock({ $0.unreachableUntil }), ContinuousClock.now < until {
+            return (
+                .pending(
+                    reason: ConditionReason.grafanaUnreachable,
+                    message: "Grafana at \(self.settings.url) did not answer another datasource's call just now; "
+                        + "retrying with backoff"
+                ), until - ContinuousClock.now, []
+            )
+        }
         let previous = self.state.withLock { $0.entries[desired.uid] }
         let drift = previous.map { $0.syncedOnce && $0.fingerprint == fingerprint } ?? false
         let (outcome, corrected, userProblem) = await self.apply(desired)
@@ -131,7 +143,9 @@ final class DatasourceSynchronizer: Sendable {
             let backoff = self.settings.initialBackoff * (1 << min(failures - 1, 12))
             retryAfter = min(backoff, self.settings.resyncPeriod)
         }
+        let unreachable = outcome.reason == ConditionReason.grafanaUnreachable
         self.state.withLock { state in
+            state.unreachableUntil = unreachable ? ContinuousClock.now + retryAfter : nil
             state.entries[desired.uid] = Entry(
                 owner: target,
                 fingerprint: fingerprint,
@@ -263,7 +277,7 @@ final class DatasourceSynchronizer: Sendable {
         }
         return (
             .pending(
-                reason: ConditionReason.grafanaUnreachable,
+                reason: ConditionReason.reconciling,
                 message: "Grafana answered 409 (\(error.message)); the datasource changed meanwhile, retrying"
             ), [], false
         )
@@ -350,5 +364,12 @@ extension DatasourceOutcome {
     var isSynced: Bool {
         if case .synced = self { return true }
         return false
+    }
+
+    var reason: String? {
+        switch self {
+        case .notRequested, .synced: nil
+        case .failed(let reason, _), .pending(let reason, _): reason
+        }
     }
 }

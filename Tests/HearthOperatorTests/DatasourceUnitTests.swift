@@ -3,8 +3,13 @@
 
 import Foundation
 import GrafanaClient
+import GrafanaTestServer
 import HearthAPI
+import HearthTestSupport
+import KubeClient
 import KubeModel
+import KubeTestServer
+import MetricsTestKit
 import Testing
 
 @testable import HearthOperator
@@ -174,5 +179,61 @@ struct DigestVectorTests {
         #expect(SHA256.hex(digest: derived) == "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc")
         let slow = SHA256.pbkdf2(password: Array("password".utf8), salt: Array("salt".utf8), iterations: 4096)
         #expect(SHA256.hex(digest: slow) == "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a")
+    }
+}
+
+@Suite("Datasource synchronizer", .timeLimit(.minutes(1)))
+struct DatasourceSynchronizerTests {
+    @Test("once Grafana did not answer, other datasources wait for the backoff instead of another timeout each")
+    func unreachableBreaker() async throws {
+        try await KubeTestServer.withRunning(logger: testLogger("kube-test-server")) { server in
+            try await withKubeClient(
+                configuration: testClientConfiguration(server.url, userAgent: "tests/1.0", timeout: .seconds(5)),
+                logger: testLogger()
+            ) { kube in
+                var secret = Secret(name: "grafana", namespace: "default")
+                secret.data = ["token": Data("glsa_good".utf8).base64EncodedString()]
+                _ = try await kube.resource(Secret.self, namespace: "default").create(secret)
+                try await withGrafanaServer { grafana in
+                    var settings = GrafanaSettings(
+                        url: grafana.url,
+                        credentialsSecret: ObjectKey(namespace: "default", name: "grafana")
+                    )
+                    settings.initialBackoff = .seconds(30)
+                    settings.timeout = .seconds(1)
+                    let metrics = TestMetrics()
+                    let synchronizer = DatasourceSynchronizer(
+                        settings: settings,
+                        operatorNamespace: "hearth-system",
+                        kube: kube,
+                        logger: testLogger(),
+                        metricsFactory: metrics
+                    )
+                    await grafana.stop()
+                    func desired(_ uid: String) -> DesiredDatasource {
+                        DesiredDatasource(uid: uid, name: uid, url: "http://pyroscope:4040")
+                    }
+                    let first = await synchronizer.sync(desired("a"), for: ObjectKey(namespace: "shop", name: "a")) {
+                        _ in nil
+                    }
+                    #expect(first.outcome.reason == ConditionReason.grafanaUnreachable)
+                    let second = await synchronizer.sync(desired("b"), for: ObjectKey(namespace: "shop", name: "b")) {
+                        _ in nil
+                    }
+                    #expect(second.outcome.reason == ConditionReason.grafanaUnreachable)
+                    guard case .pending(_, let message) = second.outcome else {
+                        Issue.record("not pending: \(second.outcome)")
+                        return
+                    }
+                    #expect(message.contains("another datasource"))
+                    #expect(second.retryAfter > .seconds(25))
+                    let calls = try metrics.expectCounter(
+                        "hearth_grafana_requests_total",
+                        [("method", "GET"), ("code", "error")]
+                    )
+                    #expect(calls.totalValue == 1)
+                }
+            }
+        }
     }
 }

@@ -282,8 +282,16 @@ struct GrafanaIntegrationTests {
         try await withGrafanaOperator { h, grafana in
             grafana.responseDelay = .seconds(2)
             try await h.createGrafanaTarget("checkout")
-            try await h.waitFor("shop", "checkout", ConditionType.datasourceSynced, status: "Unknown", reason: "GrafanaUnreachable")
-            let message = try #require(try await h.condition("shop", "checkout", ConditionType.datasourceSynced)?.message)
+            try await h.waitFor(
+                "shop",
+                "checkout",
+                ConditionType.datasourceSynced,
+                status: "Unknown",
+                reason: "GrafanaUnreachable"
+            )
+            let message = try #require(
+                try await h.condition("shop", "checkout", ConditionType.datasourceSynced)?.message
+            )
             #expect(message.contains("GET /api/datasources/uid/pyroscope-shop"))
             grafana.responseDelay = nil
             try await h.waitFor("shop", "checkout", ConditionType.datasourceSynced, status: "True")
