@@ -223,7 +223,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "pyroscope-test-server",
-            dependencies: ["PyroscopeTestServer", argumentParser, logging]
+            dependencies: ["PyroscopeTestServer", "HTTPTestServing", argumentParser, logging]
         ),
         .testTarget(
             name: "PyroscopeTestServerTests",
@@ -238,7 +238,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "grafana-test-server",
-            dependencies: ["GrafanaTestServer", argumentParser, logging]
+            dependencies: ["GrafanaTestServer", "HTTPTestServing", argumentParser, logging]
         ),
 
         // MARK: Node agent tests

@@ -96,19 +96,46 @@ extension GrafanaTestServer {
         return Self.json(200, Self.dto(datasource))
     }
 
-    func create(_ body: [UInt8]) -> TestHTTPResponse {
-        guard case .object(let command)? = try? JSONValue.parse(body),
-            let name = command["name"]?.stringValue, !name.isEmpty,
-            let type = command["type"]?.stringValue, !type.isEmpty,
-            let access = command["access"]?.stringValue, !access.isEmpty
+    /// A create or update body that passed Grafana's binding checks.
+    struct Command {
+        var fields: JSONObject
+        var name: String
+        var type: String
+        var access: String
+        /// Empty when the body has none.
+        var uid: String
+    }
+
+    enum Binding {
+        case command(Command)
+        case rejected(TestHTTPResponse)
+    }
+
+    /// Grafana's checks before any lookup: name, type and access required (400 `bad request data`), then the
+    /// uid's characters and the URL.
+    static func bind(_ body: [UInt8]) -> Binding {
+        guard case .object(let fields)? = try? JSONValue.parse(body),
+            let name = fields["name"]?.stringValue, !name.isEmpty,
+            let type = fields["type"]?.stringValue, !type.isEmpty,
+            let access = fields["access"]?.stringValue, !access.isEmpty
         else {
-            return Self.message(400, "bad request data")
+            return .rejected(Self.message(400, "bad request data"))
         }
-        let uid = command["uid"]?.stringValue ?? ""
-        if let invalid = Self.invalidUID(uid) { return invalid }
-        if let url = command["url"]?.stringValue, Self.invalidURL(url) {
-            return Self.message(400, "Validation error, invalid URL")
+        let uid = fields["uid"]?.stringValue ?? ""
+        if let invalid = Self.invalidUID(uid) { return .rejected(invalid) }
+        if let url = fields["url"]?.stringValue, Self.invalidURL(url) {
+            return .rejected(Self.message(400, "Validation error, invalid URL"))
         }
+        return .command(Command(fields: fields, name: name, type: type, access: access, uid: uid))
+    }
+
+    func create(_ body: [UInt8]) -> TestHTTPResponse {
+        let bound: Command
+        switch Self.bind(body) {
+        case .rejected(let response): return response
+        case .command(let command): bound = command
+        }
+        let (command, name, type, access, uid) = (bound.fields, bound.name, bound.type, bound.access, bound.uid)
         return self.state.withLock { state in
             if state.datasources.values.contains(where: { $0.name == name }) {
                 return Self.message(409, "data source with the same name already exists")
@@ -133,18 +160,12 @@ extension GrafanaTestServer {
     }
 
     func update(uid: String, _ body: [UInt8]) -> TestHTTPResponse {
-        guard case .object(let command)? = try? JSONValue.parse(body),
-            let name = command["name"]?.stringValue, !name.isEmpty,
-            let type = command["type"]?.stringValue, !type.isEmpty,
-            let access = command["access"]?.stringValue, !access.isEmpty
-        else {
-            return Self.message(400, "bad request data")
+        let bound: Command
+        switch Self.bind(body) {
+        case .rejected(let response): return response
+        case .command(let command): bound = command
         }
-        let newUID = command["uid"]?.stringValue ?? ""
-        if let invalid = Self.invalidUID(newUID) { return invalid }
-        if let url = command["url"]?.stringValue, Self.invalidURL(url) {
-            return Self.message(400, "Validation error, invalid URL")
-        }
+        let (command, name, type, access, newUID) = (bound.fields, bound.name, bound.type, bound.access, bound.uid)
         let version = command["version"]?.intValue.map(Int.init) ?? 0
         return self.state.withLock { state in
             guard let id = state.datasources.values.first(where: { $0.uid == uid })?.id,

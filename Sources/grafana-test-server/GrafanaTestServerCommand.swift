@@ -2,9 +2,9 @@
 // (the operator image provisioning a datasource). Prints `listening on HOST:PORT` once bound.
 
 import ArgumentParser
-import Dispatch
 import Foundation
 import GrafanaTestServer
+import HTTPTestServing
 import Logging
 
 @main
@@ -27,19 +27,10 @@ struct GrafanaTestServerCommand: AsyncParsableCommand {
         var logger = Logger(label: "grafana-test-server")
         logger.logLevel = .warning
         let server = GrafanaTestServer(authentication: self.token.map { .token($0) }, logger: logger)
-        let (signals, continuation) = AsyncStream.makeStream(of: Int32.self)
-        var sources: [any DispatchSourceSignal] = []
-        for number in [SIGINT, SIGTERM] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { continuation.yield(number) }
-            source.resume()
-            sources.append(source)
-        }
+        let signals = TerminationSignals()
         let boundPort = try await server.start(host: self.host, port: self.port)
         FileHandle.standardOutput.write(Data("listening on \(self.host):\(boundPort)\n".utf8))
-        for await _ in signals { break }
-        withExtendedLifetime(sources) {}
+        await signals.wait()
         await server.stop()
     }
 }

@@ -4,8 +4,8 @@
 // (request counts by status, accepted series and samples) to --summary-json, then exits 0.
 
 import ArgumentParser
-import Dispatch
 import Foundation
+import HTTPTestServing
 import Logging
 import PyroscopeTestServer
 
@@ -54,22 +54,13 @@ struct PyroscopeTestServerCommand: AsyncParsableCommand {
         }
         if let status = self.failStatus { server.failNext(count: self.failCount, status: status) }
 
-        // Signals arrive through dispatch sources: the default handlers would exit without the summary.
-        let (signals, continuation) = AsyncStream.makeStream(of: Int32.self)
-        var sources: [any DispatchSourceSignal] = []
-        for number in [SIGINT, SIGTERM] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { continuation.yield(number) }
-            source.resume()
-            sources.append(source)
-        }
+        // Caught from here on: the default handlers would exit without the summary.
+        let signals = TerminationSignals()
 
         let boundPort = try await server.start(host: self.host, port: self.port)
         FileHandle.standardOutput.write(Data("listening on \(self.host):\(boundPort)\n".utf8))
 
-        for await _ in signals { break }
-        withExtendedLifetime(sources) {}
+        await signals.wait()
         if let path = self.summaryJSON {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
