@@ -548,7 +548,7 @@ public struct ELFFile: Sendable {
         )
     }
 
-    static func loadBias(
+    package static func loadBias(
         segments: [ProgramHeader],
         mappingStart start: UInt64,
         fileOffset: UInt64,

@@ -8,22 +8,22 @@ import Musl
 #endif
 
 /// One line of `/proc/PID/maps`.
-struct MemoryMapping: Hashable, Sendable {
-    var start: UInt64
-    var end: UInt64
-    var isReadable: Bool
-    var isWritable: Bool
-    var isExecutable: Bool
-    var fileOffset: UInt64
-    var deviceMajor: UInt32
-    var deviceMinor: UInt32
-    var inode: UInt64
+package struct MemoryMapping: Hashable, Sendable {
+    package var start: UInt64
+    package var end: UInt64
+    package var isReadable: Bool
+    package var isWritable: Bool
+    package var isExecutable: Bool
+    package var fileOffset: UInt64
+    package var deviceMajor: UInt32
+    package var deviceMinor: UInt32
+    package var inode: UInt64
     /// The path as the kernel prints it, without a trailing " (deleted)".
-    var path: String
+    package var path: String
     /// Whether the kernel marked the file " (deleted)" (unlinked, or replaced by an upgrade).
-    var isDeleted: Bool
+    package var isDeleted: Bool
 
-    enum Kind: Equatable {
+    package enum Kind: Equatable {
         /// A regular file, opened through `/proc/PID/root` (or `/proc/PID/map_files` when deleted).
         case file
         /// The kernel's virtual dynamic shared object, an ELF image readable from `/proc/PID/mem`.
@@ -34,7 +34,7 @@ struct MemoryMapping: Hashable, Sendable {
         case special
     }
 
-    var kind: Kind {
+    package var kind: Kind {
         if self.path.isEmpty {
             return .anonymous
         }
@@ -49,19 +49,19 @@ struct MemoryMapping: Hashable, Sendable {
 
     /// Whether this is anonymous memory, where JIT compilers put code: no path, or a name given with
     /// `prctl(PR_SET_VMA_ANON_NAME)` (`[anon:…]`).
-    var isAnonymousMemory: Bool {
+    package var isAnonymousMemory: Bool {
         self.path.isEmpty || self.path.hasPrefix("[anon:")
     }
 
     /// The module name reported for frames in this mapping.
-    var moduleName: String {
+    package var moduleName: String {
         self.path.isEmpty ? "[anon]" : self.path
     }
 }
 
-enum ProcMaps {
+package enum ProcMaps {
     /// Parses the text of `/proc/PID/maps`. Malformed lines are skipped.
-    static func parse(_ text: [UInt8]) -> [MemoryMapping] {
+    package static func parse(_ text: [UInt8]) -> [MemoryMapping] {
         var mappings: [MemoryMapping] = []
         var lineStart = 0
         while lineStart < text.count {
@@ -158,7 +158,7 @@ enum ProcMaps {
 }
 
 /// Reads a whole file whose size `stat` doesn't report (procfs), up to `limit` bytes.
-func readWholeFile(_ path: String, limit: Int = 256 << 20) throws(ELFError) -> [UInt8] {
+package func readWholeFile(_ path: String, limit: Int = 256 << 20) throws(ELFError) -> [UInt8] {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     if fd < 0 {
         throw ELFError(code: .io, message: "cannot open \(path)", cause: SystemError(function: "open", errno: errno))
