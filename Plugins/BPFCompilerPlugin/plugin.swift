@@ -14,7 +14,12 @@ struct BPFCompilerPlugin: BuildToolPlugin {
         let sources = try FileManager.default.contentsOfDirectory(atPath: bpfDirectory.path())
             .filter { $0.hasSuffix(".bpf.c") }
             .sorted()
-        let headers = [sharedHeaders.appending(path: "hearth_sampler_types.h")]
+        // The programs' own headers (bpf/*.h) and the one shared with Swift: a change to any rebuilds them.
+        let localHeaders = try FileManager.default.contentsOfDirectory(atPath: bpfDirectory.path())
+            .filter { $0.hasSuffix(".h") }
+            .sorted()
+            .map { bpfDirectory.appending(path: $0) }
+        let headers = [sharedHeaders.appending(path: "hearth_sampler_types.h")] + localHeaders
         let clang = try context.tool(named: "clang").url
         let embed = try context.tool(named: "hearth-embed").url
 

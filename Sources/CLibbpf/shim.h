@@ -15,7 +15,9 @@
 
 #include "hearth_sampler_types.h"
 
-_Static_assert(sizeof(struct hearth_sample_key) == 40, "hearth_sample_key layout changed");
+_Static_assert(sizeof(struct hearth_sample_key) == 48, "hearth_sample_key layout changed");
+_Static_assert(sizeof(struct hearth_unwind_mapping) == 32, "hearth_unwind_mapping layout changed");
+_Static_assert(sizeof(struct hearth_unwind_module) == 16, "hearth_unwind_module layout changed");
 _Static_assert(sizeof(struct hearth_config) == 16, "hearth_config layout changed");
 
 static inline struct bpf_object *CLibbpf_open_mem(const void *bytes, size_t size, const char *name) {

@@ -6,6 +6,9 @@
 // and the stack map is emptied every interval.
 //
 // Every path that drops a sample increments a counter in `counters`: there is no silent loss.
+//
+// With config.unwind_native set, the user stacks of processes that have unwind tables (unwind_processes) are
+// walked from .eh_frame rows instead of frame pointers (native_unwind.h) and stored in unwound_N.
 
 #include <linux/bpf.h>
 #include <linux/bpf_perf_event.h>
@@ -72,17 +75,25 @@ static __always_inline void count_stack_error(long id, __u32 counter) {
     else count(counter);
 }
 
-static __always_inline int record(void *counts, void *stacks, struct bpf_perf_event_data *ctx, __u64 pid_tgid,
-                                  __u64 cgroup_id) {
+#include "native_unwind.h"
+
+static __always_inline int record(void *counts, void *stacks, void *unwound, struct bpf_perf_event_data *ctx,
+                                  __u64 pid_tgid, __u64 cgroup_id, __u32 unwind_native) {
     struct hearth_sample_key key = {};
     key.pid = pid_tgid >> 32;
     key.tid = (__u32)pid_tgid;
     key.cgroup_id = cgroup_id;
     bpf_get_current_comm(&key.comm, sizeof(key.comm));
 
-    long user = bpf_get_stackid(ctx, stacks, BPF_F_USER_STACK | BPF_F_FAST_STACK_CMP);
+    long user;
+    if (unwind_native && bpf_map_lookup_elem(&unwind_processes, &key.pid)) {
+        user = unwind_user_stack(ctx, key.pid, unwound);
+        key.user_stack_source = HEARTH_USER_STACK_UNWOUND;
+    } else {  // no tables for this process (yet): frame pointers, as without unwinding
+        user = bpf_get_stackid(ctx, stacks, BPF_F_USER_STACK | BPF_F_FAST_STACK_CMP);
+        count_stack_error(user, HEARTH_COUNTER_USER_STACK_ERROR);
+    }
     long kernel = bpf_get_stackid(ctx, stacks, BPF_F_FAST_STACK_CMP);
-    count_stack_error(user, HEARTH_COUNTER_USER_STACK_ERROR);
     count_stack_error(kernel, HEARTH_COUNTER_KERNEL_STACK_ERROR);
     key.user_stack_id = (__s32)user;
     key.kernel_stack_id = (__s32)kernel;
@@ -141,6 +152,7 @@ int hearth_sample(struct bpf_perf_event_data *ctx) {
         }
     }
 
-    if (cfg->active_set == 0) return record(&counts_0, &stacks_0, ctx, pid_tgid, cgroup_id);
-    return record(&counts_1, &stacks_1, ctx, pid_tgid, cgroup_id);
+    if (cfg->active_set == 0)
+        return record(&counts_0, &stacks_0, &unwound_0, ctx, pid_tgid, cgroup_id, cfg->unwind_native);
+    return record(&counts_1, &stacks_1, &unwound_1, ctx, pid_tgid, cgroup_id, cfg->unwind_native);
 }
