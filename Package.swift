@@ -86,7 +86,7 @@ let package = Package(
         ),
         .target(
             name: "HearthSampler",
-            dependencies: ["CLibbpf", "HearthBPF", logging]
+            dependencies: ["CLibbpf", "HearthBPF", "HearthUnwind", "HearthSymbolizer", logging]
         ),
         .target(
             name: "HearthSymbolizer",
@@ -244,7 +244,11 @@ let package = Package(
         // MARK: Node agent tests
         // Child processes, build products and external tools (go tool pprof) for the tests.
         .target(name: "HearthTestSupport", dependencies: ["KubeClient", logging], path: "Tests/HearthTestSupport"),
-        .testTarget(name: "HearthSamplerTests", dependencies: ["HearthSampler", "HearthTestSupport"]),
+        .testTarget(
+            name: "HearthSamplerTests",
+            dependencies: ["HearthSampler", "HearthSymbolizer", "HearthTestSupport", logging],
+            exclude: ["Fixtures"]
+        ),
         .testTarget(name: "HearthSymbolizerTests", dependencies: ["HearthSymbolizer"]),
         .testTarget(
             name: "HearthUnwindTests",

@@ -20,17 +20,21 @@ public struct LocalProfiler: Sendable {
         public var pid: Int32?
         /// How often the kernel maps are drained and symbolized.
         public var drainInterval: Duration
+        /// Unwind user stacks from `.eh_frame` in the kernel; frame pointers when nil (the default).
+        public var nativeUnwinding: NativeUnwinding?
 
         public init(
             duration: Duration = .seconds(10),
             frequency: Int = 99,
             pid: Int32? = nil,
-            drainInterval: Duration = .seconds(1)
+            drainInterval: Duration = .seconds(1),
+            nativeUnwinding: NativeUnwinding? = nil
         ) {
             self.duration = duration
             self.frequency = frequency
             self.pid = pid
             self.drainInterval = drainInterval
+            self.nativeUnwinding = nativeUnwinding
         }
     }
 
@@ -78,7 +82,11 @@ public struct LocalProfiler: Sendable {
         shouldStop: () -> Bool = { false }
     ) throws -> Report {
         let sampler = try CPUSampler(
-            configuration: SamplerConfiguration(frequency: self.options.frequency, pid: self.options.pid),
+            configuration: SamplerConfiguration(
+                frequency: self.options.frequency,
+                pid: self.options.pid,
+                nativeUnwinding: self.options.nativeUnwinding
+            ),
             logger: self.logger
         )
         let symbolizer = Symbolizer(logger: self.logger)

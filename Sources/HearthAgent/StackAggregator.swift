@@ -110,10 +110,19 @@ struct StackAggregator<Group: Hashable> {
         if let known = self.previousUserStacks[pid]?[addresses] {
             id = self.reuse(known)
         } else {
-            id = self.intern(self.symbolizer.symbolizeUser(pid: pid, addresses: addresses))
+            id = self.intern(Self.symbolizeUser(self.symbolizer, pid: pid, addresses: addresses))
         }
         self.userStackIDs[pid, default: [:]][addresses] = id
         return id
+    }
+
+    /// Symbolizes a user stack; an unwinder's marker frame (truncated, error) gets its name, not a lookup.
+    static func symbolizeUser(_ symbolizer: Symbolizer, pid: Int32, addresses: [UInt64]) -> [SymbolizedFrame] {
+        guard let last = addresses.last, let marker = StackMarker(address: last) else {
+            return symbolizer.symbolizeUser(pid: pid, addresses: addresses)
+        }
+        return symbolizer.symbolizeUser(pid: pid, addresses: Array(addresses.dropLast()))
+            + [SymbolizedFrame(function: marker.name, module: "[unwinder]", address: last, moduleOffset: 0)]
     }
 
     private mutating func reuse(_ stack: InternedStack) -> Int {

@@ -13,12 +13,24 @@ import Glibc
 struct BPFObject: ~Copyable {
     let raw: OpaquePointer
 
-    init(bytes: [UInt8], name: String) throws(BPFError) {
+    /// - Parameter mapSizes: max_entries to set before loading, by map name (the object's sizes otherwise).
+    init(bytes: [UInt8], name: String, mapSizes: [String: UInt32] = [:]) throws(BPFError) {
         let opened: OpaquePointer? = bytes.withUnsafeBytes { buffer in
             CLibbpf_open_mem(buffer.baseAddress, buffer.count, name)
         }
         guard let opened else {
             throw BPFError(code: .openObject, message: "parse BPF object \(name)", errno: Glibc.errno)
+        }
+        for (mapName, entries) in mapSizes.sorted(by: { $0.key < $1.key }) {
+            guard let map = bpf_object__find_map_by_name(opened, mapName) else {
+                bpf_object__close(opened)
+                throw BPFError(code: .mapNotFound, message: "BPF map \(mapName) is missing from the object")
+            }
+            let status = bpf_map__set_max_entries(map, entries)
+            if status != 0 {
+                bpf_object__close(opened)
+                throw BPFError(code: .loadObject, message: "size BPF map \(mapName) to \(entries)", errno: -status)
+            }
         }
         let result = bpf_object__load(opened)
         if result != 0 {

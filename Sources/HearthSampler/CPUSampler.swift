@@ -33,8 +33,24 @@ public final class CPUSampler: Sendable {
             )
         }
         LibbpfLog.install(logger)
-        let object = try BPFObject(bytes: EmbeddedBPFObject.sampler.bytes, name: EmbeddedBPFObject.sampler.name)
+        let object = try BPFObject(
+            bytes: EmbeddedBPFObject.sampler.bytes,
+            name: EmbeddedBPFObject.sampler.name,
+            mapSizes: NativeUnwinding.mapSizes(for: configuration.nativeUnwinding)
+        )
         let maps = try Maps(object: object)
+        var loader: UnwindTableLoader?
+        if let unwinding = configuration.nativeUnwinding {
+            loader = UnwindTableLoader(maps: maps.unwind, budget: unwinding, logger: logger)
+            // A process named up front gets its tables before the first sample.
+            if let pid = configuration.pid {
+                do {
+                    _ = try loader?.load(pid: pid)
+                } catch {
+                    logger.warning("no unwind tables yet", metadata: ["pid": "\(pid)", "error": "\(error)"])
+                }
+            }
+        }
 
         let thresholds = (configuration.targetCgroups ?? [:]).mapValues(Self.threshold(probability:))
         try Self.writeTargetCgroups(thresholds, into: maps.targetCgroups)
@@ -42,6 +58,7 @@ public final class CPUSampler: Sendable {
         config.active_set = 0
         config.filter_pid = UInt32(bitPattern: configuration.pid ?? 0)
         config.filter_cgroups = configuration.targetCgroups == nil ? 0 : 1
+        config.unwind_native = configuration.nativeUnwinding == nil ? 0 : 1
         try Self.writeConfig(config, into: maps.config)
 
         let program = try object.program(named: "hearth_sample")
@@ -59,7 +76,29 @@ public final class CPUSampler: Sendable {
         self.configuration = configuration
         self.cpus = cpus
         self.logger = logger
-        self.state = Mutex(State(object: object, links: links, maps: maps, config: config, targetCgroups: thresholds))
+        self.state = Mutex(
+            State(
+                object: object,
+                links: links,
+                maps: maps,
+                config: config,
+                targetCgroups: thresholds,
+                unwindLoader: loader
+            )
+        )
+    }
+
+    /// Loads (or reloads, after it mapped new code) the unwind tables of one process, so its user stacks are
+    /// walked from `.eh_frame` from the next sample on. Needs a sampler created with ``SamplerConfiguration/nativeUnwinding``.
+    /// Blocking (compiling a large library takes a while): call it off the cooperative pool.
+    @discardableResult
+    public func loadUnwindTables(pid: Int32) throws(UnwindTablesError) -> UnwindTablesReport {
+        try self.state.withLock { state throws(UnwindTablesError) in
+            guard state.unwindLoader != nil else {
+                throw UnwindTablesError(code: .disabled, message: "the sampler was created without native unwinding")
+            }
+            return try state.unwindLoader!.load(pid: pid)
+        }
     }
 
     /// Replaces the targeted cgroups and their sampling probabilities while sampling; only the differences reach
@@ -123,6 +162,8 @@ private struct Maps {
     let targetCgroups: Int32
     let counts: [Int32]
     let stacks: [Int32]
+    let unwound: [Int32]
+    let unwind: UnwindTableLoader.Maps
 
     init(object: borrowing BPFObject) throws(BPFError) {
         self.config = try object.mapDescriptor(named: "config")
@@ -130,6 +171,12 @@ private struct Maps {
         self.targetCgroups = try object.mapDescriptor(named: "target_cgroups")
         self.counts = [try object.mapDescriptor(named: "counts_0"), try object.mapDescriptor(named: "counts_1")]
         self.stacks = [try object.mapDescriptor(named: "stacks_0"), try object.mapDescriptor(named: "stacks_1")]
+        self.unwound = [try object.mapDescriptor(named: "unwound_0"), try object.mapDescriptor(named: "unwound_1")]
+        self.unwind = UnwindTableLoader.Maps(
+            rows: try object.mapDescriptor(named: "unwind_rows"),
+            modules: try object.mapDescriptor(named: "unwind_modules"),
+            processes: try object.mapDescriptor(named: "unwind_processes")
+        )
     }
 }
 
@@ -143,19 +190,23 @@ extension CPUSampler {
         var targetCgroups: [UInt64: UInt32]
         var batchSupported = true
         var stacksMissingAtDrain: UInt64 = 0
+        /// nil when native unwinding is off.
+        var unwindLoader: UnwindTableLoader?
 
         init(
             object: consuming BPFObject,
             links: consuming BPFLinkGroup,
             maps: Maps,
             config: hearth_config,
-            targetCgroups: [UInt64: UInt32]
+            targetCgroups: [UInt64: UInt32],
+            unwindLoader: UnwindTableLoader?
         ) {
             self.object = object
             self.links = links
             self.maps = maps
             self.config = config
             self.targetCgroups = targetCgroups
+            self.unwindLoader = unwindLoader
         }
 
         mutating func drain() throws(BPFError) -> SamplerDrain {
@@ -169,6 +220,7 @@ extension CPUSampler {
 
             let buckets = try self.readAndDeleteCounts(fd: self.maps.counts[drained])
             var stacks = StackReader(fd: self.maps.stacks[drained])
+            var unwound = UnwoundStackReader(fd: self.maps.unwound[drained])
             var samples: [RawStackSample] = []
             samples.reserveCapacity(buckets.count)
             for (key, count) in buckets {
@@ -176,7 +228,8 @@ extension CPUSampler {
                 let comm = withUnsafeBytes(of: &key.comm) { raw in
                     String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
                 }
-                let user = stacks.stack(id: key.user_stack_id)
+                let unwoundUser = key.user_stack_source == UInt32(HEARTH_USER_STACK_UNWOUND)
+                let user = unwoundUser ? unwound.stack(id: key.user_stack_id) : stacks.stack(id: key.user_stack_id)
                 let kernel = stacks.stack(id: key.kernel_stack_id)
                 samples.append(
                     RawStackSample(
@@ -186,17 +239,37 @@ extension CPUSampler {
                         comm: comm,
                         userStack: user,
                         kernelStack: kernel,
-                        count: count
+                        count: count,
+                        userStackSource: unwoundUser ? .unwindTables : .framePointers
                     )
                 )
             }
-            self.stacksMissingAtDrain += stacks.missing
+            self.stacksMissingAtDrain += stacks.missing + unwound.missing
             try stacks.clear()
+            try unwound.clear()
+            self.loadUnwindTablesOfNewProcesses(samples)
             return SamplerDrain(
                 samples: samples,
                 counters: try self.readCounters(),
                 usedBatchOperations: self.batchSupported
             )
+        }
+
+        /// Loads the tables of processes seen with frame-pointer stacks for the first time, and forgets exited ones.
+        private mutating func loadUnwindTablesOfNewProcesses(_ samples: [RawStackSample]) {
+            guard var loader = self.unwindLoader else { return }
+            loader.forgetExitedProcesses()
+            if loader.loadsTablesOnFirstSample {
+                for pid in Set(samples.filter { $0.userStackSource == .framePointers && $0.pid > 0 }.map(\.pid))
+                where !loader.attempted.contains(pid) {
+                    do {
+                        _ = try loader.load(pid: pid)
+                    } catch {
+                        loader.logger.debug("no unwind tables", metadata: ["pid": "\(pid)", "error": "\(error)"])
+                    }
+                }
+            }
+            self.unwindLoader = loader
         }
 
         private mutating func readAndDeleteCounts(fd: Int32) throws(BPFError) -> [(hearth_sample_key, UInt64)] {
@@ -298,6 +371,11 @@ extension CPUSampler {
             counters.countsMapFull = value(HEARTH_COUNTER_COUNTS_MAP_FULL)
             counters.configMissing = value(HEARTH_COUNTER_CONFIG_MISSING)
             counters.stacksMissingAtDrain = self.stacksMissingAtDrain
+            counters.unwound = value(HEARTH_COUNTER_UNWOUND)
+            counters.unwindTruncated = value(HEARTH_COUNTER_UNWIND_TRUNCATED)
+            counters.unwindFailed = value(HEARTH_COUNTER_UNWIND_FAILED)
+            counters.unwindFramePointerSteps = value(HEARTH_COUNTER_UNWIND_FP_STEPS)
+            counters.unwoundStacksLost = value(HEARTH_COUNTER_UNWOUND_STACK_LOST)
             return counters
         }
     }

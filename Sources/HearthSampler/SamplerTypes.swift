@@ -1,5 +1,8 @@
 // SamplerTypes.swift: the sampler's value types: what it records and filters (frequency, pid, target cgroups,
-// CPUs), the raw stack buckets read from the kernel, its counters and losses, and the result of one drain.
+// CPUs, native unwinding), the raw stack buckets read from the kernel and how their user stacks were walked, the
+// marker frames of unwound stacks, its counters and losses, and the result of one drain.
+
+internal import CLibbpf
 
 /// What the sampler records and filters.
 public struct SamplerConfiguration: Sendable, Hashable {
@@ -12,12 +15,21 @@ public struct SamplerConfiguration: Sendable, Hashable {
     public var targetCgroups: [UInt64: Double]?
     /// The CPUs to sample; every online CPU when nil.
     public var cpus: [Int]?
+    /// Unwind user stacks from `.eh_frame` tables in the kernel; frame pointers only when nil (the default).
+    public var nativeUnwinding: NativeUnwinding?
 
-    public init(frequency: Int = 99, pid: Int32? = nil, targetCgroups: [UInt64: Double]? = nil, cpus: [Int]? = nil) {
+    public init(
+        frequency: Int = 99,
+        pid: Int32? = nil,
+        targetCgroups: [UInt64: Double]? = nil,
+        cpus: [Int]? = nil,
+        nativeUnwinding: NativeUnwinding? = nil
+    ) {
         self.frequency = frequency
         self.pid = pid
         self.targetCgroups = targetCgroups
         self.cpus = cpus
+        self.nativeUnwinding = nativeUnwinding
     }
 }
 
@@ -32,6 +44,48 @@ public struct RawStackSample: Sendable, Hashable {
     /// Instruction pointers, leaf first. Empty when the sample was taken in user mode.
     public var kernelStack: [UInt64]
     public var count: UInt64
+    /// How the user stack was walked.
+    public var userStackSource: UserStackSource = .framePointers
+}
+
+/// How the kernel walked a user stack.
+public enum UserStackSource: Sendable, Hashable {
+    /// `bpf_get_stackid`, following frame pointers: the process had no unwind tables (or unwinding is off).
+    case framePointers
+    /// The `.eh_frame` unwinder (``NativeUnwinding``); the stack may end in a ``StackMarker``.
+    case unwindTables
+}
+
+/// Pseudo-frames that end an unwound user stack instead of a dropped sample.
+public enum StackMarker: Sendable, Hashable {
+    /// The walk reached its frame limit (128 frames): the stack is deeper.
+    case truncated
+    /// The walk failed; the raw value is the BPF program's `hearth_unwind_error`.
+    case error(reason: UInt32)
+
+    /// The marker a frame address encodes, or nil for a real address.
+    public init?(address: UInt64) {
+        if address == HEARTH_FRAME_TRUNCATED {
+            self = .truncated
+        } else if address >= HEARTH_FRAME_ERROR_BASE, address < HEARTH_FRAME_ERROR_BASE + 0x10 {
+            self = .error(reason: UInt32(address - HEARTH_FRAME_ERROR_BASE))
+        } else {
+            return nil
+        }
+    }
+
+    /// A frame name for profiles: `[truncated]`, `[unwind error: reason]`.
+    public var name: String {
+        switch self {
+        case .truncated: "[truncated]"
+        case .error(let reason): "[unwind error: \(Self.reasonNames[reason] ?? "code \(reason)")]"
+        }
+    }
+
+    static let reasonNames: [UInt32: String] = [
+        1: "return address unreadable", 2: "saved rbp unreadable", 3: "bad frame pointer",
+        4: "stack not growing", 5: "signal frame unreadable", 6: "bad pc", 7: "no user registers",
+    ]
 }
 
 /// The program's cumulative counters, summed over CPUs, plus what user space lost while draining.
@@ -55,6 +109,14 @@ public struct SamplerCounters: Sendable, Hashable {
     public var configMissing: UInt64 = 0
     /// Stacks a recorded sample referenced that were gone when user space read them.
     public var stacksMissingAtDrain: UInt64 = 0
+    /// User stacks walked with unwind tables, those that hit the frame limit, and those that failed.
+    public var unwound: UInt64 = 0
+    public var unwindTruncated: UInt64 = 0
+    public var unwindFailed: UInt64 = 0
+    /// Frame-pointer steps the unwinder took where no table row existed.
+    public var unwindFramePointerSteps: UInt64 = 0
+    /// Unwound stacks that could not be stored (full map or hash collision): their samples have no user stack.
+    public var unwoundStacksLost: UInt64 = 0
 
     public init() {}
 
@@ -64,7 +126,7 @@ public struct SamplerCounters: Sendable, Hashable {
     /// Recorded samples whose user or kernel stack could not be kept.
     public var lostStacks: UInt64 {
         self.userStackErrors + self.kernelStackErrors + self.stackCollisions + self.stackMapFull
-            + self.stacksMissingAtDrain
+            + self.stacksMissingAtDrain + self.unwoundStacksLost
     }
 }
 

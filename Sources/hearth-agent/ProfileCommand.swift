@@ -42,6 +42,9 @@ struct ProfileCommand: ParsableCommand {
     @Option(help: "Rows in the top-functions table.")
     var top: Int = 15
 
+    @Option(help: "How user stacks are walked: frame-pointers (default) or eh-frame (.eh_frame tables in the kernel).")
+    var unwind: UnwindMethod = .framePointers
+
     @Flag(help: "Log libbpf and symbolizer details to standard error.")
     var verbose = false
 
@@ -77,7 +80,8 @@ struct ProfileCommand: ParsableCommand {
             options: .init(
                 duration: .milliseconds(Int64(self.seconds * 1000)),
                 frequency: self.frequency,
-                pid: self.pid
+                pid: self.pid,
+                nativeUnwinding: self.unwind == .ehFrame ? NativeUnwinding() : nil
             ),
             logger: logger
         )
@@ -106,6 +110,14 @@ struct ProfileCommand: ParsableCommand {
         }
         print(SummaryText.render(report: report, top: self.top, output: self.output))
     }
+}
+
+/// How `profile` walks user stacks.
+enum UnwindMethod: String, ExpressibleByArgument, CaseIterable {
+    /// Frame pointers (`bpf_get_stackid`): breaks at every function built without them.
+    case framePointers = "frame-pointers"
+    /// `.eh_frame` tables compiled in user space and followed in the kernel.
+    case ehFrame = "eh-frame"
 }
 
 /// The output formats, chosen by file extension.

@@ -1,0 +1,274 @@
+// UnwindTableLoader.swift: fills the unwinder's maps for a process: compiles the `.eh_frame` of each executable file
+// it maps (once per build id, shared by every process), appends the rows to unwind_rows within the budget, and
+// writes the process's sorted mapping table; frees a module's rows when its last process is forgotten.
+
+internal import CLibbpf
+import HearthSymbolizer
+import HearthUnwind
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The user-space half of native unwinding: which modules are loaded where, and which processes use them.
+struct UnwindTableLoader {
+    struct Maps {
+        let rows: Int32
+        let modules: Int32
+        let processes: Int32
+    }
+
+    /// A file as /proc/PID/maps names it: device and inode.
+    struct FileIdentity: Hashable {
+        var major: UInt32
+        var minor: UInt32
+        var inode: UInt64
+    }
+
+    /// What the loader learned about a file: its table key (nil: no usable CFI) and its load segments.
+    struct FileInfo {
+        var key: UnwindTable.Key?
+        var segments: [ELFFile.ProgramHeader]
+    }
+
+    /// A module whose rows are in the map.
+    struct Module {
+        var id: UInt32
+        var rows: Range<UInt32>
+        var processes: Set<Int32>
+    }
+
+    let maps: Maps
+    let logger: Logger
+    private(set) var allocator: RowAllocator
+    private var files: [FileIdentity: FileInfo] = [:]
+    private var modules: [UnwindTable.Key: Module] = [:]
+    /// Keys whose tables did not fit the budget; retried only after rows are freed.
+    private var overBudget: Set<UnwindTable.Key> = []
+    /// pid → the keys of the modules its table refers to.
+    private(set) var processes: [Int32: Set<UnwindTable.Key>] = [:]
+    /// Processes a load was attempted for (loaded or not), so a drain tries each only once.
+    private(set) var attempted: Set<Int32> = []
+    private var nextModuleID: UInt32 = 1
+    private let maxProcesses: UInt32
+    let loadsTablesOnFirstSample: Bool
+
+    init(maps: Maps, budget: NativeUnwinding, logger: Logger) {
+        self.maps = maps
+        self.logger = logger
+        self.allocator = RowAllocator(capacity: budget.rowBudget)
+        self.maxProcesses = budget.maxProcesses
+        self.loadsTablesOnFirstSample = budget.loadsTablesOnFirstSample
+    }
+
+    /// Loads (or reloads) the tables of `pid` and its mapping table.
+    mutating func load(pid: Int32, procRoot: String = "/proc") throws(UnwindTablesError) -> UnwindTablesReport {
+        self.attempted.insert(pid)
+        let mappings: [MemoryMapping]
+        do {
+            mappings = ProcMaps.parse(try readWholeFile("\(procRoot)/\(pid)/maps", limit: 64 << 20))
+        } catch {
+            throw UnwindTablesError(
+                code: .processUnreadable,
+                message: "read the mappings of process \(pid)",
+                cause: error
+            )
+        }
+        if self.processes[pid] == nil, self.processes.count >= Int(self.maxProcesses) {
+            throw UnwindTablesError(
+                code: .tooManyProcesses,
+                message: "\(self.maxProcesses) processes have unwind tables already"
+            )
+        }
+        var report = UnwindTablesReport()
+        var entries: [hearth_unwind_mapping] = []
+        var keys: Set<UnwindTable.Key> = []
+        for mapping in mappings where mapping.isExecutable {
+            guard entries.count < Int(HEARTH_UNWIND_MAX_MAPPINGS) else {
+                report.mappingsLeftOut += 1
+                continue
+            }
+            var entry = hearth_unwind_mapping()
+            entry.start = mapping.start
+            entry.end = mapping.end
+            if mapping.kind == .file,
+                let (module, bias) = self.module(for: mapping, pid: pid, procRoot: procRoot, report: &report)
+            {
+                entry.module_id = module.id
+                entry.bias = bias
+                keys.insert(module.key)
+            } else {
+                report.mappingsWithoutTable += 1
+            }
+            entries.append(entry)
+        }
+        report.mappings = entries.count
+        try self.writeProcess(pid: pid, entries: entries)
+        let previous = self.processes[pid] ?? []
+        self.processes[pid] = keys
+        for key in keys { self.modules[key]?.processes.insert(pid) }
+        for key in previous.subtracting(keys) { self.release(key, from: pid) }
+        return report
+    }
+
+    /// Removes a process's mapping table and frees the rows no other process uses.
+    mutating func forget(pid: Int32) {
+        self.attempted.remove(pid)
+        guard let keys = self.processes.removeValue(forKey: pid) else { return }
+        var key = UInt32(bitPattern: pid)
+        _ = bpf_map_delete_elem(self.maps.processes, &key)
+        for moduleKey in keys { self.release(moduleKey, from: pid) }
+    }
+
+    /// Forgets every process that has exited.
+    mutating func forgetExitedProcesses() {
+        for pid in Array(self.attempted) where kill(pid, 0) != 0 && errno == ESRCH {
+            self.forget(pid: pid)
+        }
+    }
+
+    private mutating func release(_ key: UnwindTable.Key, from pid: Int32) {
+        guard var module = self.modules[key] else { return }
+        module.processes.remove(pid)
+        guard module.processes.isEmpty else {
+            self.modules[key] = module
+            return
+        }
+        // Unlink the module before its rows can be reused: a walk racing this sees no table, not another's rows.
+        var id = module.id
+        _ = bpf_map_delete_elem(self.maps.modules, &id)
+        self.allocator.release(module.rows)
+        self.modules[key] = nil
+        self.overBudget.removeAll()
+    }
+
+    /// The module of a file mapping and the mapping's load bias; nil when the file has no usable table.
+    private mutating func module(
+        for mapping: MemoryMapping,
+        pid: Int32,
+        procRoot: String,
+        report: inout UnwindTablesReport
+    ) -> (module: (id: UInt32, key: UnwindTable.Key), bias: UInt64)? {
+        let identity = FileIdentity(major: mapping.deviceMajor, minor: mapping.deviceMinor, inode: mapping.inode)
+        // map_files opens the very file mapped (deleted, or in another mount namespace); root works for other users.
+        let mapFile =
+            "\(procRoot)/\(pid)/map_files/\(String(mapping.start, radix: 16))-\(String(mapping.end, radix: 16))"
+        let paths = [mapFile, "\(procRoot)/\(pid)/root\(mapping.path)"]
+        var elf: ELFFile?
+        if self.files[identity] == nil {
+            elf = paths.lazy.compactMap { try? ELFFile(path: $0) }.first
+            guard let elf else {
+                self.files[identity] = FileInfo(key: nil, segments: [])
+                return nil
+            }
+            let key =
+                elf.buildID.map(UnwindTable.Key.buildID)
+                ?? .file(device: UInt64(mapping.deviceMajor) << 32 | UInt64(mapping.deviceMinor), inode: mapping.inode)
+            self.files[identity] = FileInfo(key: key, segments: elf.programHeaders)
+        }
+        guard let file = self.files[identity], let key = file.key else { return nil }
+        let bias = ELFFile.loadBias(
+            segments: file.segments,
+            mappingStart: mapping.start,
+            fileOffset: mapping.fileOffset,
+            executable: true
+        )
+        if let module = self.modules[key] {
+            if !(self.processes[pid]?.contains(key) ?? false) { report.modulesShared += 1 }
+            return ((module.id, key), bias)
+        }
+        if self.overBudget.contains(key) {
+            report.modulesOverBudget += 1
+            return nil
+        }
+        if elf == nil { elf = paths.lazy.compactMap { try? ELFFile(path: $0) }.first }
+        guard let elf, let table = try? UnwindTable(elf: elf, key: key, logger: self.logger), !table.rows.isEmpty else {
+            self.files[identity]?.key = nil
+            return nil
+        }
+        guard let module = self.add(table) else {
+            self.overBudget.insert(key)
+            report.modulesOverBudget += 1
+            return nil
+        }
+        report.modulesLoaded += 1
+        report.rowsWritten += module.rows.count
+        return ((module.id, key), bias)
+    }
+
+    /// Copies a table's rows into free space and publishes the module; nil when it doesn't fit or a write fails.
+    private mutating func add(_ table: UnwindTable) -> Module? {
+        let rows = table.encodedRows()
+        guard rows.count < Int(HEARTH_UNWIND_MAX_MODULE_ROWS), let range = self.allocator.allocate(UInt32(rows.count))
+        else {
+            return nil
+        }
+        do {
+            try Self.writeRows(rows, at: range.lowerBound, fd: self.maps.rows)
+            var id = self.nextModuleID
+            var value = hearth_unwind_module()
+            value.first_row = range.lowerBound
+            value.row_count = UInt32(rows.count)
+            value.base = table.baseAddress
+            let status = bpf_map_update_elem(self.maps.modules, &id, &value, UInt64(BPF_ANY))
+            if status != 0 {
+                throw UnwindTablesError(
+                    code: .mapOperation,
+                    message: "add module \(table.key)",
+                    cause: BPFError(code: .mapOperation, message: "unwind_modules update", errno: -status)
+                )
+            }
+        } catch {
+            self.logger.warning(
+                "could not load unwind table",
+                metadata: ["unwind.key": "\(table.key)", "error": "\(error)"]
+            )
+            self.allocator.release(range)
+            return nil
+        }
+        let module = Module(id: self.nextModuleID, rows: range, processes: [])
+        self.nextModuleID += 1
+        self.modules[table.key] = module
+        return module
+    }
+
+    /// Writes rows into unwind_rows from index `first`, in batches of 16k.
+    private static func writeRows(_ rows: [UInt64], at first: UInt32, fd: Int32) throws(UnwindTablesError) {
+        let chunk = 16_384
+        var offset = 0
+        while offset < rows.count {
+            let end = min(offset + chunk, rows.count)
+            var keys = (offset..<end).map { first + UInt32($0) }
+            var values = Array(rows[offset..<end])
+            var count = UInt32(end - offset)
+            let status = bpf_map_update_batch(fd, &keys, &values, &count, nil)
+            if status != 0 {
+                throw UnwindTablesError(
+                    code: .mapOperation,
+                    message: "write \(end - offset) unwind rows at \(first + UInt32(offset))",
+                    cause: BPFError(code: .mapOperation, message: "unwind_rows batch update", errno: errno)
+                )
+            }
+            offset = end
+        }
+    }
+
+    private func writeProcess(pid: Int32, entries: [hearth_unwind_mapping]) throws(UnwindTablesError) {
+        var value = hearth_unwind_process()
+        value.count = UInt32(entries.count)
+        withUnsafeMutableBytes(of: &value.mappings) { raw in
+            let slots = raw.bindMemory(to: hearth_unwind_mapping.self)
+            for (index, entry) in entries.enumerated() { slots[index] = entry }
+        }
+        var key = UInt32(bitPattern: pid)
+        let status = bpf_map_update_elem(self.maps.processes, &key, &value, UInt64(BPF_ANY))
+        if status != 0 {
+            throw UnwindTablesError(
+                code: status == -E2BIG ? .tooManyProcesses : .mapOperation,
+                message: "write the mapping table of process \(pid)",
+                cause: BPFError(code: .mapOperation, message: "unwind_processes update", errno: -status)
+            )
+        }
+    }
+}
