@@ -1,0 +1,122 @@
+// NativeUnwindingTests.swift: the .eh_frame unwinder on the real kernel against gcc-built workloads without frame
+// pointers: whole call chains down to libc's start, deep recursion, the truncation marker, a callback through
+// libc's qsort, and the same chain with frame-pointer unwinding (which breaks it, showing the test can fail).
+
+import Foundation
+import HearthSampler
+import HearthTestSupport
+import Testing
+
+@Suite(
+    "Native unwinding on the real kernel",
+    .serialized,
+    .enabled(if: BPFTestSupport.enabled, BPFTestSupport.skipReason)
+)
+struct NativeUnwindingTests {
+    static let chain = ["hot_leaf", "level3", "level2", "level1", "main"]
+    static let unwinding = NativeUnwinding(rowBudget: 1 << 20, maxProcesses: 16, stacksPerInterval: 1024)
+
+    /// The chain, leaf first and contiguous, then libc's start code and the executable's `_start`.
+    static func isWholeChain(_ stack: SymbolizedRecording.Stack) -> Bool {
+        Array(stack.functions.prefix(Self.chain.count)) == Self.chain && stack.marker == nil
+            && stack.functions.dropFirst(Self.chain.count).contains("__libc_start_main")
+            && stack.functions.last == "_start"
+    }
+
+    @Test("-O2 -fomit-frame-pointer: at least 95% of hot_leaf's samples show main → … → hot_leaf and libc's start")
+    func chainWithoutFramePointers() throws {
+        let workload = try UnwindWorkloads.start(UnwindWorkloads.withoutFramePointers, ["chain"])
+        let recording = try SymbolizedRecording.record(pid: workload.pid, leaf: "hot_leaf", unwinding: Self.unwinding)
+        try #require(
+            recording.samples(leaf: "hot_leaf") >= 100,
+            "too few samples: \(recording.examples(leaf: "hot_leaf"))"
+        )
+        let share = recording.share(leaf: "hot_leaf", where: Self.isWholeChain)
+        print("native unwinding, -fomit-frame-pointer chain: \(share * 100)% of \(recording.samples(leaf: "hot_leaf"))")
+        #expect(share >= 0.95, "whole chains: \(share)\n\(recording.examples(leaf: "hot_leaf"))")
+        #expect(recording.stacks.allSatisfy { $0.source == .unwindTables })
+        #expect(recording.counters.lostSamples == 0)
+        #expect(recording.counters.unwoundStacksLost == 0)
+    }
+
+    @Test("the same workload with frame-pointer unwinding (unwinding off) breaks the chain")
+    func chainWithFramePointerUnwinding() throws {
+        let workload = try UnwindWorkloads.start(UnwindWorkloads.withoutFramePointers, ["chain"])
+        let recording = try SymbolizedRecording.record(pid: workload.pid, leaf: "hot_leaf", unwinding: nil)
+        try #require(recording.samples(leaf: "hot_leaf") >= 100, "too few samples")
+        let share = recording.share(leaf: "hot_leaf", where: Self.isWholeChain)
+        print("frame pointers, -fomit-frame-pointer chain: \(share * 100)% of \(recording.samples(leaf: "hot_leaf"))")
+        #expect(share < 0.05, "frame pointers unexpectedly walked the chain: \(recording.examples(leaf: "hot_leaf"))")
+        #expect(recording.stacks.allSatisfy { $0.source == .framePointers })
+    }
+
+    @Test("-fno-omit-frame-pointer, whose leaf still has no frame: at least 95% whole chains")
+    func chainWithFramePointers() throws {
+        let workload = try UnwindWorkloads.start(UnwindWorkloads.withFramePointers, ["chain"])
+        let recording = try SymbolizedRecording.record(pid: workload.pid, leaf: "hot_leaf", unwinding: Self.unwinding)
+        try #require(recording.samples(leaf: "hot_leaf") >= 100, "too few samples")
+        let share = recording.share(leaf: "hot_leaf", where: Self.isWholeChain)
+        print(
+            "native unwinding, -fno-omit-frame-pointer chain: \(share * 100)% of \(recording.samples(leaf: "hot_leaf"))"
+        )
+        #expect(share >= 0.95, "whole chains: \(share)\n\(recording.examples(leaf: "hot_leaf"))")
+    }
+
+    @Test("recursion 100 deep: at least 95% of the samples have 100 frames or more")
+    func recursion100() throws {
+        let workload = try UnwindWorkloads.start(UnwindWorkloads.withoutFramePointers, ["recurse", "100"])
+        let recording = try SymbolizedRecording.record(
+            pid: workload.pid,
+            leaf: "recursion_leaf",
+            unwinding: Self.unwinding
+        )
+        try #require(recording.samples(leaf: "recursion_leaf") >= 100, "too few samples")
+        let share = recording.share(leaf: "recursion_leaf") { stack in
+            stack.marker == nil && stack.functions.count >= 100
+                && stack.functions.prefix(101).dropFirst().allSatisfy { $0 == "recurse" }
+                && stack.functions.last == "_start"
+        }
+        print("native unwinding, recursion 100: \(share * 100)% of \(recording.samples(leaf: "recursion_leaf"))")
+        #expect(share >= 0.95, "deep stacks: \(share)\n\(recording.examples(leaf: "recursion_leaf").prefix(600))")
+    }
+
+    @Test("recursion 300 deep: the stack ends in the truncation marker, and no sample is lost")
+    func recursion300() throws {
+        let workload = try UnwindWorkloads.start(UnwindWorkloads.withoutFramePointers, ["recurse", "300"])
+        let recording = try SymbolizedRecording.record(
+            pid: workload.pid,
+            leaf: "recursion_leaf",
+            unwinding: Self.unwinding
+        )
+        try #require(recording.samples(leaf: "recursion_leaf") >= 100, "too few samples")
+        let share = recording.share(leaf: "recursion_leaf") { stack in
+            stack.marker == .truncated && stack.addresses.count == 129
+        }
+        print("native unwinding, recursion 300: \(share * 100)% truncated at 128 frames")
+        #expect(share >= 0.95, "truncated: \(share)")
+        #expect(recording.counters.unwindTruncated > 0)
+        #expect(recording.counters.lostSamples == 0)
+        #expect(recording.counters.unwoundStacksLost == 0)
+        #expect(recording.stacks.allSatisfy { !$0.addresses.isEmpty })
+    }
+
+    @Test("a qsort callback: compare_keys, through libc's sort, to sorter and main")
+    func qsortCallback() throws {
+        let workload = try UnwindWorkloads.start(UnwindWorkloads.withoutFramePointers, ["qsort"])
+        let recording = try SymbolizedRecording.record(
+            pid: workload.pid,
+            leaf: "compare_keys",
+            unwinding: Self.unwinding
+        )
+        try #require(recording.samples(leaf: "compare_keys") >= 100, "too few samples")
+        let share = recording.share(leaf: "compare_keys") { stack in
+            guard stack.marker == nil, let sorter = stack.functions.firstIndex(of: "sorter"),
+                let qsort = stack.functions.firstIndex(where: { $0.hasPrefix("qsort") })
+            else { return false }
+            return qsort > 1 && qsort < sorter && stack.functions[sorter + 1] == "main"
+                && stack.functions.last == "_start"
+        }
+        print("native unwinding, qsort callback: \(share * 100)% of \(recording.samples(leaf: "compare_keys"))")
+        #expect(share >= 0.95, "chains through qsort: \(share)\n\(recording.examples(leaf: "compare_keys"))")
+    }
+}
