@@ -16,11 +16,16 @@ struct NativeUnwindingTests {
     static let chain = ["hot_leaf", "level3", "level2", "level1", "main"]
     static let unwinding = NativeUnwinding(rowBudget: 1 << 20, maxProcesses: 16, stacksPerInterval: 1024)
 
-    /// The chain, leaf first and contiguous, then libc's start code and the executable's `_start`.
+    /// The chain, leaf first and contiguous, then libc's start code (`__libc_start_call_main`, named when libc6-dbg
+    /// is installed) and the executable's `_start`, where the stop row ends the walk.
     static func isWholeChain(_ stack: SymbolizedRecording.Stack) -> Bool {
-        Array(stack.functions.prefix(Self.chain.count)) == Self.chain && stack.marker == nil
-            && stack.functions.dropFirst(Self.chain.count).contains("__libc_start_main")
-            && stack.functions.last == "_start"
+        let functions = stack.functions
+        guard Array(functions.prefix(Self.chain.count)) == Self.chain, stack.marker == nil,
+            functions.count > Self.chain.count
+        else { return false }
+        let caller = functions[Self.chain.count]
+        return (caller == "__libc_start_call_main" || caller.hasPrefix("libc.so.6+"))
+            && functions.contains("__libc_start_main") && functions.last == "_start"
     }
 
     @Test("-O2 -fomit-frame-pointer: at least 95% of hot_leaf's samples show main → … → hot_leaf and libc's start")
@@ -118,5 +123,47 @@ struct NativeUnwindingTests {
         }
         print("native unwinding, qsort callback: \(share * 100)% of \(recording.samples(leaf: "compare_keys"))")
         #expect(share >= 0.95, "chains through qsort: \(share)\n\(recording.examples(leaf: "compare_keys"))")
+    }
+
+    @Test("samples taken in the kernel unwind from the user registers: write, syscall_loop, main, libc's start")
+    func kernelModeSamples() throws {
+        let workload = try UnwindWorkloads.start(UnwindWorkloads.withoutFramePointers, ["syscalls"])
+        let recording = try SymbolizedRecording.record(pid: workload.pid, leaf: "write", unwinding: Self.unwinding)
+        try #require(recording.samples(leaf: "write") >= 100, "too few samples")
+        let share = recording.share(leaf: "write") { stack in
+            Array(stack.functions.prefix(3)) == ["write", "syscall_loop", "main"] && stack.marker == nil
+                && stack.functions.last == "_start"
+        }
+        let inKernel = recording.stacks.filter { $0.functions.first == "write" && $0.inKernel }.reduce(0) {
+            $0 + $1.count
+        }
+        print(
+            "native unwinding, kernel-mode samples: \(share * 100)% of \(recording.samples(leaf: "write")), \(inKernel) in the kernel"
+        )
+        #expect(inKernel > 0, "no sample was taken in the kernel")
+        #expect(share >= 0.95, "whole chains: \(share)\n\(recording.examples(leaf: "write"))")
+    }
+
+    @Test("a hot loop in a SIGPROF handler: at least 90% continue past __restore_rt into the interrupted function")
+    func signalFrames() throws {
+        let workload = try UnwindWorkloads.start(UnwindWorkloads.withoutFramePointers, ["signal"])
+        let recording = try SymbolizedRecording.record(
+            pid: workload.pid,
+            leaf: "signal_hot_loop",
+            unwinding: Self.unwinding
+        )
+        try #require(recording.samples(leaf: "signal_hot_loop") >= 100, "too few samples")
+        let share = recording.share(leaf: "signal_hot_loop") { stack in
+            // signal_hot_loop, on_sigprof, __restore_rt (unnamed: its FDE starts one byte early), the interrupted
+            // function and its callers.
+            Array(stack.functions.prefix(2)) == ["signal_hot_loop", "on_sigprof"] && stack.functions.count > 5
+                && Array(stack.functions[3...5]) == ["interrupted_work", "run_signal_handlers", "main"]
+                && stack.marker == nil && stack.functions.last == "_start"
+        }
+        print("native unwinding, signal handler: \(share * 100)% of \(recording.samples(leaf: "signal_hot_loop"))")
+        #expect(
+            share >= 0.9,
+            "chains through the signal frame: \(share)\n\(recording.examples(leaf: "signal_hot_loop"))"
+        )
     }
 }

@@ -54,6 +54,8 @@ struct SymbolizedRecording {
         var marker: StackMarker?
         var source: UserStackSource
         var count: UInt64
+        /// Whether the sample was taken in the kernel (it has a kernel stack).
+        var inKernel: Bool
     }
 
     var stacks: [Stack] = []
@@ -89,7 +91,8 @@ struct SymbolizedRecording {
                         addresses: sample.userStack,
                         marker: marker,
                         source: sample.userStackSource,
-                        count: sample.count
+                        count: sample.count,
+                        inKernel: !sample.kernelStack.isEmpty
                     )
                 )
             }

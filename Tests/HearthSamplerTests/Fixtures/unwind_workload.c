@@ -4,8 +4,15 @@
 //   unwind_workload chain        main -> level1 -> level2 -> level3 -> hot_leaf, forever
 //   unwind_workload recurse N    main -> recurse x N -> recursion_leaf, forever
 //   unwind_workload qsort        main -> sorter -> qsort (libc) -> ... -> compare_keys, forever
+//   unwind_workload syscalls     main -> syscall_loop -> write (libc) -> the kernel, forever
+//   unwind_workload signal       main -> interrupted_work, interrupted by SIGPROF, whose handler spins in
+//                                signal_hot_loop (so samples land in the handler, above __restore_rt)
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 volatile unsigned long sink;
 
@@ -54,6 +61,40 @@ NOINLINE void sorter(void) {
     sink ^= keys[0];
 }
 
+NOINLINE void syscall_loop(void) {
+    int fd = open("/dev/null", O_WRONLY);
+    char byte = 0;
+    for (;;) {
+        if (write(fd, &byte, 1) < 0) break;
+    }
+    close(fd);
+}
+
+NOINLINE void signal_hot_loop(void) {
+    for (unsigned long i = 0; i < 20000000; i++) sink += i;
+}
+
+NOINLINE void on_sigprof(int signal) {
+    signal_hot_loop();
+    sink ^= (unsigned long)signal;
+}
+
+NOINLINE void interrupted_work(void) {
+    for (;;) sink++;
+}
+
+NOINLINE void run_signal_handlers(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = on_sigprof;
+    sigaction(SIGPROF, &action, NULL);
+    // Every 10 ms of CPU time: the handler runs longer than that, so the next signal waits for its return.
+    struct itimerval timer = {.it_interval = {0, 10000}, .it_value = {0, 10000}};
+    setitimer(ITIMER_PROF, &timer, NULL);
+    interrupted_work();
+    sink--;
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "chain";
     if (strcmp(mode, "recurse") == 0) {
@@ -61,6 +102,10 @@ int main(int argc, char **argv) {
         for (;;) recurse(depth);
     } else if (strcmp(mode, "qsort") == 0) {
         for (;;) sorter();
+    } else if (strcmp(mode, "syscalls") == 0) {
+        syscall_loop();
+    } else if (strcmp(mode, "signal") == 0) {
+        run_signal_handlers();
     } else {
         for (;;) level1();
     }
