@@ -96,6 +96,28 @@ struct ProfileCommandTests {
         }
     }
 
+    @Test(
+        "--unwind eh-frame walks a chain built without frame pointers, which frame pointers break",
+        .enabled(if: BPFRequirement.enabled)
+    )
+    func ehFrameUnwinding() throws {
+        let workload = try BackgroundProcess(try Workloads.chainWithoutFramePointers.get(), ["spin"])
+        let directory = try self.scratch()
+        var folded: [String: String] = [:]
+        for method in ["eh-frame", "frame-pointers"] {
+            let output = directory.appendingPathComponent("\(method).folded").path
+            let run = try ChildProcess.run(
+                self.agent,
+                ["profile", "--pid", "\(workload.pid)", "--seconds", "1", "--unwind", method, "-o", output]
+            )
+            #expect(run.status == 0, "stderr: \(run.stderr)")
+            folded[method] = String(decoding: try Data(contentsOf: URL(fileURLWithPath: output)), as: UTF8.self)
+        }
+        let chain = "__libc_start_call_main;main;middle;hot_leaf "
+        #expect(folded["eh-frame"]?.contains(chain) == true, "eh-frame: \(folded["eh-frame"] ?? "")")
+        #expect(folded["frame-pointers"]?.contains(chain) == false, "fp: \(folded["frame-pointers"] ?? "")")
+    }
+
     @Test("without privileges it names the missing capability and the fix, and exits non-zero")
     func unprivileged() throws {
         let output = try self.scratch().appendingPathComponent("out.html").path

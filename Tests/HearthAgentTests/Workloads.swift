@@ -1,5 +1,6 @@
-// Workloads.swift: the processes the profiling tests sample: `Fixtures/chain.c`, compiled with frame pointers and
-// without inlining once per test process, and the `hearth-workload-swift` executable.
+// Workloads.swift: the processes the profiling tests sample: `Fixtures/chain.c`, compiled without inlining once per
+// test process (with frame pointers, and as distributions build it, without), and the `hearth-workload-swift`
+// executable.
 
 import Foundation
 import HearthTestSupport
@@ -18,6 +19,22 @@ enum Workloads {
             "/usr/bin/cc",
             [
                 "-O0", "-g", "-fno-omit-frame-pointer", "-fno-inline", "-o", binary,
+                fixtures.appendingPathComponent("chain.c").path,
+            ]
+        )
+        guard output.status == 0 else { throw CompileError(message: output.stderr) }
+        return binary
+    }
+
+    /// `Fixtures/chain.c` built as distributions build: `-O2` without frame pointers (`.eh_frame` only).
+    static let chainWithoutFramePointers: Result<String, any Error> = Result {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hearth-chain-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let binary = directory.appendingPathComponent("chain-omit-fp").path
+        let output = try ChildProcess.run(
+            "/usr/bin/cc",
+            [
+                "-O2", "-g", "-fomit-frame-pointer", "-fno-inline", "-o", binary,
                 fixtures.appendingPathComponent("chain.c").path,
             ]
         )
