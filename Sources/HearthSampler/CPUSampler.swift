@@ -119,6 +119,13 @@ public final class CPUSampler: Sendable {
         }
     }
 
+    /// Removes the unwind tables of one process: its stacks are walked with frame pointers again until its tables
+    /// are loaded again (by ``loadUnwindTables(pid:)``, or by the next drain that sees it when
+    /// ``NativeUnwinding/loadsTablesOnFirstSample`` is set). Rows no other process uses are freed.
+    public func forgetUnwindTables(pid: Int32) {
+        self.state.withLock { state in state.unwindLoader?.forget(pid: pid) }
+    }
+
     /// Reads and empties everything recorded since the previous drain. Blocking: call it off the cooperative pool.
     public func drain() throws(BPFError) -> SamplerDrain {
         try self.state.withLock { state throws(BPFError) in try state.drain() }
@@ -255,10 +262,18 @@ extension CPUSampler {
             )
         }
 
-        /// Loads the tables of processes seen with frame-pointer stacks for the first time, and forgets exited ones.
+        /// Loads the tables of processes seen with frame-pointer stacks for the first time, reloads those whose code
+        /// mappings changed, and forgets exited ones.
         private mutating func loadUnwindTablesOfNewProcesses(_ samples: [RawStackSample]) {
             guard var loader = self.unwindLoader else { return }
             loader.forgetExitedProcesses()
+            for pid in Set(samples.filter { $0.userStackSource == .unwindTables }.map(\.pid)) {
+                do {
+                    _ = try loader.reloadIfMappingsChanged(pid: pid, interval: .seconds(2))
+                } catch {
+                    loader.logger.debug("unwind tables not reloaded", metadata: ["pid": "\(pid)", "error": "\(error)"])
+                }
+            }
             if loader.loadsTablesOnFirstSample {
                 for pid in Set(samples.filter { $0.userStackSource == .framePointers && $0.pid > 0 }.map(\.pid))
                 where !loader.attempted.contains(pid) {

@@ -50,6 +50,8 @@ struct UnwindTableLoader {
     private(set) var processes: [Int32: Set<UnwindTable.Key>] = [:]
     /// Processes a load was attempted for (loaded or not), so a drain tries each only once.
     private(set) var attempted: Set<Int32> = []
+    /// What each loaded process's executable mappings were, and when they were last compared with /proc.
+    private var mapsSeen: [Int32: (signature: [UInt64], checked: ContinuousClock.Instant)] = [:]
     private var nextModuleID: UInt32 = 1
     private let maxProcesses: UInt32
     let loadsTablesOnFirstSample: Bool
@@ -105,6 +107,7 @@ struct UnwindTableLoader {
         }
         report.mappings = entries.count
         try self.writeProcess(pid: pid, entries: entries)
+        self.mapsSeen[pid] = (Self.signature(of: mappings), .now)
         let previous = self.processes[pid] ?? []
         self.processes[pid] = keys
         for key in keys { self.modules[key]?.processes.insert(pid) }
@@ -112,9 +115,31 @@ struct UnwindTableLoader {
         return report
     }
 
+    /// Reloads a process whose executable mappings changed (`dlopen`, a new `exec`) since they were read, checking
+    /// at most once per `interval`. Returns whether it reloaded.
+    mutating func reloadIfMappingsChanged(
+        pid: Int32,
+        interval: Duration,
+        procRoot: String = "/proc"
+    ) throws(UnwindTablesError) -> Bool {
+        guard let seen = self.mapsSeen[pid], seen.checked.duration(to: .now) >= interval else { return false }
+        guard let text = try? readWholeFile("\(procRoot)/\(pid)/maps", limit: 64 << 20) else { return false }
+        let signature = Self.signature(of: ProcMaps.parse(text))
+        self.mapsSeen[pid]?.checked = .now
+        guard signature != seen.signature else { return false }
+        _ = try self.load(pid: pid, procRoot: procRoot)
+        return true
+    }
+
+    /// The executable mappings as start, end and inode, to notice when they change.
+    private static func signature(of mappings: [MemoryMapping]) -> [UInt64] {
+        mappings.filter(\.isExecutable).flatMap { [$0.start, $0.end, $0.inode] }
+    }
+
     /// Removes a process's mapping table and frees the rows no other process uses.
     mutating func forget(pid: Int32) {
         self.attempted.remove(pid)
+        self.mapsSeen[pid] = nil
         guard let keys = self.processes.removeValue(forKey: pid) else { return }
         var key = UInt32(bitPattern: pid)
         _ = bpf_map_delete_elem(self.maps.processes, &key)

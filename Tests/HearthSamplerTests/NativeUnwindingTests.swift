@@ -5,6 +5,7 @@
 import Foundation
 import HearthSampler
 import HearthTestSupport
+import Logging
 import Testing
 
 @Suite(
@@ -165,5 +166,34 @@ struct NativeUnwindingTests {
             share >= 0.9,
             "chains through the signal frame: \(share)\n\(recording.examples(leaf: "signal_hot_loop"))"
         )
+    }
+
+    @Test("a process without tables keeps frame-pointer stacks (no sample lost), and the next drain loads its tables")
+    func tablesLoadOnFirstSample() throws {
+        let workload = try UnwindWorkloads.start(UnwindWorkloads.withoutFramePointers, ["chain"])
+        let sampler = try CPUSampler(
+            configuration: .init(frequency: 499, pid: workload.pid, nativeUnwinding: Self.unwinding),
+            logger: Logger(label: "test")
+        )
+        sampler.forgetUnwindTables(pid: workload.pid)
+        var sawFramePointers = false
+        var last: SamplerDrain?
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.2)
+            let drain = try sampler.drain()
+            sawFramePointers = sawFramePointers || drain.samples.contains { $0.userStackSource == .framePointers }
+            last = drain
+            if sawFramePointers, !drain.samples.isEmpty,
+                drain.samples.allSatisfy({ $0.userStackSource == .unwindTables })
+            {
+                break
+            }
+        }
+        let drain = try #require(last)
+        #expect(sawFramePointers, "no frame-pointer stack while the process had no tables")
+        #expect(!drain.samples.isEmpty && drain.samples.allSatisfy { $0.userStackSource == .unwindTables })
+        #expect(drain.counters.lostSamples == 0)
+        #expect(drain.samples.allSatisfy { !$0.userStack.isEmpty })
     }
 }
