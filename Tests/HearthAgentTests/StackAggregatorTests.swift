@@ -46,6 +46,16 @@ struct StackAggregatorTests {
         #expect(second.first?.frames == first.first { $0.count == 5 }?.frames)
     }
 
+    @Test("an unwound stack's marker frame is named, not looked up: [truncated], [unwind error: …]")
+    func markerFramesNamed() {
+        var aggregator = StackAggregator<String>(symbolizer: Symbolizer(logger: Logger(label: "test")))
+        aggregator.add(self.sample([0x10, 0x20, 0xffff_ffff_ffff_ff01]), to: "a")
+        aggregator.add(self.sample([0x10, 0xffff_ffff_ffff_ff13]), to: "a")
+        let functions = (aggregator.samplesByGroup()["a"] ?? []).map { $0.frames.map(\.function) }
+        #expect(functions.contains { $0.count == 3 && $0.last == "[truncated]" })
+        #expect(functions.contains { $0.count == 2 && $0.last == "[unwind error: bad frame pointer]" })
+    }
+
     @Test("a stack no interval used is forgotten: it is symbolized again when it comes back")
     func forgottenAfterAnIdleInterval() {
         var aggregator = StackAggregator<String>(symbolizer: Symbolizer(logger: Logger(label: "test")))
