@@ -11,32 +11,27 @@ import Musl
 #endif
 
 extension State {
-    /// Reads the process's perf map (`/tmp/perf-PID.map` inside its root, named with its PID in its own
-    /// namespace): lines of `START SIZE NAME`, hex start and size. Returns an empty table when there is none.
+    /// Reads the process's perf map, the first of ``perfMapCandidates(procRoot:pid:status:)`` that exists: lines
+    /// of `START SIZE NAME`, hex start and size. Returns an empty table when there is none.
     mutating func refreshPerfMap(
         of process: inout ProcessState,
         pid: Int32,
         now: ContinuousClock.Instant,
         reload: Bool
     ) {
-        let path: String
-        if let known = process.perfMap?.path {
-            path = known
-        } else {
-            let processDirectory = "\(self.configuration.procRoot)/\(pid)"
-            var namespacePID = pid
-            if let status = try? readWholeFile("\(processDirectory)/status", limit: 1 << 20) {
-                for line in status.split(separator: 0x0a) where line.starts(with: Array("NSpid:".utf8)) {
-                    let last = line.dropFirst(6).split(whereSeparator: { $0 == 0x09 || $0 == 0x20 }).last
-                    if let last, let value = Int32(String(decoding: last, as: UTF8.self)) {
-                        namespacePID = value
-                    }
-                }
-            }
-            path = "\(processDirectory)/root/tmp/perf-\(namespacePID).map"
-        }
-        let fileKey = FileKey(path: path)
-        if !reload, let known = process.perfMap, known.fileKey == fileKey {
+        // The candidates are worked out once per process; which of them exists is looked at on every refresh, as
+        // a runtime may create its map after the first lookup.
+        let candidates =
+            process.perfMap?.candidates
+            ?? Self.perfMapCandidates(
+                procRoot: self.configuration.procRoot,
+                pid: pid,
+                status: try? readWholeFile("\(self.configuration.procRoot)/\(pid)/status", limit: 1 << 20)
+            )
+        let found = candidates.lazy.compactMap { path in FileKey(path: path).map { (path, $0) } }.first
+        let path = found?.0 ?? candidates[0]
+        let fileKey = found?.1
+        if !reload, let known = process.perfMap, known.path == path, known.fileKey == fileKey {
             process.perfMap?.checkedAt = now
             return
         }
@@ -54,7 +49,39 @@ extension State {
             self.pinned[module.serial] = module
             tableSerial = module.serial
         }
-        process.perfMap = PerfMapState(path: path, fileKey: fileKey, tableSerial: tableSerial, checkedAt: now)
+        process.perfMap = PerfMapState(
+            candidates: candidates,
+            path: path,
+            fileKey: fileKey,
+            tableSerial: tableSerial,
+            checkedAt: now
+        )
+    }
+
+    /// Where the perf map of process `pid` (as `procRoot` numbers it) may be, most likely first:
+    /// 1. `/tmp/perf-NSPID.map` inside the process's root, NSPID being its pid in its own pid namespace (the last
+    ///    field of `NSpid:` in its status): a runtime names the map with the pid it sees, in the /tmp it sees,
+    ///    which in a container is neither the host's pid nor the host's /tmp.
+    /// 2. `/tmp/perf-PID.map` in the root of the pid namespace's init (`procRoot/1/root`, the host's / when the
+    ///    agent sees the host's pids): where perf looks when the process's own namespace has none, and where
+    ///    tools that copy a container's map out (perf-map-agent) put it.
+    /// Without an `NSpid:` line (kernels before 4.1, or an unreadable status) NSPID is `pid`.
+    static func perfMapCandidates(procRoot: String, pid: Int32, status: [UInt8]?) -> [String] {
+        let namespacePID = status.flatMap(Self.namespacePID(status:)) ?? pid
+        let candidates = [
+            "\(procRoot)/\(pid)/root/tmp/perf-\(namespacePID).map",
+            "\(procRoot)/1/root/tmp/perf-\(pid).map",
+        ]
+        return candidates[0] == candidates[1] ? [candidates[0]] : candidates
+    }
+
+    /// The last field of the `NSpid:` line of a /proc/PID/status: the pid in the process's own pid namespace.
+    static func namespacePID(status: [UInt8]) -> Int32? {
+        for line in status.split(separator: 0x0a) where line.starts(with: Array("NSpid:".utf8)) {
+            let fields = line.dropFirst(6).split(whereSeparator: { $0 == 0x09 || $0 == 0x20 })
+            return fields.last.flatMap { Int32(String(decoding: $0, as: UTF8.self)) }
+        }
+        return nil
     }
 
     /// The process's parsed perf map, if it has one and its table is still cached.

@@ -269,9 +269,12 @@ enum MappingResolution {
     case unavailable
 }
 
-/// A process's `/tmp/perf-PID.map`: where it is, which version of it was parsed, and when it was last
-/// checked for changes.
+/// A process's `/tmp/perf-PID.map`: where it may be, where it was found, which version of it was parsed, and
+/// when it was last checked for changes.
 struct PerfMapState {
+    /// The paths looked at, most likely first (``State/perfMapCandidates(procRoot:pid:status:)``).
+    var candidates: [String]
+    /// The first candidate that existed when last checked, else the first.
     var path: String
     /// nil when the file didn't exist.
     var fileKey: FileKey?
