@@ -19,6 +19,8 @@ import Glibc
 /// across intervals. Sampling stops when the sampler is released.
 public final class CPUSampler: Sendable {
     private let state: Mutex<State>
+    /// nil when native unwinding is off.
+    private let unwindTables: UnwindTableService?
     private let logger: Logger
     public let configuration: SamplerConfiguration
     /// The CPUs a perf event was attached to.
@@ -39,17 +41,18 @@ public final class CPUSampler: Sendable {
             mapSizes: NativeUnwinding.mapSizes(for: configuration.nativeUnwinding)
         )
         let maps = try Maps(object: object)
-        var loader: UnwindTableLoader?
+        var unwindTables: UnwindTableService?
         if let unwinding = configuration.nativeUnwinding {
-            loader = UnwindTableLoader(maps: maps.unwind, budget: unwinding, logger: logger)
+            var loader = UnwindTableLoader(maps: maps.unwind, budget: unwinding, logger: logger)
             // A process named up front gets its tables before the first sample.
             if let pid = configuration.pid {
                 do {
-                    _ = try loader?.load(pid: pid)
+                    _ = try loader.load(pid: pid)
                 } catch {
                     logger.warning("no unwind tables yet", metadata: ["pid": "\(pid)", "error": "\(error)"])
                 }
             }
+            unwindTables = UnwindTableService(loader: loader, requestsFD: maps.unwindRequests, logger: logger)
         }
 
         let thresholds = (configuration.targetCgroups ?? [:]).mapValues(Self.threshold(probability:))
@@ -82,10 +85,16 @@ public final class CPUSampler: Sendable {
                 links: links,
                 maps: maps,
                 config: config,
-                targetCgroups: thresholds,
-                unwindLoader: loader
+                targetCgroups: thresholds
             )
         )
+        self.unwindTables = unwindTables
+        unwindTables?.start()
+    }
+
+    deinit {
+        // The service writes the maps: it stops before the object (in `state`) is closed.
+        self.unwindTables?.stop()
     }
 
     /// Loads (or reloads, after it mapped new code) the unwind tables of one process, so its user stacks are
@@ -93,12 +102,10 @@ public final class CPUSampler: Sendable {
     /// Blocking (compiling a large library takes a while): call it off the cooperative pool.
     @discardableResult
     public func loadUnwindTables(pid: Int32) throws(UnwindTablesError) -> UnwindTablesReport {
-        try self.state.withLock { state throws(UnwindTablesError) in
-            guard state.unwindLoader != nil else {
-                throw UnwindTablesError(code: .disabled, message: "the sampler was created without native unwinding")
-            }
-            return try state.unwindLoader!.load(pid: pid)
+        guard let unwindTables = self.unwindTables else {
+            throw UnwindTablesError(code: .disabled, message: "the sampler was created without native unwinding")
         }
+        return try unwindTables.load(pid: pid)
     }
 
     /// Replaces the targeted cgroups and their sampling probabilities while sampling; only the differences reach
@@ -120,15 +127,20 @@ public final class CPUSampler: Sendable {
     }
 
     /// Removes the unwind tables of one process: its stacks are walked with frame pointers again until its tables
-    /// are loaded again (by ``loadUnwindTables(pid:)``, or by the next drain that sees it when
+    /// are loaded again (by ``loadUnwindTables(pid:)``, or in the background when the program asks for them and
     /// ``NativeUnwinding/loadsTablesOnFirstSample`` is set). Rows no other process uses are freed.
     public func forgetUnwindTables(pid: Int32) {
-        self.state.withLock { state in state.unwindLoader?.forget(pid: pid) }
+        self.unwindTables?.forget(pid: pid)
     }
 
     /// Reads and empties everything recorded since the previous drain. Blocking: call it off the cooperative pool.
     public func drain() throws(BPFError) -> SamplerDrain {
-        try self.state.withLock { state throws(BPFError) in try state.drain() }
+        var drain = try self.state.withLock { state throws(BPFError) in try state.drain() }
+        if let unwindTables = self.unwindTables {
+            unwindTables.noteSampled(Set(drain.samples.lazy.map(\.pid)))
+            drain.unwindTableLoads = unwindTables.takeLoads()
+        }
+        return drain
     }
 
     /// The program's counters so far, without draining.
@@ -171,6 +183,7 @@ private struct Maps {
     let stacks: [Int32]
     let unwound: [Int32]
     let unwind: UnwindTableLoader.Maps
+    let unwindRequests: Int32
 
     init(object: borrowing BPFObject) throws(BPFError) {
         self.config = try object.mapDescriptor(named: "config")
@@ -184,6 +197,7 @@ private struct Maps {
             modules: try object.mapDescriptor(named: "unwind_modules"),
             processes: try object.mapDescriptor(named: "unwind_processes")
         )
+        self.unwindRequests = try object.mapDescriptor(named: "unwind_requests")
     }
 }
 
@@ -197,23 +211,19 @@ extension CPUSampler {
         var targetCgroups: [UInt64: UInt32]
         var batchSupported = true
         var stacksMissingAtDrain: UInt64 = 0
-        /// nil when native unwinding is off.
-        var unwindLoader: UnwindTableLoader?
 
         init(
             object: consuming BPFObject,
             links: consuming BPFLinkGroup,
             maps: Maps,
             config: hearth_config,
-            targetCgroups: [UInt64: UInt32],
-            unwindLoader: UnwindTableLoader?
+            targetCgroups: [UInt64: UInt32]
         ) {
             self.object = object
             self.links = links
             self.maps = maps
             self.config = config
             self.targetCgroups = targetCgroups
-            self.unwindLoader = unwindLoader
         }
 
         mutating func drain() throws(BPFError) -> SamplerDrain {
@@ -254,37 +264,11 @@ extension CPUSampler {
             self.stacksMissingAtDrain += stacks.missing + unwound.missing
             try stacks.clear()
             try unwound.clear()
-            self.loadUnwindTablesOfNewProcesses(samples)
             return SamplerDrain(
                 samples: samples,
                 counters: try self.readCounters(),
                 usedBatchOperations: self.batchSupported
             )
-        }
-
-        /// Loads the tables of processes seen with frame-pointer stacks for the first time, reloads those whose code
-        /// mappings changed, and forgets exited ones.
-        private mutating func loadUnwindTablesOfNewProcesses(_ samples: [RawStackSample]) {
-            guard var loader = self.unwindLoader else { return }
-            loader.forgetExitedProcesses()
-            for pid in Set(samples.filter { $0.userStackSource == .unwindTables }.map(\.pid)) {
-                do {
-                    _ = try loader.reloadIfMappingsChanged(pid: pid, interval: .seconds(2))
-                } catch {
-                    loader.logger.debug("unwind tables not reloaded", metadata: ["pid": "\(pid)", "error": "\(error)"])
-                }
-            }
-            if loader.loadsTablesOnFirstSample {
-                for pid in Set(samples.filter { $0.userStackSource == .framePointers && $0.pid > 0 }.map(\.pid))
-                where !loader.attempted.contains(pid) {
-                    do {
-                        _ = try loader.load(pid: pid)
-                    } catch {
-                        loader.logger.debug("no unwind tables", metadata: ["pid": "\(pid)", "error": "\(error)"])
-                    }
-                }
-            }
-            self.unwindLoader = loader
         }
 
         private mutating func readAndDeleteCounts(fd: Int32) throws(BPFError) -> [(hearth_sample_key, UInt64)] {

@@ -1,28 +1,33 @@
 // NativeUnwinding.swift: the opt-in switch for unwinding user stacks from `.eh_frame` tables in the kernel, its
-// memory budget (the sizes of the preallocated BPF maps), and what loading one process's tables did.
+// memory budget (the sizes of the preallocated BPF maps), what loading one process's tables did, and the record of a
+// load served in the background.
 
 /// Unwinding user stacks in the kernel from `.eh_frame` tables (compiled by HearthUnwind) instead of frame pointers.
 ///
 /// Every limit here sizes a preallocated BPF map, so the budget is what the kernel locks when the sampler starts.
-/// With the defaults that is about 24 MiB: 16 MiB of rows, 1 MiB of process tables, 4.2 MiB of unwound stacks,
+/// With the defaults that is about 13 MiB: 8 MiB of rows, 1 MiB of process tables, 4.2 MiB of unwound stacks,
 /// and small change. See NativeUnwinding.md in the HearthSampler documentation.
 public struct NativeUnwinding: Sendable, Hashable {
     /// 8-byte rows for all loaded modules together. Debian's libc needs about 28k, libstdc++ 34k, libswiftCore 81k;
-    /// the default, 2M rows (16 MiB), holds a few hundred typical libraries. A module that doesn't fit is unwound
-    /// with frame pointers.
+    /// the default, 1M rows (8 MiB), holds a few dozen typical libraries. When a module does not fit, the modules
+    /// sampled least recently are evicted to make room; one larger than the whole budget is unwound with frame
+    /// pointers.
     public var rowBudget: UInt32
     /// Modules (ELF files, shared between processes by build id) with tables loaded at once.
     public var maxModules: UInt32
-    /// Processes with a mapping table (about 4 KiB each); others keep frame-pointer stacks.
+    /// Processes with a mapping table (about 4 KiB each); when full, a process not sampled for a minute makes room,
+    /// others keep frame-pointer stacks.
     public var maxProcesses: UInt32
     /// Distinct unwound stacks per drain interval (about 1 KiB each, two sets).
     public var stacksPerInterval: UInt32
-    /// Load the tables of every process seen in a drain that has none yet. Off: only ``CPUSampler/loadUnwindTables(pid:)``
-    /// (and the configured pid at start) loads them.
+    /// Load the tables of every process the program samples without tables, in the background as soon as it asks.
+    /// Off: only ``CPUSampler/loadUnwindTables(pid:)`` (and the configured pid at start) loads them.
     public var loadsTablesOnFirstSample: Bool
+    /// A module sampled this recently is not evicted (evicting code in use would only thrash).
+    public var evictionGrace: Duration = .seconds(10)
 
     public init(
-        rowBudget: UInt32 = 2 << 20,
+        rowBudget: UInt32 = 1 << 20,
         maxModules: UInt32 = 4096,
         maxProcesses: UInt32 = 256,
         stacksPerInterval: UInt32 = 2048,
@@ -35,15 +40,27 @@ public struct NativeUnwinding: Sendable, Hashable {
         self.loadsTablesOnFirstSample = loadsTablesOnFirstSample
     }
 
+    /// The row budget that fits `mebibytes` of table memory (8 bytes a row).
+    public static func rows(mebibytes: Int) -> UInt32 {
+        UInt32(clamping: max(mebibytes, 1) << 17)
+    }
+
     /// max_entries of the unwinder's maps; every one is 1 when unwinding is off, so it costs nothing.
     static func mapSizes(for unwinding: NativeUnwinding?) -> [String: UInt32] {
-        let off = unwinding == nil
+        guard let unwinding else {
+            return [
+                "unwind_rows": 1, "unwind_modules": 1, "unwind_processes": 1, "unwind_requests": 1,
+                "unwound_0": 1, "unwound_1": 1,
+            ]
+        }
         return [
-            "unwind_rows": off ? 1 : max(unwinding!.rowBudget, 1),
-            "unwind_modules": off ? 1 : max(unwinding!.maxModules, 1),
-            "unwind_processes": off ? 1 : max(unwinding!.maxProcesses, 1),
-            "unwound_0": off ? 1 : max(unwinding!.stacksPerInterval, 1),
-            "unwound_1": off ? 1 : max(unwinding!.stacksPerInterval, 1),
+            "unwind_rows": max(unwinding.rowBudget, 1),
+            "unwind_modules": max(unwinding.maxModules, 1),
+            "unwind_processes": max(unwinding.maxProcesses, 1),
+            // Requests outlive a full process table (they wait for room), so room for several times as many.
+            "unwind_requests": max(unwinding.maxProcesses, 1) * 4,
+            "unwound_0": max(unwinding.stacksPerInterval, 1),
+            "unwound_1": max(unwinding.stacksPerInterval, 1),
         ]
     }
 }
@@ -62,6 +79,8 @@ public struct UnwindTablesReport: Sendable, Hashable {
     /// and modules that did not fit the row budget (also in ``modulesOverBudget``).
     public var mappingsWithoutTable = 0
     public var modulesOverBudget = 0
+    /// Modules evicted (least recently sampled first) to make room for this load's.
+    public var modulesEvicted = 0
 
     public init() {}
 }
@@ -97,5 +116,24 @@ public struct UnwindTablesError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         guard let cause = self.cause else { return "\(self.message) (\(self.code))" }
         return "\(self.message) (\(self.code)): \(cause)"
+    }
+}
+
+/// One process's tables loaded in the background because the BPF program asked for them.
+public struct UnwindTableLoad: Sendable, Hashable {
+    public var pid: Int32
+    /// What the load did.
+    public var report: UnwindTablesReport
+    /// From the sample that asked (the process's first sample without tables, or the first that met new code) to
+    /// its tables being in the maps: the time during which its stacks were walked with frame pointers.
+    public var latency: Duration
+    /// Whether this reloaded a process that had tables (new code mapped, or an evicted module).
+    public var isReload: Bool
+
+    public init(pid: Int32, report: UnwindTablesReport, latency: Duration, isReload: Bool) {
+        self.pid = pid
+        self.report = report
+        self.latency = latency
+        self.isReload = isReload
     }
 }

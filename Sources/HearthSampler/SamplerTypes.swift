@@ -136,4 +136,6 @@ public struct SamplerDrain: Sendable {
     public var counters: SamplerCounters
     /// Whether the kernel supported batch lookup-and-delete (otherwise the map was iterated).
     public var usedBatchOperations: Bool
+    /// Unwind tables loaded in the background since the previous drain (native unwinding only).
+    public var unwindTableLoads: [UnwindTableLoad] = []
 }

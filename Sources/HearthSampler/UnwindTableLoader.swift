@@ -1,6 +1,7 @@
 // UnwindTableLoader.swift: fills the unwinder's maps for a process: compiles the `.eh_frame` of each executable file
 // it maps (once per build id, shared by every process), appends the rows to unwind_rows within the budget, and
-// writes the process's sorted mapping table; frees a module's rows when its last process is forgotten.
+// writes the process's sorted mapping table; frees a module's rows when its last process is forgotten, and evicts the
+// modules sampled least recently when a new one needs their room.
 
 internal import CLibbpf
 import HearthSymbolizer
@@ -48,12 +49,20 @@ struct UnwindTableLoader {
     private var overBudget: Set<UnwindTable.Key> = []
     /// pid → the keys of the modules its table refers to.
     private(set) var processes: [Int32: Set<UnwindTable.Key>] = [:]
-    /// Processes a load was attempted for (loaded or not), so a drain tries each only once.
-    private(set) var attempted: Set<Int32> = []
+    /// Processes a load was attempted for (loaded or not), and when: requests are served at most once per
+    /// ``UnwindTableService/retryInterval`` each.
+    private(set) var attempted: [Int32: ContinuousClock.Instant] = [:]
+    /// When each process was last seen in a drain: what eviction goes by.
+    private var lastSampled: [Int32: ContinuousClock.Instant] = [:]
+    /// Processes whose table refers to an evicted module: reloaded when they ask again.
+    private var stale: Set<Int32> = []
+    /// Modules evicted so far.
+    private(set) var evictions = 0
     /// What each loaded process's executable mappings were, and when they were last compared with /proc.
     private var mapsSeen: [Int32: (signature: [UInt64], checked: ContinuousClock.Instant)] = [:]
     private var nextModuleID: UInt32 = 1
     private let maxProcesses: UInt32
+    private let evictionGrace: Duration
     let loadsTablesOnFirstSample: Bool
 
     init(maps: Maps, budget: NativeUnwinding, logger: Logger) {
@@ -61,12 +70,33 @@ struct UnwindTableLoader {
         self.logger = logger
         self.allocator = RowAllocator(capacity: budget.rowBudget)
         self.maxProcesses = budget.maxProcesses
+        self.evictionGrace = budget.evictionGrace
         self.loadsTablesOnFirstSample = budget.loadsTablesOnFirstSample
+    }
+
+    /// A process not sampled this long gives up its slot when the process table is full.
+    static let processIdleLimit: Duration = .seconds(60)
+
+    /// Whether `pid` has a mapping table in the map.
+    func hasTables(pid: Int32) -> Bool { self.processes[pid] != nil }
+
+    /// Records that these processes were sampled now.
+    mutating func noteSampled(_ pids: some Sequence<Int32>, at now: ContinuousClock.Instant = .now) {
+        for pid in pids where self.processes[pid] != nil || self.attempted[pid] != nil { self.lastSampled[pid] = now }
     }
 
     /// Loads (or reloads) the tables of `pid` and its mapping table.
     mutating func load(pid: Int32, procRoot: String = "/proc") throws(UnwindTablesError) -> UnwindTablesReport {
-        self.attempted.insert(pid)
+        self.attempted[pid] = .now
+        if self.processes[pid] == nil, self.processes.count >= Int(self.maxProcesses) {
+            self.forgetIdleProcess()
+        }
+        if self.processes[pid] == nil, self.processes.count >= Int(self.maxProcesses) {
+            throw UnwindTablesError(
+                code: .tooManyProcesses,
+                message: "\(self.maxProcesses) processes have unwind tables already"
+            )
+        }
         let mappings: [MemoryMapping]
         do {
             mappings = ProcMaps.parse(try readWholeFile("\(procRoot)/\(pid)/maps", limit: 64 << 20))
@@ -77,15 +107,15 @@ struct UnwindTableLoader {
                 cause: error
             )
         }
-        if self.processes[pid] == nil, self.processes.count >= Int(self.maxProcesses) {
-            throw UnwindTablesError(
-                code: .tooManyProcesses,
-                message: "\(self.maxProcesses) processes have unwind tables already"
-            )
-        }
         var report = UnwindTablesReport()
         var entries: [hearth_unwind_mapping] = []
         var keys: Set<UnwindTable.Key> = []
+        // Modules this process maps that are known already: never evicted to make room for its other modules.
+        var known: Set<UnwindTable.Key> = []
+        for mapping in mappings where mapping.isExecutable {
+            let identity = FileIdentity(major: mapping.deviceMajor, minor: mapping.deviceMinor, inode: mapping.inode)
+            if let key = self.files[identity]?.key { known.insert(key) }
+        }
         for mapping in mappings where mapping.isExecutable {
             guard entries.count < Int(HEARTH_UNWIND_MAX_MAPPINGS) else {
                 report.mappingsLeftOut += 1
@@ -95,7 +125,13 @@ struct UnwindTableLoader {
             entry.start = mapping.start
             entry.end = mapping.end
             if mapping.kind == .file,
-                let (module, bias) = self.module(for: mapping, pid: pid, procRoot: procRoot, report: &report)
+                let (module, bias) = self.module(
+                    for: mapping,
+                    pid: pid,
+                    procRoot: procRoot,
+                    inUse: keys.union(known),
+                    report: &report
+                )
             {
                 entry.module_id = module.id
                 entry.bias = bias
@@ -110,25 +146,30 @@ struct UnwindTableLoader {
         self.mapsSeen[pid] = (Self.signature(of: mappings), .now)
         let previous = self.processes[pid] ?? []
         self.processes[pid] = keys
+        self.stale.remove(pid)
         for key in keys { self.modules[key]?.processes.insert(pid) }
         for key in previous.subtracting(keys) { self.release(key, from: pid) }
         return report
     }
 
-    /// Reloads a process whose executable mappings changed (`dlopen`, a new `exec`) since they were read, checking
-    /// at most once per `interval`. Returns whether it reloaded.
+    /// Reloads a process whose executable mappings changed (`dlopen`, a new `exec`) since they were read, or one of
+    /// whose modules was evicted, checking /proc at most once per `interval`. Returns what the reload did, or nil
+    /// when nothing changed.
     mutating func reloadIfMappingsChanged(
         pid: Int32,
         interval: Duration,
         procRoot: String = "/proc"
-    ) throws(UnwindTablesError) -> Bool {
-        guard let seen = self.mapsSeen[pid], seen.checked.duration(to: .now) >= interval else { return false }
-        guard let text = try? readWholeFile("\(procRoot)/\(pid)/maps", limit: 64 << 20) else { return false }
+    ) throws(UnwindTablesError) -> UnwindTablesReport? {
+        if self.stale.contains(pid) {  // a module it uses was evicted: bring it back
+            return try self.load(pid: pid, procRoot: procRoot)
+        }
+        guard let seen = self.mapsSeen[pid], seen.checked.duration(to: .now) >= interval else { return nil }
+        self.attempted[pid] = .now
+        guard let text = try? readWholeFile("\(procRoot)/\(pid)/maps", limit: 64 << 20) else { return nil }
         let signature = Self.signature(of: ProcMaps.parse(text))
         self.mapsSeen[pid]?.checked = .now
-        guard signature != seen.signature else { return false }
-        _ = try self.load(pid: pid, procRoot: procRoot)
-        return true
+        guard signature != seen.signature else { return nil }
+        return try self.load(pid: pid, procRoot: procRoot)
     }
 
     /// The executable mappings as start, end and inode, to notice when they change.
@@ -138,7 +179,9 @@ struct UnwindTableLoader {
 
     /// Removes a process's mapping table and frees the rows no other process uses.
     mutating func forget(pid: Int32) {
-        self.attempted.remove(pid)
+        self.attempted[pid] = nil
+        self.lastSampled[pid] = nil
+        self.stale.remove(pid)
         self.mapsSeen[pid] = nil
         guard let keys = self.processes.removeValue(forKey: pid) else { return }
         var key = UInt32(bitPattern: pid)
@@ -148,9 +191,65 @@ struct UnwindTableLoader {
 
     /// Forgets every process that has exited.
     mutating func forgetExitedProcesses() {
-        for pid in Array(self.attempted) where kill(pid, 0) != 0 && errno == ESRCH {
+        for pid in Array(self.attempted.keys) where kill(pid, 0) != 0 && errno == ESRCH {
             self.forget(pid: pid)
         }
+    }
+
+    /// Frees the slot of the process sampled least recently, if it has not been sampled for a minute.
+    private mutating func forgetIdleProcess() {
+        let now = ContinuousClock.now
+        let idle = self.processes.keys.min {
+            (self.lastSampled[$0] ?? self.attempted[$0] ?? now) < (self.lastSampled[$1] ?? self.attempted[$1] ?? now)
+        }
+        guard let idle,
+            (self.lastSampled[idle] ?? self.attempted[idle] ?? now).duration(to: now) >= Self.processIdleLimit
+        else { return }
+        self.forget(pid: idle)
+    }
+
+    /// When a module was last sampled: the latest of its processes.
+    private func lastSampled(_ module: Module) -> ContinuousClock.Instant? {
+        module.processes.compactMap { self.lastSampled[$0] ?? self.attempted[$0] }.max()
+    }
+
+    /// Evicts modules, least recently sampled first, until `rows` rows can be allocated; none sampled within
+    /// ``NativeUnwinding/evictionGrace`` and none of `inUse` (the modules of the process being loaded). Returns the range, or nil.
+    private mutating func allocateEvicting(
+        _ rows: UInt32,
+        inUse: Set<UnwindTable.Key>,
+        report: inout UnwindTablesReport
+    ) -> Range<UInt32>? {
+        if let range = self.allocator.allocate(rows) { return range }
+        let now = ContinuousClock.now
+        let candidates = self.modules
+            .filter { key, module in
+                guard !inUse.contains(key) else { return false }
+                guard let sampled = self.lastSampled(module) else { return true }
+                return sampled.duration(to: now) >= self.evictionGrace
+            }
+            .map { (key: $0.key, sampled: self.lastSampled($0.value)) }
+            .sorted { ($0.sampled ?? now - .seconds(1 << 30)) < ($1.sampled ?? now - .seconds(1 << 30)) }
+        for candidate in candidates {
+            self.evict(candidate.key)
+            report.modulesEvicted += 1
+            if let range = self.allocator.allocate(rows) { return range }
+        }
+        return nil
+    }
+
+    /// Unlinks a module still in use; its processes walk its code with frame pointers until they ask again.
+    private mutating func evict(_ key: UnwindTable.Key) {
+        guard let module = self.modules.removeValue(forKey: key) else { return }
+        var id = module.id
+        _ = bpf_map_delete_elem(self.maps.modules, &id)
+        self.allocator.release(module.rows)
+        for pid in module.processes {
+            self.processes[pid]?.remove(key)
+            self.stale.insert(pid)
+        }
+        self.evictions += 1
+        self.logger.debug("unwind table evicted", metadata: ["unwind.key": "\(key)", "rows": "\(module.rows.count)"])
     }
 
     private mutating func release(_ key: UnwindTable.Key, from pid: Int32) {
@@ -173,6 +272,7 @@ struct UnwindTableLoader {
         for mapping: MemoryMapping,
         pid: Int32,
         procRoot: String,
+        inUse: Set<UnwindTable.Key>,
         report: inout UnwindTablesReport
     ) -> (module: (id: UInt32, key: UnwindTable.Key), bias: UInt64)? {
         let identity = FileIdentity(major: mapping.deviceMajor, minor: mapping.deviceMinor, inode: mapping.inode)
@@ -212,7 +312,7 @@ struct UnwindTableLoader {
             self.files[identity]?.key = nil
             return nil
         }
-        guard let module = self.add(table) else {
+        guard let module = self.add(table, inUse: inUse, report: &report) else {
             self.overBudget.insert(key)
             report.modulesOverBudget += 1
             return nil
@@ -223,9 +323,14 @@ struct UnwindTableLoader {
     }
 
     /// Copies a table's rows into free space and publishes the module; nil when it doesn't fit or a write fails.
-    private mutating func add(_ table: UnwindTable) -> Module? {
+    private mutating func add(
+        _ table: UnwindTable,
+        inUse: Set<UnwindTable.Key>,
+        report: inout UnwindTablesReport
+    ) -> Module? {
         let rows = table.encodedRows()
-        guard rows.count < Int(HEARTH_UNWIND_MAX_MODULE_ROWS), let range = self.allocator.allocate(UInt32(rows.count))
+        guard rows.count < Int(HEARTH_UNWIND_MAX_MODULE_ROWS), rows.count <= Int(self.allocator.capacity),
+            let range = self.allocateEvicting(UInt32(rows.count), inUse: inUse, report: &report)
         else {
             return nil
         }

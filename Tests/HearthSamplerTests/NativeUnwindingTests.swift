@@ -168,7 +168,7 @@ struct NativeUnwindingTests {
         )
     }
 
-    @Test("a process without tables keeps frame-pointer stacks (no sample lost), and the next drain loads its tables")
+    @Test("a process without tables keeps frame-pointer stacks (no sample lost) until the program's request is served")
     func tablesLoadOnFirstSample() throws {
         let workload = try UnwindWorkloads.start(UnwindWorkloads.withoutFramePointers, ["chain"])
         let sampler = try CPUSampler(
@@ -177,12 +177,14 @@ struct NativeUnwindingTests {
         )
         sampler.forgetUnwindTables(pid: workload.pid)
         var sawFramePointers = false
+        var loads: [UnwindTableLoad] = []
         var last: SamplerDrain?
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
             Thread.sleep(forTimeInterval: 0.2)
             let drain = try sampler.drain()
             sawFramePointers = sawFramePointers || drain.samples.contains { $0.userStackSource == .framePointers }
+            loads += drain.unwindTableLoads
             last = drain
             if sawFramePointers, !drain.samples.isEmpty,
                 drain.samples.allSatisfy({ $0.userStackSource == .unwindTables })
@@ -195,5 +197,73 @@ struct NativeUnwindingTests {
         #expect(!drain.samples.isEmpty && drain.samples.allSatisfy { $0.userStackSource == .unwindTables })
         #expect(drain.counters.lostSamples == 0)
         #expect(drain.samples.allSatisfy { !$0.userStack.isEmpty })
+        // The background service served the program's request: the executable, libc and the loader (the vDSO has no
+        // table).
+        let load = try #require(loads.first { $0.pid == workload.pid }, "no load reported: \(loads)")
+        #expect(!load.isReload)
+        #expect(load.report.modulesLoaded >= 3, "\(load.report)")
+        #expect(load.latency > .zero)
+    }
+
+    @Test("a table budget too small for two processes evicts the modules sampled least recently, never one in use")
+    func evictionMakesRoom() throws {
+        let processes = [
+            try UnwindWorkloads.start(UnwindWorkloads.withoutFramePointers, ["chain"]),
+            try UnwindWorkloads.start(UnwindWorkloads.withFramePointers, ["chain"]),
+        ]
+        // What each executable needs on its own (both share libc and the loader). No pid filter, so that nothing
+        // is loaded before the test asks (every process is sampled; only these two get tables).
+        var ownRows: [Int] = []
+        for index in 0..<2 {
+            let probe = try CPUSampler(
+                configuration: .init(nativeUnwinding: Self.manualUnwinding(rowBudget: 1 << 20)),
+                logger: Logger(label: "test")
+            )
+            _ = try probe.loadUnwindTables(pid: processes[1 - index].pid)
+            ownRows.append(try probe.loadUnwindTables(pid: processes[index].pid).rowsWritten)
+        }
+        // Rows are handed out first fit, so the evicted executable's rows must be room enough for the other's.
+        let (first, second) = ownRows[0] >= ownRows[1] ? (processes[0], processes[1]) : (processes[1], processes[0])
+        let secondOwnRows = min(ownRows[0], ownRows[1])
+        let probe = try CPUSampler(
+            configuration: .init(nativeUnwinding: Self.manualUnwinding(rowBudget: 1 << 20)),
+            logger: Logger(label: "test")
+        )
+        let firstRows = try probe.loadUnwindTables(pid: first.pid).rowsWritten
+        try #require(secondOwnRows > 0 && firstRows > secondOwnRows)
+
+        // Room for the first process's modules and a little, not for the second's executable on top.
+        let budget = UInt32(firstRows + secondOwnRows / 2)
+        let sampler = try CPUSampler(
+            configuration: .init(frequency: 499, nativeUnwinding: Self.manualUnwinding(rowBudget: budget)),
+            logger: Logger(label: "test")
+        )
+        let firstLoad = try sampler.loadUnwindTables(pid: first.pid)
+        #expect(firstLoad.modulesLoaded >= 3 && firstLoad.modulesOverBudget == 0, "\(firstLoad)")
+        // The first goes idle (stopped): it is no longer sampled, so it asks for nothing while the second runs.
+        #expect(kill(first.pid, SIGSTOP) == 0)
+        let secondLoad = try sampler.loadUnwindTables(pid: second.pid)
+        // The first's executable went; libc and the loader, which the second maps too, stayed.
+        #expect(secondLoad.modulesEvicted == 1, "\(secondLoad)")
+        #expect(secondLoad.modulesOverBudget == 0 && secondLoad.modulesShared >= 2, "\(secondLoad)")
+
+        // The second process, sampled from now on (what was sampled before its load had frame pointers), unwinds
+        // through its tables.
+        _ = try sampler.drain()
+        _ = try sampler.drain()
+        let recording = try SymbolizedRecording.record(sampler: sampler, pid: second.pid, leaf: "hot_leaf")
+        let broken = recording.stacks.filter { $0.functions.first == "hot_leaf" && !Self.isWholeChain($0) }
+        #expect(
+            recording.share(leaf: "hot_leaf", where: Self.isWholeChain) >= 0.95,
+            "\(broken.prefix(3).map { "\($0.count)x \($0.functions) \($0.source) \($0.marker.map { "\($0)" } ?? "")" })"
+        )
+    }
+
+    /// Tables loaded only on request, and no grace period before eviction.
+    static func manualUnwinding(rowBudget: UInt32) -> NativeUnwinding {
+        var unwinding = NativeUnwinding(rowBudget: rowBudget, maxProcesses: 16, stacksPerInterval: 1024)
+        unwinding.loadsTablesOnFirstSample = false
+        unwinding.evictionGrace = .zero
+        return unwinding
     }
 }

@@ -69,19 +69,29 @@ struct SymbolizedRecording {
         unwinding: NativeUnwinding?,
         seconds: Double = 30
     ) throws -> SymbolizedRecording {
-        let logger = Logger(label: "test")
         let sampler = try CPUSampler(
             configuration: .init(frequency: 499, pid: pid, nativeUnwinding: unwinding),
-            logger: logger
+            logger: Logger(label: "test")
         )
-        let symbolizer = Symbolizer(logger: logger)
+        return try self.record(sampler: sampler, pid: pid, leaf: leaf, samples: samples, seconds: seconds)
+    }
+
+    /// Drains `sampler` until `samples` samples of `pid` have `leaf` as their first frame, for at most `seconds`.
+    static func record(
+        sampler: CPUSampler,
+        pid: Int32,
+        leaf: String,
+        samples: UInt64 = 200,
+        seconds: Double = 30
+    ) throws -> SymbolizedRecording {
+        let symbolizer = Symbolizer(logger: Logger(label: "test"))
         var recording = SymbolizedRecording()
         let deadline = Date().addingTimeInterval(seconds)
         repeat {
             Thread.sleep(forTimeInterval: 0.25)
             let drain = try sampler.drain()
             recording.counters = drain.counters
-            for sample in drain.samples where !sample.userStack.isEmpty {
+            for sample in drain.samples where sample.pid == pid && !sample.userStack.isEmpty {
                 let marker = sample.userStack.last.flatMap(StackMarker.init(address:))
                 let addresses = marker == nil ? sample.userStack : Array(sample.userStack.dropLast())
                 let functions = symbolizer.symbolizeUser(pid: pid, addresses: addresses).map(\.displayName)

@@ -34,6 +34,23 @@ struct {
     __type(value, struct hearth_unwind_process);
 } unwind_processes SEC(".maps");
 
+// pid -> bpf_ktime_get_ns() of the sample that asked for the process's tables: it has none yet, or a walk met a
+// PC outside its mappings (new code: dlopen, exec) or a module that was evicted. The agent deletes a request once
+// it has served it and keeps one it cannot serve (yet), so the program asks once rather than at every sample.
+// LRU: when full, the oldest request is forgotten, never a new one refused.
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u64);
+} unwind_requests SEC(".maps");
+
+static __always_inline void request_tables(__u32 pid) {
+    if (bpf_map_lookup_elem(&unwind_requests, &pid)) return;  // asked already
+    __u64 now = bpf_ktime_get_ns();
+    bpf_map_update_elem(&unwind_requests, &pid, &now, BPF_NOEXIST);
+}
+
 // Per-CPU scratch for the stack being walked: too large for the 512-byte BPF stack.
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -90,6 +107,8 @@ struct unwind_walk {
     __u32 status;           // WALK_*
     __u32 error;            // enum hearth_unwind_error when status is WALK_FAILED
     __u32 pc_is_return;     // 1: pc is a return address, look up pc - 1 (the call instruction)
+    __u32 tables_stale;     // 1: a PC was outside every mapping, or its module is gone: ask for a reload
+    __u32 padding;
 };
 // No per-walk counters in this struct: a field that grows each iteration keeps the verifier from seeing that
 // the loop's states converge.
@@ -171,11 +190,19 @@ static __always_inline __u64 row_for_pc(struct unwind_walk *walk) {
     if (!process) return 0;
     __u64 lookup = walk->pc - (walk->pc_is_return ? 1 : 0);
     struct hearth_unwind_mapping *mapping = find_mapping(process, lookup);
-    if (!mapping || mapping->module_id == 0) return 0;
+    if (!mapping) {
+        walk->tables_stale = 1;
+        return 0;
+    }
+    if (mapping->module_id == 0) return 0;
     __u32 module_id = mapping->module_id;
     __u64 address = lookup - mapping->bias;
     struct hearth_unwind_module *module = bpf_map_lookup_elem(&unwind_modules, &module_id);
-    if (!module || address < module->base || address - module->base > 0xffffffffULL) return 0;
+    if (!module) {
+        walk->tables_stale = 1;
+        return 0;
+    }
+    if (address < module->base || address - module->base > 0xffffffffULL) return 0;
     return find_row(module, (__u32)(address - module->base));
 }
 
@@ -314,6 +341,7 @@ static __always_inline long unwind_user_stack(struct bpf_perf_event_data *ctx, _
     else bpf_loop(HEARTH_UNWIND_MAX_FRAMES, unwind_frame, &walk, 0);
 
     count(HEARTH_COUNTER_UNWOUND);
+    if (walk.tables_stale) request_tables(pid);
     __u32 length = stack->length;
     if (length > HEARTH_UNWIND_MAX_FRAMES) length = HEARTH_UNWIND_MAX_FRAMES;
     if (walk.status != WALK_DONE) {

@@ -92,6 +92,8 @@ static __always_inline int record(void *counts, void *stacks, void *unwound, str
     } else {  // no tables for this process (yet): frame pointers, as without unwinding
         user = bpf_get_stackid(ctx, stacks, BPF_F_USER_STACK | BPF_F_FAST_STACK_CMP);
         count_stack_error(user, HEARTH_COUNTER_USER_STACK_ERROR);
+        // A process with a user stack and no tables: ask the agent to load them (kernel threads have none).
+        if (unwind_native && user >= 0) request_tables(key.pid);
     }
     long kernel = bpf_get_stackid(ctx, stacks, BPF_F_FAST_STACK_CMP);
     count_stack_error(kernel, HEARTH_COUNTER_KERNEL_STACK_ERROR);

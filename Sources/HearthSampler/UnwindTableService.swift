@@ -1,0 +1,172 @@
+// UnwindTableService.swift: serves the BPF program's requests for unwind tables (the unwind_requests map) on a thread
+// of its own, so a drain never waits for a compile and a new process gets full stacks within one poll plus the
+// time to compile what it maps. Also the sampler's entry points to load and forget tables on demand.
+
+internal import CLibbpf
+import Foundation
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Loads unwind tables in the background as the BPF program asks for them.
+final class UnwindTableService: Sendable {
+    /// How often the request map is read. Reading an empty map is one syscall.
+    static let pollInterval: Duration = .milliseconds(20)
+    /// A process's request is served at most this often (a reload reads /proc/PID/maps; a failed load is retried).
+    static let retryInterval: Duration = .seconds(1)
+
+    private let loader: Mutex<UnwindTableLoader>
+    private let requestsFD: Int32
+    private let logger: Logger
+    /// Processes seen by drains since the service last looked, for eviction order.
+    private let sampled = Mutex<Set<Int32>>([])
+    /// Loads served since the last drain took them.
+    private let loads = Mutex<[UnwindTableLoad]>([])
+    private let stopRequested = Atomic<Bool>(false)
+    private let stopped = DispatchSemaphore(value: 0)
+    private let running = Atomic<Bool>(false)
+
+    init(loader: consuming UnwindTableLoader, requestsFD: Int32, logger: Logger) {
+        self.loader = Mutex(loader)
+        self.requestsFD = requestsFD
+        self.logger = logger
+    }
+
+    /// Starts the serving thread; ``stop()`` must be called before the maps are closed.
+    func start() {
+        self.running.store(true, ordering: .relaxed)
+        let thread = Thread { [self] in
+            self.serve()
+            self.stopped.signal()
+        }
+        thread.name = "hearth-unwind"
+        thread.start()
+    }
+
+    /// Stops the serving thread and waits for it (at most one load in progress).
+    func stop() {
+        guard self.running.exchange(false, ordering: .relaxed) else { return }
+        self.stopRequested.store(true, ordering: .relaxed)
+        self.stopped.wait()
+    }
+
+    func load(pid: Int32) throws(UnwindTablesError) -> UnwindTablesReport {
+        try self.loader.withLock { loader throws(UnwindTablesError) in try loader.load(pid: pid) }
+    }
+
+    func forget(pid: Int32) {
+        self.loader.withLock { $0.forget(pid: pid) }
+    }
+
+    /// Called by a drain with the processes it saw.
+    func noteSampled(_ pids: Set<Int32>) {
+        self.sampled.withLock { $0.formUnion(pids) }
+    }
+
+    /// The loads served since the previous call.
+    func takeLoads() -> [UnwindTableLoad] {
+        self.loads.withLock { loads in
+            defer { loads.removeAll(keepingCapacity: true) }
+            return loads
+        }
+    }
+
+    private func serve() {
+        var lastHousekeeping = ContinuousClock.now
+        while !self.stopRequested.load(ordering: .relaxed) {
+            self.serveRequests()
+            if lastHousekeeping.duration(to: .now) >= .seconds(1) {
+                lastHousekeeping = .now
+                let pids = self.sampled.withLock { pids in
+                    defer { pids.removeAll(keepingCapacity: true) }
+                    return pids
+                }
+                self.loader.withLock { loader in
+                    loader.noteSampled(pids)
+                    loader.forgetExitedProcesses()
+                }
+            }
+            let (seconds, attoseconds) = Self.pollInterval.components
+            var nap = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+            _ = nanosleep(&nap, nil)
+        }
+    }
+
+    /// Reads every pending request, then serves each that is due.
+    private func serveRequests() {
+        var requests: [(pid: UInt32, askedAt: UInt64)] = []
+        var key: UInt32 = 0
+        var next: UInt32 = 0
+        var status = bpf_map_get_next_key(self.requestsFD, nil, &next)
+        while status == 0 {
+            var askedAt: UInt64 = 0
+            if bpf_map_lookup_elem(self.requestsFD, &next, &askedAt) == 0 { requests.append((next, askedAt)) }
+            key = next
+            status = bpf_map_get_next_key(self.requestsFD, &key, &next)
+        }
+        for request in requests {
+            var pid = request.pid
+            if self.serve(pid: Int32(bitPattern: request.pid), askedAt: request.askedAt) {
+                _ = bpf_map_delete_elem(self.requestsFD, &pid)
+            }
+        }
+    }
+
+    /// Serves one request; returns whether it is done with (served, or the process is gone). A request kept in
+    /// the map stops the program from asking again at every sample.
+    private func serve(pid: Int32, askedAt: UInt64) -> Bool {
+        if kill(pid, 0) != 0 && errno == ESRCH { return true }
+        let now = ContinuousClock.now
+        return self.loader.withLock { loader in
+            if let attempted = loader.attempted[pid], attempted.duration(to: now) < Self.retryInterval {
+                return false
+            }
+            let isReload = loader.hasTables(pid: pid)
+            let report: UnwindTablesReport
+            do throws(UnwindTablesError) {
+                if isReload {
+                    // A PC outside the mappings or an evicted module: reload only if something changed.
+                    guard let reloaded = try loader.reloadIfMappingsChanged(pid: pid, interval: .zero) else {
+                        return true
+                    }
+                    report = reloaded
+                } else {
+                    guard loader.loadsTablesOnFirstSample else { return false }
+                    report = try loader.load(pid: pid)
+                }
+            } catch {
+                self.logger.debug(
+                    "no unwind tables",
+                    metadata: ["pid": "\(pid)", "error": "\(error)", "reload": "\(isReload)"]
+                )
+                return error.code == .processUnreadable
+            }
+            let latency = Duration.nanoseconds(Int64(clamping: Self.monotonicNanoseconds() &- askedAt))
+            let load = UnwindTableLoad(pid: pid, report: report, latency: latency, isReload: isReload)
+            self.loads.withLock { $0.append(load) }
+            self.logger.debug(
+                "unwind tables loaded",
+                metadata: [
+                    "pid": "\(pid)", "reload": "\(isReload)", "modules.compiled": "\(report.modulesLoaded)",
+                    "rows": "\(report.rowsWritten)", "latency.ms": "\(latency.milliseconds)",
+                ]
+            )
+            return true
+        }
+    }
+
+    /// CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns.
+    static func monotonicNanoseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds.
+    var milliseconds: Int64 { self.components.seconds * 1000 + self.components.attoseconds / 1_000_000_000_000_000 }
+}
