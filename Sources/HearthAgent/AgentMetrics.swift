@@ -77,6 +77,40 @@ public struct AgentMetrics: Sendable {
             .increment()
     }
 
+    /// Samples with a user stack by the module of their leaf frame, and whether the stack reached a known root
+    /// (`_start`, a thread's start): which binaries still give short stacks.
+    func recordUnwindQuality(_ quality: UnwindQuality, moduleLabel: (String) -> String) {
+        for (name, module) in quality.modules {
+            let label = moduleLabel(name)
+            for (rooted, count) in [("true", module.rooted), ("false", module.samples - module.rooted)] where count > 0
+            {
+                Counter(
+                    label: "hearth_agent_unwind_samples_total",
+                    dimensions: [("module", label), ("rooted", rooted)],
+                    factory: self.factory
+                ).increment(by: count)
+            }
+        }
+    }
+
+    /// Unwind tables loaded in the background, and the time from the sample that asked to the tables being loaded.
+    func recordUnwindTableLoads(_ loads: [UnwindTableLoad]) {
+        for load in loads {
+            let kind = load.isReload ? "reload" : "load"
+            Counter(label: "hearth_agent_unwind_table_loads_total", dimensions: [("kind", kind)], factory: self.factory)
+                .increment()
+            Timer(label: "hearth_agent_unwind_table_load_seconds", factory: self.factory)
+                .recordNanoseconds(
+                    Int64(load.latency.components.seconds) * 1_000_000_000 + load.latency.components.attoseconds
+                        / 1_000_000_000
+                )
+            if load.report.modulesEvicted > 0 {
+                Counter(label: "hearth_agent_unwind_modules_evicted_total", factory: self.factory)
+                    .increment(by: load.report.modulesEvicted)
+            }
+        }
+    }
+
     /// Failed push requests by HTTP status (or `error`).
     func pushFailure(code: String) {
         Counter(label: "hearth_agent_push_failures_total", dimensions: [("code", code)], factory: self.factory)

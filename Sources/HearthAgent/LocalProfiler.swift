@@ -60,6 +60,10 @@ public struct LocalProfiler: Sendable {
         public var processes: Int
         /// Whether the recording ended early because it was asked to stop.
         public var stoppedEarly: Bool
+        /// Per leaf module, how many stacks reached a root.
+        public var unwindQuality = UnwindQuality()
+        /// Unwind tables loaded in the background during the recording.
+        public var unwindTableLoads: [UnwindTableLoad] = []
 
         /// The share of user frames with a name, from 0 to 1 (1 when there were none).
         public var userSymbolizationRate: Double {
@@ -96,6 +100,7 @@ public struct LocalProfiler: Sendable {
         let startTime = Date()
         var stoppedEarly = false
         var counters = SamplerCounters()
+        var tableLoads: [UnwindTableLoad] = []
 
         while true {
             let elapsed = start.duration(to: clock.now)
@@ -113,6 +118,7 @@ public struct LocalProfiler: Sendable {
             {
                 let drain = try sampler.drain()
                 for sample in drain.samples { aggregator.add(sample, to: ProcessGroup(sample)) }
+                tableLoads += drain.unwindTableLoads
                 aggregator.forgetExitedProcesses()
                 aggregator.lastDrain = clock.now
                 counters = drain.counters
@@ -132,6 +138,7 @@ public struct LocalProfiler: Sendable {
         for _ in 0..<2 {
             let drain = try sampler.drain()
             for sample in drain.samples { aggregator.add(sample, to: ProcessGroup(sample)) }
+            tableLoads += drain.unwindTableLoads
             counters = drain.counters
         }
         let duration = start.duration(to: clock.now)
@@ -152,7 +159,9 @@ public struct LocalProfiler: Sendable {
             kernelFramesNamed: aggregator.kernelFramesNamed,
             kernelFramesUnnamed: aggregator.kernelFramesUnnamed,
             processes: aggregator.processCount,
-            stoppedEarly: stoppedEarly
+            stoppedEarly: stoppedEarly,
+            unwindQuality: aggregator.takeUnwindQuality(),
+            unwindTableLoads: tableLoads
         )
     }
 }

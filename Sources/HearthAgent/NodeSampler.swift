@@ -38,6 +38,8 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
         /// How often while a targeted container's cgroup is still missing (the runtime creates it after the pod
         /// status names the container).
         public var missingCgroupRescanInterval: Duration = .seconds(5)
+        /// User stacks unwound from `.eh_frame` tables in the kernel; frame pointers when nil.
+        public var nativeUnwinding: NativeUnwinding? = NativeUnwinding()
 
         public init(node: String) { self.node = node }
     }
@@ -130,6 +132,8 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
         var lastUpload = ContinuousClock.now
         var counters = SamplerCounters()
         var reported = FrameTotals()
+        /// The module labels of hearth_agent_unwind_samples_total so far.
+        var unwindModuleLabels: Set<String> = []
     }
 
     struct FrameTotals {
@@ -210,7 +214,11 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
             loop.sampler = nil
             do {
                 loop.sampler = try CPUSampler(
-                    configuration: SamplerConfiguration(frequency: frequency, targetCgroups: probabilities),
+                    configuration: SamplerConfiguration(
+                        frequency: frequency,
+                        targetCgroups: probabilities,
+                        nativeUnwinding: self.options.nativeUnwinding
+                    ),
                     logger: self.logger
                 )
                 loop.counters = SamplerCounters()
@@ -257,6 +265,14 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
             guard let series = loop.cgroupSeries[sample.cgroupID] else { continue }
             loop.aggregator.add(sample, to: series)
         }
+        self.metrics.recordUnwindQuality(loop.aggregator.takeUnwindQuality()) { module in
+            // At most 100 module labels: a node runs many binaries, a time series each would be too many.
+            if loop.unwindModuleLabels.contains(module) { return module }
+            guard loop.unwindModuleLabels.count < 100 else { return "other" }
+            loop.unwindModuleLabels.insert(module)
+            return module
+        }
+        self.metrics.recordUnwindTableLoads(drain.unwindTableLoads)
         self.metrics.recordLosses(drain.counters, previous: loop.counters)
         loop.counters = drain.counters
         self.reportFrames(&loop)

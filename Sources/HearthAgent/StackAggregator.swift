@@ -21,6 +21,8 @@ struct StackAggregator<Group: Hashable> {
         var frames: [ProfileFrame]
         var named: Int64
         var unnamed: Int64
+        /// For user stacks: whether it reaches a root, and its leaf module.
+        var shape: UnwindQuality.Shape?
     }
 
     let symbolizer: Symbolizer
@@ -46,6 +48,8 @@ struct StackAggregator<Group: Hashable> {
     private(set) var userFramesUnnamed: Int64 = 0
     private(set) var kernelFramesNamed: Int64 = 0
     private(set) var kernelFramesUnnamed: Int64 = 0
+    /// How well user stacks were unwound since ``takeUnwindQuality()`` was last called.
+    private var unwindQuality = UnwindQuality()
 
     init(symbolizer: Symbolizer) {
         self.symbolizer = symbolizer
@@ -88,6 +92,9 @@ struct StackAggregator<Group: Hashable> {
         self.kernelFramesUnnamed += self.stacks[kernel].unnamed * count
         self.userFramesNamed += self.stacks[user].named * count
         self.userFramesUnnamed += self.stacks[user].unnamed * count
+        if let shape = self.stacks[user].shape {
+            self.unwindQuality.add(shape, source: sample.userStackSource, count: count)
+        }
         self.counts[Key(group: group, kernel: kernel, user: user), default: 0] += count
         self.totalSamples += count
     }
@@ -110,7 +117,9 @@ struct StackAggregator<Group: Hashable> {
         if let known = self.previousUserStacks[pid]?[addresses] {
             id = self.reuse(known)
         } else {
-            id = self.intern(Self.symbolizeUser(self.symbolizer, pid: pid, addresses: addresses))
+            let frames = Self.symbolizeUser(self.symbolizer, pid: pid, addresses: addresses)
+            id = self.intern(frames)
+            self.stacks[id].shape = UnwindQuality.shape(of: frames)
         }
         self.userStackIDs[pid, default: [:]][addresses] = id
         return id
@@ -122,13 +131,26 @@ struct StackAggregator<Group: Hashable> {
             return symbolizer.symbolizeUser(pid: pid, addresses: addresses)
         }
         return symbolizer.symbolizeUser(pid: pid, addresses: Array(addresses.dropLast()))
-            + [SymbolizedFrame(function: marker.name, module: "[unwinder]", address: last, moduleOffset: 0)]
+            + [
+                SymbolizedFrame(
+                    function: marker.name,
+                    module: UnwindQuality.markerModule,
+                    address: last,
+                    moduleOffset: 0
+                )
+            ]
     }
 
     private mutating func reuse(_ stack: InternedStack) -> Int {
         self.stacksReused += 1
         self.stacks.append(stack)
         return self.stacks.count - 1
+    }
+
+    /// The unwind quality of what was added since the previous call.
+    mutating func takeUnwindQuality() -> UnwindQuality {
+        defer { self.unwindQuality = UnwindQuality() }
+        return self.unwindQuality
     }
 
     private mutating func intern(_ frames: [SymbolizedFrame]) -> Int {

@@ -179,6 +179,11 @@ public struct AgentRenderer: Sendable {
             "run", "--config", "\(Self.configDirectory)/\(Self.configKey)", "--credentials", Self.credentialsDirectory,
             "--cgroup-root", Self.hostCgroupDirectory,
         ]
+        // Only what differs from the agent's defaults, so the pod template of a default install never changes.
+        if configuration.agentUnwind != "eh-frame" { container.args! += ["--unwind", configuration.agentUnwind] }
+        if configuration.agentUnwindTableMiB != 8 {
+            container.args! += ["--unwind-table-mib", "\(configuration.agentUnwindTableMiB)"]
+        }
         func fromField(_ name: String, _ path: String) -> EnvVar {
             var variable = EnvVar()
             variable.name = name

@@ -37,6 +37,10 @@ public struct OperatorConfiguration: Sendable {
         return resources
     }()
     public var priorityClassName: String?
+    /// How the agent walks user stacks (its `--unwind`): `eh-frame` or `frame-pointers`.
+    public var agentUnwind = "eh-frame"
+    /// Kernel memory for the agent's `.eh_frame` tables (its `--unwind-table-mib`).
+    public var agentUnwindTableMiB = 8
     /// Used by targets without `spec.pyroscope`.
     public var defaultBackend: PyroscopeBackend?
     /// Timeout of one Pyroscope readiness probe.

@@ -42,8 +42,7 @@ struct ProfileCommand: ParsableCommand {
     @Option(help: "Rows in the top-functions table.")
     var top: Int = 15
 
-    @Option(help: "How user stacks are walked: frame-pointers (default) or eh-frame (.eh_frame tables in the kernel).")
-    var unwind: UnwindMethod = .framePointers
+    @OptionGroup var unwinding: UnwindOptions
 
     @Flag(help: "Log libbpf and symbolizer details to standard error.")
     var verbose = false
@@ -81,7 +80,7 @@ struct ProfileCommand: ParsableCommand {
                 duration: .milliseconds(Int64(self.seconds * 1000)),
                 frequency: self.frequency,
                 pid: self.pid,
-                nativeUnwinding: self.unwind == .ehFrame ? NativeUnwinding() : nil
+                nativeUnwinding: self.unwinding.nativeUnwinding
             ),
             logger: logger
         )
@@ -106,18 +105,16 @@ struct ProfileCommand: ParsableCommand {
         let bytes = try format.render(report.profile, title: "hearth-agent profile: \(target)")
         try writeAtomically(bytes, to: self.output)
         if let summary = self.summaryJSON {
-            try writeAtomically(Array(try Summary(report: report, output: self.output).json()), to: summary)
+            try writeAtomically(
+                Array(
+                    try Summary(report: report, output: self.output, unwindMethod: self.unwinding.unwind.rawValue)
+                        .json()
+                ),
+                to: summary
+            )
         }
         print(SummaryText.render(report: report, top: self.top, output: self.output))
     }
-}
-
-/// How `profile` walks user stacks.
-enum UnwindMethod: String, ExpressibleByArgument, CaseIterable {
-    /// Frame pointers (`bpf_get_stackid`): breaks at every function built without them.
-    case framePointers = "frame-pointers"
-    /// `.eh_frame` tables compiled in user space and followed in the kernel.
-    case ehFrame = "eh-frame"
 }
 
 /// The output formats, chosen by file extension.

@@ -97,6 +97,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "The most compressed profile bytes kept while Pyroscope is unreachable; the oldest go first.")
     var spoolBytes: Int = 8 << 20
 
+    @OptionGroup var unwinding: UnwindOptions
+
     @Option(help: "Log level.")
     var logLevel: Logger.Level = .info
 
@@ -176,6 +178,7 @@ struct RunCommand: AsyncParsableCommand {
         var options = NodeSampler.Options(node: node)
         options.cgroupRoot = self.cgroupRoot
         options.uploadInterval = self.uploadInterval.duration
+        options.nativeUnwinding = self.unwinding.nativeUnwinding
         let credentials = self.credentials
         let configPath = self.config
 

@@ -25,8 +25,44 @@ struct Summary: Codable {
     var programRuns: UInt64
     var idleSamples: UInt64
     var stoppedEarly: Bool
+    var unwind: Unwind
 
-    init(report: LocalProfiler.Report, output: String) {
+    /// How user stacks were walked and how well.
+    struct Unwind: Codable {
+        /// `eh-frame` or `frame-pointers`.
+        var method: String
+        /// Stacks that reached a known root (`_start`, a thread's start), over all samples with a user stack.
+        var rootedShare: Double
+        /// Per module of the leaf frame.
+        var modules: [ModuleQuality]
+        var tableLoads: [TableLoad]
+        /// Walks that ended in the truncation or an error marker, and frame-pointer steps taken without a table.
+        var truncated: UInt64
+        var failed: UInt64
+        var framePointerSteps: UInt64
+    }
+
+    struct ModuleQuality: Codable {
+        var module: String
+        var samples: Int64
+        var rootedShare: Double
+        var shortStacksEndIn: [String: Int64]
+    }
+
+    struct TableLoad: Codable {
+        var pid: Int32
+        var reload: Bool
+        /// Modules compiled for this load, and modules other processes had loaded already.
+        var modules: Int
+        var modulesShared: Int
+        var modulesEvicted: Int
+        var modulesOverBudget: Int
+        var rows: Int
+        /// From the sample that asked to the tables being in the kernel.
+        var millisecondsFromFirstSample: Double
+    }
+
+    init(report: LocalProfiler.Report, output: String, unwindMethod: String) {
         let profile = report.profile
         var byPID: [String: Int64] = [:]
         for sample in profile.samples { byPID[sample.labels["pid"] ?? "?", default: 0] += sample.count }
@@ -49,6 +85,35 @@ struct Summary: Codable {
         self.programRuns = report.counters.samples
         self.idleSamples = report.counters.idle
         self.stoppedEarly = report.stoppedEarly
+        let quality = report.unwindQuality
+        self.unwind = Unwind(
+            method: unwindMethod,
+            rootedShare: quality.samples == 0 ? 1 : Double(quality.rooted) / Double(quality.samples),
+            modules: quality.bySamples.map {
+                ModuleQuality(
+                    module: $0.name,
+                    samples: $0.module.samples,
+                    rootedShare: $0.module.rootedShare,
+                    shortStacksEndIn: $0.module.shortStacksEndIn
+                )
+            },
+            tableLoads: report.unwindTableLoads.map { load in
+                TableLoad(
+                    pid: load.pid,
+                    reload: load.isReload,
+                    modules: load.report.modulesLoaded,
+                    modulesShared: load.report.modulesShared,
+                    modulesEvicted: load.report.modulesEvicted,
+                    modulesOverBudget: load.report.modulesOverBudget,
+                    rows: load.report.rowsWritten,
+                    millisecondsFromFirstSample: Double(load.latency.components.attoseconds) / 1e15
+                        + Double(load.latency.components.seconds) * 1000
+                )
+            },
+            truncated: report.counters.unwindTruncated,
+            failed: report.counters.unwindFailed,
+            framePointerSteps: report.counters.unwindFramePointerSteps
+        )
     }
 
     func json() throws -> Data {
@@ -60,6 +125,31 @@ struct Summary: Codable {
 
 /// The human-readable result printed at the end of `hearth-agent profile`.
 enum SummaryText {
+    /// The share of stacks reaching a root, and the modules where they do not, most sampled first.
+    static func unwindLines(_ quality: UnwindQuality, modules limit: Int = 5) -> [String] {
+        guard quality.samples > 0 else { return [] }
+        var lines = [
+            String(
+                format: "Whole stacks:   %.1f%% reach _start or a thread's start",
+                Double(quality.rooted) * 100 / Double(quality.samples)
+            )
+        ]
+        let short = quality.bySamples.filter { $0.module.rooted < $0.module.samples }.prefix(limit)
+        for (name, module) in short {
+            let reason = module.shortStacksEndIn.max { ($0.value, $1.key) < ($1.value, $0.key) }?.key ?? "?"
+            lines.append(
+                String(
+                    format: "                %.1f%% in %@ (%@ samples; most short stacks: %@)",
+                    module.rootedShare * 100,
+                    name,
+                    groupDigits(module.samples),
+                    reason
+                )
+            )
+        }
+        return lines
+    }
+
     static func render(report: LocalProfiler.Report, top: Int, output: String) -> String {
         let profile = report.profile
         var lines: [String] = []
@@ -102,6 +192,7 @@ enum SummaryText {
                     + "\(counters.idle) idle samples were seen"
             )
         }
+        lines.append(contentsOf: Self.unwindLines(report.unwindQuality))
         lines.append("Wrote:          \(output)")
         return lines.joined(separator: "\n")
     }

@@ -66,6 +66,12 @@ struct AgentOptions: ParsableArguments {
     @Option(help: "Agent memory limit.") var memoryLimit: String = "256Mi"
     @Option(help: "Agent priorityClassName.") var priorityClassName: String?
 
+    @Option(help: "How the agent walks user stacks: eh-frame (from .eh_frame tables, the default) or frame-pointers.")
+    var agentUnwind: String = "eh-frame"
+
+    @Option(help: "Kernel memory, in MiB, for the agent's .eh_frame tables (1 to 1024).")
+    var agentUnwindTableMib: Int = 8
+
     @Option(help: "Default Pyroscope URL for targets without spec.pyroscope.")
     var defaultPyroscopeURL: String?
 
@@ -93,6 +99,14 @@ struct AgentOptions: ParsableArguments {
         resources.limits = limits
         configuration.resources = resources
         configuration.priorityClassName = self.priorityClassName
+        guard ["eh-frame", "frame-pointers"].contains(self.agentUnwind) else {
+            throw ValidationError("--agent-unwind \(self.agentUnwind) is not known: use eh-frame or frame-pointers")
+        }
+        guard (1...1024).contains(self.agentUnwindTableMib) else {
+            throw ValidationError("--agent-unwind-table-mib \(self.agentUnwindTableMib) is out of range: use 1 to 1024")
+        }
+        configuration.agentUnwind = self.agentUnwind
+        configuration.agentUnwindTableMiB = self.agentUnwindTableMib
         if self.defaultPyroscopeURL != nil, self.defaultPyroscopeService != nil {
             throw ValidationError("set at most one of --default-pyroscope-url and --default-pyroscope-service")
         }
