@@ -610,12 +610,12 @@ def print_markdown(result, args):
     print("\n(samples of the process in parentheses)\n")
 
     print("### BPF time per sample (kernel.bpf_stats_enabled)\n")
-    print("| workload | frame pointers ns/run | eh-frame ns/run | bpftrace ns/run | frame pointers ns/kept sample | "
-          "eh-frame ns/kept sample | bpftrace ns/kept sample | eh-frame / frame pointers |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| workload | user frames | frame pointers ns/run | eh-frame ns/run | bpftrace ns/run | frame pointers "
+          "ns/kept sample | eh-frame ns/kept sample | bpftrace ns/kept sample | eh-frame / frame pointers |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, w in workloads.items():
         fp, eh, bt = w["frame-pointers"]["bpf"], w["eh-frame"]["bpf"], (w["bpftrace"] or {}).get("bpf", {})
-        print(f"| {name} | {num(fp['ns_per_run'])} | {num(eh['ns_per_run'])} | {num(bt.get('ns_per_run'))} | "
+        print(f"| {name} | {num(w['perf']['user_depth_median'])} | {num(fp['ns_per_run'])} | {num(eh['ns_per_run'])} | {num(bt.get('ns_per_run'))} | "
               f"{num(fp['ns_per_recorded_sample'])} | {num(eh['ns_per_recorded_sample'])} | "
               f"{num(bt.get('ns_per_recorded_sample'))} | {num(w['eh_over_fp'], 2, 'x')} |")
     print(f"\nBudget eh-frame <= 3x frame pointers (stacks <= 20 frames): {result['budgets']['bpf_time']}\n")
