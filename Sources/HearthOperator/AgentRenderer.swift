@@ -181,7 +181,7 @@ public struct AgentRenderer: Sendable {
         ]
         // Only what differs from the agent's defaults, so the pod template of a default install never changes.
         if configuration.agentUnwind != "eh-frame" { container.args! += ["--unwind", configuration.agentUnwind] }
-        if configuration.agentUnwindTableMiB != 8 {
+        if configuration.agentUnwindTableMiB != 4 {
             container.args! += ["--unwind-table-mib", "\(configuration.agentUnwindTableMiB)"]
         }
         func fromField(_ name: String, _ path: String) -> EnvVar {

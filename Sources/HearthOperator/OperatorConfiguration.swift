@@ -40,7 +40,7 @@ public struct OperatorConfiguration: Sendable {
     /// How the agent walks user stacks (its `--unwind`): `eh-frame` or `frame-pointers`.
     public var agentUnwind = "eh-frame"
     /// Kernel memory for the agent's `.eh_frame` tables (its `--unwind-table-mib`).
-    public var agentUnwindTableMiB = 8
+    public var agentUnwindTableMiB = 4
     /// Used by targets without `spec.pyroscope`.
     public var defaultBackend: PyroscopeBackend?
     /// Timeout of one Pyroscope readiness probe.

@@ -13,8 +13,15 @@ import Glibc
 struct BPFObject: ~Copyable {
     let raw: OpaquePointer
 
-    /// - Parameter mapSizes: max_entries to set before loading, by map name (the object's sizes otherwise).
-    init(bytes: [UInt8], name: String, mapSizes: [String: UInt32] = [:]) throws(BPFError) {
+    /// - Parameters:
+    ///   - mapSizes: max_entries to set before loading, by map name (the object's sizes otherwise).
+    ///   - valueSizes: value sizes in bytes to set before loading, by map name.
+    init(
+        bytes: [UInt8],
+        name: String,
+        mapSizes: [String: UInt32] = [:],
+        valueSizes: [String: UInt32] = [:]
+    ) throws(BPFError) {
         let opened: OpaquePointer? = bytes.withUnsafeBytes { buffer in
             CLibbpf_open_mem(buffer.baseAddress, buffer.count, name)
         }
@@ -30,6 +37,17 @@ struct BPFObject: ~Copyable {
             if status != 0 {
                 bpf_object__close(opened)
                 throw BPFError(code: .loadObject, message: "size BPF map \(mapName) to \(entries)", errno: -status)
+            }
+        }
+        for (mapName, size) in valueSizes.sorted(by: { $0.key < $1.key }) {
+            guard let map = bpf_object__find_map_by_name(opened, mapName) else {
+                bpf_object__close(opened)
+                throw BPFError(code: .mapNotFound, message: "BPF map \(mapName) is missing from the object")
+            }
+            let status = bpf_map__set_value_size(map, size)
+            if status != 0 {
+                bpf_object__close(opened)
+                throw BPFError(code: .loadObject, message: "set the value size of BPF map \(mapName)", errno: -status)
             }
         }
         let result = bpf_object__load(opened)

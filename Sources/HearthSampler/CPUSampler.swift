@@ -38,7 +38,8 @@ public final class CPUSampler: Sendable {
         let object = try BPFObject(
             bytes: EmbeddedBPFObject.sampler.bytes,
             name: EmbeddedBPFObject.sampler.name,
-            mapSizes: NativeUnwinding.mapSizes(for: configuration.nativeUnwinding)
+            mapSizes: NativeUnwinding.mapSizes(for: configuration.nativeUnwinding),
+            valueSizes: NativeUnwinding.valueSizes(for: configuration.nativeUnwinding)
         )
         let maps = try Maps(object: object)
         var unwindTables: UnwindTableService?

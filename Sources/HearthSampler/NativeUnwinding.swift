@@ -5,11 +5,11 @@
 /// Unwinding user stacks in the kernel from `.eh_frame` tables (compiled by HearthUnwind) instead of frame pointers.
 ///
 /// Every limit here sizes a preallocated BPF map, so the budget is what the kernel locks when the sampler starts.
-/// With the defaults that is about 13 MiB: 8 MiB of rows, 1 MiB of process tables, 4.2 MiB of unwound stacks,
-/// and small change. See NativeUnwinding.md in the HearthSampler documentation.
+/// With the defaults that is about 9 MiB: 4 MiB of rows, 1 MiB of process tables, 4.2 MiB of unwound stacks,
+/// and small change; the frame-pointer stack maps shrink by 26 MiB at the same time (``stackTraceDepth``). See NativeUnwinding.md in the HearthSampler documentation.
 public struct NativeUnwinding: Sendable, Hashable {
     /// 8-byte rows for all loaded modules together. Debian's libc needs about 28k, libstdc++ 34k, libswiftCore 81k;
-    /// the default, 1M rows (8 MiB), holds a few dozen typical libraries. When a module does not fit, the modules
+    /// the default, 512k rows (4 MiB), holds a few dozen typical libraries. When a module does not fit, the modules
     /// sampled least recently are evicted to make room; one larger than the whole budget is unwound with frame
     /// pointers.
     public var rowBudget: UInt32
@@ -27,7 +27,7 @@ public struct NativeUnwinding: Sendable, Hashable {
     public var evictionGrace: Duration = .seconds(10)
 
     public init(
-        rowBudget: UInt32 = 1 << 20,
+        rowBudget: UInt32 = 1 << 19,
         maxModules: UInt32 = 4096,
         maxProcesses: UInt32 = 256,
         stacksPerInterval: UInt32 = 2048,
@@ -43,6 +43,20 @@ public struct NativeUnwinding: Sendable, Hashable {
     /// The row budget that fits `mebibytes` of table memory (8 bytes a row).
     public static func rows(mebibytes: Int) -> UInt32 {
         UInt32(clamping: max(mebibytes, 1) << 17)
+    }
+
+    /// Frames a `bpf_get_stackid` stack keeps when unwinding is on: those are kernel stacks, and the user stacks of
+    /// processes without tables, so half the depth (and half the memory) of frame-pointer-only sampling.
+    static let stackTraceDepth: UInt32 = 64
+    /// Buckets of each `bpf_get_stackid` map when unwinding is on. A stack trace map places a stack by its hash
+    /// alone, so it must stay sparse: kernel stacks are fewer than user stacks, hence half the buckets.
+    static let stackTraceEntries: UInt32 = 8192
+
+    /// Value sizes of the frame-pointer stack maps: unchanged when unwinding is off.
+    static func valueSizes(for unwinding: NativeUnwinding?) -> [String: UInt32] {
+        guard unwinding != nil else { return [:] }
+        let size = Self.stackTraceDepth * UInt32(MemoryLayout<UInt64>.size)
+        return ["stacks_0": size, "stacks_1": size]
     }
 
     /// max_entries of the unwinder's maps; every one is 1 when unwinding is off, so it costs nothing.
@@ -61,6 +75,8 @@ public struct NativeUnwinding: Sendable, Hashable {
             "unwind_requests": max(unwinding.maxProcesses, 1) * 4,
             "unwound_0": max(unwinding.stacksPerInterval, 1),
             "unwound_1": max(unwinding.stacksPerInterval, 1),
+            "stacks_0": Self.stackTraceEntries,
+            "stacks_1": Self.stackTraceEntries,
         ]
     }
 }

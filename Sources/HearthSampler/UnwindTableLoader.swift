@@ -52,8 +52,10 @@ struct UnwindTableLoader {
     /// Processes a load was attempted for (loaded or not), and when: requests are served at most once per
     /// ``UnwindTableService/retryInterval`` each.
     private(set) var attempted: [Int32: ContinuousClock.Instant] = [:]
-    /// When each process was last seen in a drain: what eviction goes by.
+    /// When each process was last seen in a drain: what eviction goes by (the time of its last load before that;
+    /// not a mere check of its mappings, which does not mean it was sampled).
     private var lastSampled: [Int32: ContinuousClock.Instant] = [:]
+    private var loadedAt: [Int32: ContinuousClock.Instant] = [:]
     /// Processes whose table refers to an evicted module: reloaded when they ask again.
     private var stale: Set<Int32> = []
     /// Modules evicted so far.
@@ -146,6 +148,7 @@ struct UnwindTableLoader {
         self.mapsSeen[pid] = (Self.signature(of: mappings), .now)
         let previous = self.processes[pid] ?? []
         self.processes[pid] = keys
+        self.loadedAt[pid] = .now
         self.stale.remove(pid)
         for key in keys { self.modules[key]?.processes.insert(pid) }
         for key in previous.subtracting(keys) { self.release(key, from: pid) }
@@ -181,6 +184,7 @@ struct UnwindTableLoader {
     mutating func forget(pid: Int32) {
         self.attempted[pid] = nil
         self.lastSampled[pid] = nil
+        self.loadedAt[pid] = nil
         self.stale.remove(pid)
         self.mapsSeen[pid] = nil
         guard let keys = self.processes.removeValue(forKey: pid) else { return }
@@ -200,17 +204,17 @@ struct UnwindTableLoader {
     private mutating func forgetIdleProcess() {
         let now = ContinuousClock.now
         let idle = self.processes.keys.min {
-            (self.lastSampled[$0] ?? self.attempted[$0] ?? now) < (self.lastSampled[$1] ?? self.attempted[$1] ?? now)
+            (self.lastSampled[$0] ?? self.loadedAt[$0] ?? now) < (self.lastSampled[$1] ?? self.loadedAt[$1] ?? now)
         }
         guard let idle,
-            (self.lastSampled[idle] ?? self.attempted[idle] ?? now).duration(to: now) >= Self.processIdleLimit
+            (self.lastSampled[idle] ?? self.loadedAt[idle] ?? now).duration(to: now) >= Self.processIdleLimit
         else { return }
         self.forget(pid: idle)
     }
 
     /// When a module was last sampled: the latest of its processes.
     private func lastSampled(_ module: Module) -> ContinuousClock.Instant? {
-        module.processes.compactMap { self.lastSampled[$0] ?? self.attempted[$0] }.max()
+        module.processes.compactMap { self.lastSampled[$0] ?? self.loadedAt[$0] }.max()
     }
 
     /// Evicts modules, least recently sampled first, until `rows` rows can be allocated; none sampled within

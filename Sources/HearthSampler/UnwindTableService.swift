@@ -119,6 +119,9 @@ final class UnwindTableService: Sendable {
     /// the map stops the program from asking again at every sample.
     private func serve(pid: Int32, askedAt: UInt64) -> Bool {
         if kill(pid, 0) != 0 && errno == ESRCH { return true }
+        // Not the agent itself: its own binary is large (and in a debug build huge), and compiling it would make the
+        // agent's cost grow with its own sampling. The request stays, so the program does not ask again.
+        if pid == Self.ownPID { return false }
         let now = ContinuousClock.now
         return self.loader.withLock { loader in
             if let attempted = loader.attempted[pid], attempted.duration(to: now) < Self.retryInterval {
@@ -157,6 +160,8 @@ final class UnwindTableService: Sendable {
             return true
         }
     }
+
+    static let ownPID = getpid()
 
     /// CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns.
     static func monotonicNanoseconds() -> UInt64 {

@@ -27,12 +27,12 @@ struct UnwindOptions: ParsableArguments {
             modules sampled least recently make room.
             """
     )
-    var unwindTableMib: Int = 8
+    var unwindTableMib: Int = 4
 
     func validate() throws {
         guard (1...1024).contains(self.unwindTableMib) else {
             throw ValidationError(
-                "--unwind-table-mib \(self.unwindTableMib) is out of range: use 1 to 1024 (8 is the default)"
+                "--unwind-table-mib \(self.unwindTableMib) is out of range: use 1 to 1024 (4 is the default)"
             )
         }
     }

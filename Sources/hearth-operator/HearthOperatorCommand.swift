@@ -70,7 +70,7 @@ struct AgentOptions: ParsableArguments {
     var agentUnwind: String = "eh-frame"
 
     @Option(help: "Kernel memory, in MiB, for the agent's .eh_frame tables (1 to 1024).")
-    var agentUnwindTableMib: Int = 8
+    var agentUnwindTableMib: Int = 4
 
     @Option(help: "Default Pyroscope URL for targets without spec.pyroscope.")
     var defaultPyroscopeURL: String?

@@ -235,13 +235,18 @@ struct NativeUnwindingTests {
         // Room for the first process's modules and a little, not for the second's executable on top.
         let budget = UInt32(firstRows + secondOwnRows / 2)
         let sampler = try CPUSampler(
-            configuration: .init(frequency: 499, nativeUnwinding: Self.manualUnwinding(rowBudget: budget)),
+            configuration: .init(
+                frequency: 499,
+                nativeUnwinding: Self.manualUnwinding(rowBudget: budget, evictionGrace: .seconds(1))
+            ),
             logger: Logger(label: "test")
         )
         let firstLoad = try sampler.loadUnwindTables(pid: first.pid)
         #expect(firstLoad.modulesLoaded >= 3 && firstLoad.modulesOverBudget == 0, "\(firstLoad)")
-        // The first goes idle (stopped): it is no longer sampled, so it asks for nothing while the second runs.
+        // The first goes idle (stopped) for longer than the grace period, so its executable may be evicted; the
+        // second, sampled all along, keeps its modules even if the first asked for its tables again.
         #expect(kill(first.pid, SIGSTOP) == 0)
+        Thread.sleep(forTimeInterval: 1.5)
         let secondLoad = try sampler.loadUnwindTables(pid: second.pid)
         // The first's executable went; libc and the loader, which the second maps too, stayed.
         #expect(secondLoad.modulesEvicted == 1, "\(secondLoad)")
@@ -259,11 +264,11 @@ struct NativeUnwindingTests {
         )
     }
 
-    /// Tables loaded only on request, and no grace period before eviction.
-    static func manualUnwinding(rowBudget: UInt32) -> NativeUnwinding {
+    /// Tables loaded only on request.
+    static func manualUnwinding(rowBudget: UInt32, evictionGrace: Duration = .zero) -> NativeUnwinding {
         var unwinding = NativeUnwinding(rowBudget: rowBudget, maxProcesses: 16, stacksPerInterval: 1024)
         unwinding.loadsTablesOnFirstSample = false
-        unwinding.evictionGrace = .zero
+        unwinding.evictionGrace = evictionGrace
         return unwinding
     }
 }

@@ -341,7 +341,9 @@ static __always_inline long unwind_user_stack(struct bpf_perf_event_data *ctx, _
     else bpf_loop(HEARTH_UNWIND_MAX_FRAMES, unwind_frame, &walk, 0);
 
     count(HEARTH_COUNTER_UNWOUND);
-    if (walk.tables_stale) request_tables(pid);
+    // A failed walk may mean tables that no longer fit the process (an exec, code remapped): the agent compares
+    // its mappings again (at most once a second) and reloads them when they changed.
+    if (walk.tables_stale || walk.status == WALK_FAILED) request_tables(pid);
     __u32 length = stack->length;
     if (length > HEARTH_UNWIND_MAX_FRAMES) length = HEARTH_UNWIND_MAX_FRAMES;
     if (walk.status != WALK_DONE) {
