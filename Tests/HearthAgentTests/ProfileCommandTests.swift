@@ -23,6 +23,29 @@ struct ProfileCommandTests {
         var samplesByPID: [String: Int64]
         var userSymbolizationRate: Double
         var lostSamples: UInt64
+        var unwind: Unwind?
+
+        /// `--summary-json`'s `unwind` object, as documented in the README.
+        struct Unwind: Decodable {
+            var method: String
+            var rootedShare: Double
+            var modules: [Module]
+            var tableLoads: [TableLoad]
+            var truncated: UInt64
+            var failed: UInt64
+        }
+
+        struct Module: Decodable {
+            var module: String
+            var samples: Int64
+            var rootedShare: Double
+            var shortStacksEndIn: [String: Int64]
+        }
+
+        struct TableLoad: Decodable {
+            var pid: Int32
+            var millisecondsFromFirstSample: Double
+        }
     }
 
     @Test(
@@ -97,25 +120,57 @@ struct ProfileCommandTests {
     }
 
     @Test(
-        "--unwind eh-frame walks a chain built without frame pointers, which frame pointers break",
+        "eh-frame (the default) walks a chain built without frame pointers, which frame pointers break; the summary says how many stacks reach _start and why the others do not",
         .enabled(if: BPFRequirement.enabled)
     )
     func ehFrameUnwinding() throws {
         let workload = try BackgroundProcess(try Workloads.chainWithoutFramePointers.get(), ["spin"])
         let directory = try self.scratch()
         var folded: [String: String] = [:]
-        for method in ["eh-frame", "frame-pointers"] {
+        var summaries: [String: Summary] = [:]
+        var printed: [String: String] = [:]
+        for method in ["default", "frame-pointers"] {
             let output = directory.appendingPathComponent("\(method).folded").path
+            let summaryPath = directory.appendingPathComponent("\(method).json").path
+            let choice = method == "default" ? [] : ["--unwind", method]
             let run = try ChildProcess.run(
                 self.agent,
-                ["profile", "--pid", "\(workload.pid)", "--seconds", "1", "--unwind", method, "-o", output]
+                ["profile", "--pid", "\(workload.pid)", "--seconds", "1", "-o", output, "--summary-json", summaryPath]
+                    + choice
             )
             #expect(run.status == 0, "stderr: \(run.stderr)")
             folded[method] = String(decoding: try Data(contentsOf: URL(fileURLWithPath: output)), as: UTF8.self)
+            summaries[method] = try JSONDecoder().decode(
+                Summary.self,
+                from: Data(contentsOf: URL(fileURLWithPath: summaryPath))
+            )
+            printed[method] = run.stdout
         }
         let chain = "__libc_start_call_main;main;middle;hot_leaf "
-        #expect(folded["eh-frame"]?.contains(chain) == true, "eh-frame: \(folded["eh-frame"] ?? "")")
+        #expect(folded["default"]?.contains(chain) == true, "eh-frame: \(folded["default"] ?? "")")
         #expect(folded["frame-pointers"]?.contains(chain) == false, "fp: \(folded["frame-pointers"] ?? "")")
+
+        // The summary: the method, the share of whole stacks, per leaf module, and why stacks are short.
+        let unwound = try #require(summaries["default"]?.unwind)
+        #expect(unwound.method == "eh-frame")
+        #expect(unwound.rootedShare >= 0.95, "\(unwound.modules)")
+        let binary = URL(fileURLWithPath: try Workloads.chainWithoutFramePointers.get()).lastPathComponent
+        #expect(unwound.modules.first { $0.module == binary }.map { $0.rootedShare >= 0.95 } == true)
+        #expect(unwound.failed == 0 && unwound.truncated == 0)
+        let walked = try #require(summaries["frame-pointers"]?.unwind)
+        #expect(walked.method == "frame-pointers")
+        #expect(walked.rootedShare < 0.05, "\(walked.modules)")
+        let short = try #require(walked.modules.first { $0.module == binary }, "\(walked.modules)")
+        #expect(short.shortStacksEndIn.keys.contains("frame pointers (no tables)"), "\(short)")
+        #expect(printed["default"]?.contains("Whole stacks:") == true, "\(printed["default"] ?? "")")
+        #expect(printed["frame-pointers"]?.contains("in \(binary)") == true, "\(printed["frame-pointers"] ?? "")")
+    }
+
+    @Test("--unwind-table-mib out of range names the option and the range, and records nothing")
+    func unwindTableSizeValidated() throws {
+        let run = try ChildProcess.run(self.agent, ["profile", "--seconds", "1", "--unwind-table-mib", "0"])
+        #expect(run.status != 0)
+        #expect(run.stderr.contains("--unwind-table-mib 0 is out of range: use 1 to 1024"), "stderr: \(run.stderr)")
     }
 
     @Test("without privileges it names the missing capability and the fix, and exits non-zero")

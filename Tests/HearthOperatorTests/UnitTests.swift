@@ -278,6 +278,13 @@ struct AgentRenderingTests {
                 "run", "--config", "/etc/hearth/config/targets.json", "--credentials", "/etc/hearth/credentials",
             ]
         )
+        // The agent's unwinding defaults add nothing to the template; another choice is passed on.
+        #expect(container.args?.contains("--unwind") == false)
+        configuration.agentUnwind = "frame-pointers"
+        configuration.agentUnwindTableMiB = 16
+        let changed = AgentRenderer(configuration: configuration).render([resolver.resolve(target)])
+        let changedArgs = try #require(changed.daemonSet.spec.template.spec.containers?.first?.args)
+        #expect(Array(changedArgs.suffix(4)) == ["--unwind", "frame-pointers", "--unwind-table-mib", "16"])
     }
 
     @Test("render -f of the samples prints every agent object, with Secret values redacted")
