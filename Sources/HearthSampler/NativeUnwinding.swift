@@ -6,7 +6,7 @@
 ///
 /// Every limit here sizes a preallocated BPF map, so the budget is what the kernel locks when the sampler starts.
 /// With the defaults that is about 9 MiB: 4 MiB of rows, 1 MiB of process tables, 4.2 MiB of unwound stacks,
-/// and small change; the frame-pointer stack maps shrink by 26 MiB at the same time (``stackTraceDepth``). See NativeUnwinding.md in the HearthSampler documentation.
+/// and small change; the frame-pointer stack maps shrink by 30 MiB at the same time (``stackTraceDepth``). See NativeUnwinding.md in the HearthSampler documentation.
 public struct NativeUnwinding: Sendable, Hashable {
     /// 8-byte rows for all loaded modules together. Debian's libc needs about 28k, libstdc++ 34k, libswiftCore 81k;
     /// the default, 512k rows (4 MiB), holds a few dozen typical libraries. When a module does not fit, the modules
@@ -49,8 +49,10 @@ public struct NativeUnwinding: Sendable, Hashable {
     /// processes without tables, so half the depth (and half the memory) of frame-pointer-only sampling.
     static let stackTraceDepth: UInt32 = 64
     /// Buckets of each `bpf_get_stackid` map when unwinding is on. A stack trace map places a stack by its hash
-    /// alone, so it must stay sparse: kernel stacks are fewer than user stacks, hence half the buckets.
-    static let stackTraceEntries: UInt32 = 8192
+    /// alone, so it must stay sparse; kernel stacks are far fewer than user stacks (most samples are in user mode,
+    /// and kernel paths repeat), hence a quarter of the buckets. A collision loses the kernel stack only, counted
+    /// in ``SamplerCounters/stackCollisions``.
+    static let stackTraceEntries: UInt32 = 4096
 
     /// Value sizes of the frame-pointer stack maps: unchanged when unwinding is off.
     static func valueSizes(for unwinding: NativeUnwinding?) -> [String: UInt32] {
