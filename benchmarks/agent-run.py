@@ -104,6 +104,8 @@ def main():
     parser.add_argument("--frequency", type=int, default=99)
     parser.add_argument("--skip-outage", action="store_true")
     parser.add_argument("--perf-agent", help="also record the agent itself with perf -g into this file (diagnosis)")
+    parser.add_argument("--unwind", default="eh-frame", choices=["eh-frame", "frame-pointers"],
+                        help="the agent's --unwind (eh-frame, its default, or frame-pointers)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -162,7 +164,7 @@ def main():
         environment = dict(os.environ, KUBECONFIG=kubeconfig, NODE_NAME=NODE)
         agent_argv = [release("hearth-agent"), "run", "--config", os.path.join(config_dir, "targets.json"),
                       "--credentials", credentials, "--namespace", "hearth-system", "--listen", "127.0.0.1:18441",
-                      "--log-level", "warning"]
+                      "--log-level", "warning", "--unwind", args.unwind]
 
         # 2. Steady state.
         receiver = start_receiver(receiver_port, summary_path)

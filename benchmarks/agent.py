@@ -46,7 +46,7 @@ def bpf_program_stats(name="hearth_sample"):
     for program in programs:
         if program.get("type") != "perf_event":
             continue
-        if program.get("name") == name or (name == "*" and program.get("name") != "hearth_sample"):
+        if program.get("name", "").startswith(name) or (name == "*" and not program.get("name", "").startswith("hearth_sample")):
             return program.get("run_cnt", 0), program.get("run_time_ns", 0)
     return None
 

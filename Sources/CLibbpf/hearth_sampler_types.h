@@ -36,7 +36,7 @@ struct hearth_config {
     __u32 active_set;     // which of the two count/stack map pairs the program writes to (0 or 1)
     __u32 filter_pid;     // 0: every process; otherwise only this thread group id
     __u32 filter_cgroups; // 0: every cgroup; 1: only cgroups present in `target_cgroups`
-    __u32 unwind_native;  // 1: unwind processes that have tables in unwind_processes from .eh_frame rows
+    __u32 unwind_native;  // 1: hearth_sample_unwind is the program loaded (for diagnosis; the program knows itself)
 };
 
 // MARK: .eh_frame unwinding (see Sources/HearthSampler/Docs.docc/NativeUnwinding.md)

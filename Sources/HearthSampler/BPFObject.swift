@@ -16,11 +16,13 @@ struct BPFObject: ~Copyable {
     /// - Parameters:
     ///   - mapSizes: max_entries to set before loading, by map name (the object's sizes otherwise).
     ///   - valueSizes: value sizes in bytes to set before loading, by map name.
+    ///   - programs: the programs to load (the verifier checks only those); every program when nil.
     init(
         bytes: [UInt8],
         name: String,
         mapSizes: [String: UInt32] = [:],
-        valueSizes: [String: UInt32] = [:]
+        valueSizes: [String: UInt32] = [:],
+        programs: Set<String>? = nil
     ) throws(BPFError) {
         let opened: OpaquePointer? = bytes.withUnsafeBytes { buffer in
             CLibbpf_open_mem(buffer.baseAddress, buffer.count, name)
@@ -48,6 +50,14 @@ struct BPFObject: ~Copyable {
             if status != 0 {
                 bpf_object__close(opened)
                 throw BPFError(code: .loadObject, message: "set the value size of BPF map \(mapName)", errno: -status)
+            }
+        }
+        if let programs {
+            var program = bpf_object__next_program(opened, nil)
+            while let current = program {
+                let name = String(cString: bpf_program__name(current))
+                _ = bpf_program__set_autoload(current, programs.contains(name))
+                program = bpf_object__next_program(opened, current)
             }
         }
         let result = bpf_object__load(opened)

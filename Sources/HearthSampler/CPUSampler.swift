@@ -39,7 +39,8 @@ public final class CPUSampler: Sendable {
             bytes: EmbeddedBPFObject.sampler.bytes,
             name: EmbeddedBPFObject.sampler.name,
             mapSizes: NativeUnwinding.mapSizes(for: configuration.nativeUnwinding),
-            valueSizes: NativeUnwinding.valueSizes(for: configuration.nativeUnwinding)
+            valueSizes: NativeUnwinding.valueSizes(for: configuration.nativeUnwinding),
+            programs: [Self.programName(configuration)]
         )
         let maps = try Maps(object: object)
         var unwindTables: UnwindTableService?
@@ -65,7 +66,7 @@ public final class CPUSampler: Sendable {
         config.unwind_native = configuration.nativeUnwinding == nil ? 0 : 1
         try Self.writeConfig(config, into: maps.config)
 
-        let program = try object.program(named: "hearth_sample")
+        let program = try object.program(named: Self.programName(configuration))
         let cpus = configuration.cpus ?? OnlineCPUs.read()
         var links = BPFLinkGroup()
         for cpu in cpus {
@@ -165,6 +166,12 @@ public final class CPUSampler: Sendable {
                 throw BPFError(code: .mapOperation, message: "add target cgroup \(cgroup)", errno: -result)
             }
         }
+    }
+
+    /// The program to load: the unwinder's is larger and costs the verifier (CPU the agent pays at every start)
+    /// several times more, so it is loaded only when unwinding is on.
+    static func programName(_ configuration: SamplerConfiguration) -> String {
+        configuration.nativeUnwinding == nil ? "hearth_sample" : "hearth_sample_unwind"
     }
 
     /// The program keeps a sample when a random 32-bit number is at most this threshold.

@@ -314,12 +314,13 @@ static long unwind_frame(__u32 index, void *context) {
     return 0;
 }
 
-// Unwinds the user stack of the current task into `unwound` and returns its id (>= 0), or -1 when it could not be
-// stored (counted). Needs the process to have an entry in unwind_processes.
-static __always_inline long unwind_user_stack(struct bpf_perf_event_data *ctx, __u32 pid, void *unwound) {
+// Unwinds the user stack of the current task into the per-CPU scratch stack and returns it (NULL when the scratch
+// map is unavailable). Needs the process to have an entry in unwind_processes. Done once per sample, before the map
+// set is chosen, so the verifier walks the unwinder once rather than once per set.
+static __always_inline struct hearth_unwound_stack *unwind_user_stack(struct bpf_perf_event_data *ctx, __u32 pid) {
     __u32 zero = 0;
     struct hearth_unwound_stack *stack = bpf_map_lookup_elem(&unwind_scratch, &zero);
-    if (!stack) return -1;
+    if (!stack) return 0;
     stack->length = 0;
 
     struct unwind_walk walk = {};
@@ -360,11 +361,18 @@ static __always_inline long unwind_user_stack(struct bpf_perf_event_data *ctx, _
     }
     stack->length = length;
     stack->hash = walk.hash;
+    return stack;
+}
 
-    __u32 id = (__u32)walk.hash & 0x7fffffff;  // non-negative, like bpf_get_stackid's ids
+// Stores an unwound stack in `unwound` (one of unwound_N) and returns its id (>= 0), or -1 when it could not be
+// stored (counted).
+static __always_inline long store_unwound_stack(void *unwound, struct hearth_unwound_stack *stack) {
+    if (!stack) return -1;
+
+    __u32 id = (__u32)stack->hash & 0x7fffffff;  // non-negative, like bpf_get_stackid's ids
     if (bpf_map_update_elem(unwound, &id, stack, BPF_NOEXIST) != 0) {
         struct hearth_unwound_stack *existing = bpf_map_lookup_elem(unwound, &id);
-        if (!existing || existing->hash != walk.hash) {  // the map is full, or another stack has this id
+        if (!existing || existing->hash != stack->hash) {  // the map is full, or another stack has this id
             count(HEARTH_COUNTER_UNWOUND_STACK_LOST);
             return -1;
         }

@@ -7,8 +7,9 @@
 //
 // Every path that drops a sample increments a counter in `counters`: there is no silent loss.
 //
-// With config.unwind_native set, the user stacks of processes that have unwind tables (unwind_processes) are
-// walked from .eh_frame rows instead of frame pointers (native_unwind.h) and stored in unwound_N.
+// Two programs share this body: hearth_sample walks user stacks by frame pointers only; hearth_sample_unwind walks
+// those of processes that have unwind tables (unwind_processes) from .eh_frame rows (native_unwind.h) and stores
+// them in unwound_N. User space loads one of them.
 
 #include <linux/bpf.h>
 #include <linux/bpf_perf_event.h>
@@ -77,8 +78,11 @@ static __always_inline void count_stack_error(long id, __u32 counter) {
 
 #include "native_unwind.h"
 
+// Records one sample in a map set. `unwound_stack` is the stack the .eh_frame unwinder walked (NULL: frame
+// pointers, for a process without tables or a program built without the unwinder).
 static __always_inline int record(void *counts, void *stacks, void *unwound, struct bpf_perf_event_data *ctx,
-                                  __u64 pid_tgid, __u64 cgroup_id, __u32 unwind_native) {
+                                  __u64 pid_tgid, __u64 cgroup_id, struct hearth_unwound_stack *unwound_stack,
+                                  __u32 request_tables_if_user) {
     struct hearth_sample_key key = {};
     key.pid = pid_tgid >> 32;
     key.tid = (__u32)pid_tgid;
@@ -86,14 +90,14 @@ static __always_inline int record(void *counts, void *stacks, void *unwound, str
     bpf_get_current_comm(&key.comm, sizeof(key.comm));
 
     long user;
-    if (unwind_native && bpf_map_lookup_elem(&unwind_processes, &key.pid)) {
-        user = unwind_user_stack(ctx, key.pid, unwound);
+    if (unwound_stack) {
+        user = store_unwound_stack(unwound, unwound_stack);
         key.user_stack_source = HEARTH_USER_STACK_UNWOUND;
     } else {  // no tables for this process (yet): frame pointers, as without unwinding
         user = bpf_get_stackid(ctx, stacks, BPF_F_USER_STACK | BPF_F_FAST_STACK_CMP);
         count_stack_error(user, HEARTH_COUNTER_USER_STACK_ERROR);
         // A process with a user stack and no tables: ask the agent to load them (kernel threads have none).
-        if (unwind_native && user >= 0) request_tables(key.pid);
+        if (request_tables_if_user && user >= 0) request_tables(key.pid);
     }
     long kernel = bpf_get_stackid(ctx, stacks, BPF_F_FAST_STACK_CMP);
     count_stack_error(kernel, HEARTH_COUNTER_KERNEL_STACK_ERROR);
@@ -119,8 +123,9 @@ static __always_inline int record(void *counts, void *stacks, void *unwound, str
     return 0;
 }
 
-SEC("perf_event")
-int hearth_sample(struct bpf_perf_event_data *ctx) {
+// The program body. `with_unwinder` is a compile-time constant: the frame-pointer program below carries no
+// unwinder code, so the verifier (whose time the agent pays at every load) never walks it there.
+static __always_inline int sample(struct bpf_perf_event_data *ctx, const int with_unwinder) {
     count(HEARTH_COUNTER_SAMPLES);
 
     __u32 zero = 0;
@@ -154,7 +159,17 @@ int hearth_sample(struct bpf_perf_event_data *ctx) {
         }
     }
 
+    struct hearth_unwound_stack *unwound_stack = 0;
+    if (with_unwinder && bpf_map_lookup_elem(&unwind_processes, &pid)) unwound_stack = unwind_user_stack(ctx, pid);
     if (cfg->active_set == 0)
-        return record(&counts_0, &stacks_0, &unwound_0, ctx, pid_tgid, cgroup_id, cfg->unwind_native);
-    return record(&counts_1, &stacks_1, &unwound_1, ctx, pid_tgid, cgroup_id, cfg->unwind_native);
+        return record(&counts_0, &stacks_0, &unwound_0, ctx, pid_tgid, cgroup_id, unwound_stack, with_unwinder);
+    return record(&counts_1, &stacks_1, &unwound_1, ctx, pid_tgid, cgroup_id, unwound_stack, with_unwinder);
 }
+
+// User stacks by frame pointers only.
+SEC("perf_event")
+int hearth_sample(struct bpf_perf_event_data *ctx) { return sample(ctx, 0); }
+
+// User stacks from .eh_frame tables where a process has them, frame pointers until it does.
+SEC("perf_event")
+int hearth_sample_unwind(struct bpf_perf_event_data *ctx) { return sample(ctx, 1); }
