@@ -10,6 +10,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -19,6 +21,16 @@ _Static_assert(sizeof(struct hearth_sample_key) == 48, "hearth_sample_key layout
 _Static_assert(sizeof(struct hearth_unwind_mapping) == 32, "hearth_unwind_mapping layout changed");
 _Static_assert(sizeof(struct hearth_unwind_module) == 16, "hearth_unwind_module layout changed");
 _Static_assert(sizeof(struct hearth_config) == 16, "hearth_config layout changed");
+
+/// An eventfd to wake a thread waiting in a ring buffer's epoll set (non-blocking, close-on-exec); -1 on failure.
+static inline int CLibbpf_wakeup_event(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+/// Adds `fd` to the epoll set `epoll_fd` as readable input, reported as ring 0 (epoll_event is packed, which
+/// Swift does not import). Returns 0 or -1 with errno.
+static inline int CLibbpf_epoll_add_readable(int epoll_fd, int fd) {
+    struct epoll_event event = {.events = EPOLLIN, .data.u64 = 0};
+    return epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &event);
+}
 
 static inline struct bpf_object *CLibbpf_open_mem(const void *bytes, size_t size, const char *name) {
     LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name);

@@ -54,7 +54,12 @@ public final class CPUSampler: Sendable {
                     logger.warning("no unwind tables yet", metadata: ["pid": "\(pid)", "error": "\(error)"])
                 }
             }
-            unwindTables = UnwindTableService(loader: loader, requestsFD: maps.unwindRequests, logger: logger)
+            unwindTables = UnwindTableService(
+                loader: loader,
+                requestsFD: maps.unwindRequests,
+                wakeupsFD: maps.unwindWakeups,
+                logger: logger
+            )
         }
 
         let thresholds = (configuration.targetCgroups ?? [:]).mapValues(Self.threshold(probability:))
@@ -192,6 +197,7 @@ private struct Maps {
     let unwound: [Int32]
     let unwind: UnwindTableLoader.Maps
     let unwindRequests: Int32
+    let unwindWakeups: Int32
 
     init(object: borrowing BPFObject) throws(BPFError) {
         self.config = try object.mapDescriptor(named: "config")
@@ -206,6 +212,7 @@ private struct Maps {
             processes: try object.mapDescriptor(named: "unwind_processes")
         )
         self.unwindRequests = try object.mapDescriptor(named: "unwind_requests")
+        self.unwindWakeups = try object.mapDescriptor(named: "unwind_wakeups")
     }
 }
 

@@ -1,6 +1,7 @@
 // UnwindTableService.swift: serves the BPF program's requests for unwind tables (the unwind_requests map) on a thread
-// of its own, so a drain never waits for a compile and a new process gets full stacks within one poll plus the
-// time to compile what it maps. Also the sampler's entry points to load and forget tables on demand.
+// of its own, woken by the program (a ring buffer) when a request is new, so a drain never waits for a compile, a
+// new process gets full stacks as soon as what it maps is compiled, and nothing runs while nothing is asked. Also
+// the sampler's entry points to load and forget tables on demand.
 
 internal import CLibbpf
 import Foundation
@@ -13,13 +14,17 @@ import Glibc
 
 /// Loads unwind tables in the background as the BPF program asks for them.
 final class UnwindTableService: Sendable {
-    /// How often the request map is read. Reading an empty map is one syscall.
-    static let pollInterval: Duration = .milliseconds(20)
+    /// Without a wake-up, the requests are read this often anyway: to retry the ones that had to wait (at most
+    /// one serve per process per ``retryInterval``) and to forget exited processes.
+    static let tick: Duration = .seconds(1)
     /// A process's request is served at most this often (a reload reads /proc/PID/maps; a failed load is retried).
     static let retryInterval: Duration = .seconds(1)
 
     private let loader: Mutex<UnwindTableLoader>
     private let requestsFD: Int32
+    private let wakeupsFD: Int32
+    /// Written by ``stop()`` to end the thread's wait at once.
+    private let stopEvent: Int32
     private let logger: Logger
     /// Processes seen by drains since the service last looked, for eviction order.
     private let sampled = Mutex<Set<Int32>>([])
@@ -29,10 +34,16 @@ final class UnwindTableService: Sendable {
     private let stopped = DispatchSemaphore(value: 0)
     private let running = Atomic<Bool>(false)
 
-    init(loader: consuming UnwindTableLoader, requestsFD: Int32, logger: Logger) {
+    init(loader: consuming UnwindTableLoader, requestsFD: Int32, wakeupsFD: Int32, logger: Logger) {
         self.loader = Mutex(loader)
         self.requestsFD = requestsFD
+        self.wakeupsFD = wakeupsFD
+        self.stopEvent = CLibbpf_wakeup_event()
         self.logger = logger
+    }
+
+    deinit {
+        if self.stopEvent >= 0 { close(self.stopEvent) }
     }
 
     /// Starts the serving thread; ``stop()`` must be called before the maps are closed.
@@ -50,6 +61,8 @@ final class UnwindTableService: Sendable {
     func stop() {
         guard self.running.exchange(false, ordering: .relaxed) else { return }
         self.stopRequested.store(true, ordering: .relaxed)
+        var one: UInt64 = 1
+        _ = write(self.stopEvent, &one, MemoryLayout<UInt64>.size)
         self.stopped.wait()
     }
 
@@ -75,11 +88,28 @@ final class UnwindTableService: Sendable {
     }
 
     private func serve() {
-        var lastHousekeeping = ContinuousClock.now
+        // The ring buffer's epoll set also watches the stop event; its readiness is reported as ring 0, which
+        // ring_buffer__poll then reads once more, harmlessly.
+        let ring = ring_buffer__new(self.wakeupsFD, { _, _, _ in 0 }, nil, nil)
+        defer { if let ring { ring_buffer__free(ring) } }
+        if let ring, self.stopEvent >= 0 {
+            _ = CLibbpf_epoll_add_readable(ring_buffer__epoll_fd(ring), self.stopEvent)
+        } else {
+            self.logger.warning("no ring buffer for unwind requests: they are read every 100 ms instead")
+        }
+        var lastTick = ContinuousClock.now
         while !self.stopRequested.load(ordering: .relaxed) {
+            let waitMilliseconds = ring == nil ? 100 : Int32(Self.tick.components.seconds * 1000)
+            if let ring {
+                _ = ring_buffer__poll(ring, waitMilliseconds)  // a new request, the stop event, or the tick
+            } else {
+                var nap = timespec(tv_sec: 0, tv_nsec: Int(waitMilliseconds) * 1_000_000)
+                _ = nanosleep(&nap, nil)
+            }
+            if self.stopRequested.load(ordering: .relaxed) { break }
             self.serveRequests()
-            if lastHousekeeping.duration(to: .now) >= .seconds(1) {
-                lastHousekeeping = .now
+            if lastTick.duration(to: .now) >= Self.tick {
+                lastTick = .now
                 let pids = self.sampled.withLock { pids in
                     defer { pids.removeAll(keepingCapacity: true) }
                     return pids
@@ -89,9 +119,6 @@ final class UnwindTableService: Sendable {
                     loader.forgetExitedProcesses()
                 }
             }
-            let (seconds, attoseconds) = Self.pollInterval.components
-            var nap = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
-            _ = nanosleep(&nap, nil)
         }
     }
 
@@ -118,10 +145,10 @@ final class UnwindTableService: Sendable {
     /// Serves one request; returns whether it is done with (served, or the process is gone). A request kept in
     /// the map stops the program from asking again at every sample.
     private func serve(pid: Int32, askedAt: UInt64) -> Bool {
-        if kill(pid, 0) != 0 && errno == ESRCH { return true }
         // Not the agent itself: its own binary is large (and in a debug build huge), and compiling it would make the
         // agent's cost grow with its own sampling. The request stays, so the program does not ask again.
         if pid == Self.ownPID { return false }
+        if kill(pid, 0) != 0 && errno == ESRCH { return true }
         let now = ContinuousClock.now
         return self.loader.withLock { loader in
             if let attempted = loader.attempted[pid], attempted.duration(to: now) < Self.retryInterval {

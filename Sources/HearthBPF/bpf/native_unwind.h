@@ -45,10 +45,18 @@ struct {
     __type(value, __u64);
 } unwind_requests SEC(".maps");
 
+// Wakes the agent's table loader when a request is new, so it sleeps rather than polls while nothing is asked.
+// Only a wake-up: the requests themselves are in unwind_requests (a full ring loses a wake-up, not a request).
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 4096);
+} unwind_wakeups SEC(".maps");
+
 static __always_inline void request_tables(__u32 pid) {
     if (bpf_map_lookup_elem(&unwind_requests, &pid)) return;  // asked already
     __u64 now = bpf_ktime_get_ns();
-    bpf_map_update_elem(&unwind_requests, &pid, &now, BPF_NOEXIST);
+    if (bpf_map_update_elem(&unwind_requests, &pid, &now, BPF_NOEXIST) == 0)
+        bpf_ringbuf_output(&unwind_wakeups, &pid, sizeof(pid), 0);
 }
 
 // Per-CPU scratch for the stack being walked: too large for the 512-byte BPF stack.
