@@ -121,6 +121,14 @@ struct unwind_walk {
 // No per-walk counters in this struct: a field that grows each iteration keeps the verifier from seeing that
 // the loop's states converge.
 
+// Per-CPU state of the walk in progress (see unwind_user_stack).
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct unwind_walk);
+} unwind_walk_state SEC(".maps");
+
 static __always_inline void walk_fail(struct unwind_walk *walk, __u32 error) {
     walk->status = WALK_FAILED;
     walk->error = error;
@@ -290,8 +298,9 @@ static __always_inline void table_step(struct unwind_walk *walk, __u64 row) {
 
 // One iteration of bpf_loop: records the current frame, then steps to its caller.
 static long unwind_frame(__u32 index, void *context) {
-    struct unwind_walk *walk = context;
     __u32 zero = 0;
+    struct unwind_walk *walk = bpf_map_lookup_elem(&unwind_walk_state, &zero);
+    if (!walk) return 1;
     struct hearth_unwound_stack *stack = bpf_map_lookup_elem(&unwind_scratch, &zero);
     if (!stack) return 1;
     __u32 length = stack->length;
@@ -331,44 +340,49 @@ static __always_inline struct hearth_unwound_stack *unwind_user_stack(struct bpf
     if (!stack) return 0;
     stack->length = 0;
 
-    struct unwind_walk walk = {};
-    walk.pid = pid;
-    walk.hash = 0xcbf29ce484222325ULL;
+    // The walk's state lives in a map, not on the stack (and the callback looks it up): the verifier tracks stack
+    // slots precisely, so each iteration of the loop looked new to it; map memory reads as unknown, and the loop's
+    // states converge at once. The program's load, CPU the agent pays at every start, took seconds before.
+    struct unwind_walk *walk = bpf_map_lookup_elem(&unwind_walk_state, &zero);
+    if (!walk) return 0;
+    __builtin_memset(walk, 0, sizeof(*walk));
+    walk->pid = pid;
+    walk->hash = 0xcbf29ce484222325ULL;
     if ((ctx->regs.cs & 3) == 3) {  // the sample interrupted user mode
-        walk.pc = ctx->regs.rip;
-        walk.sp = ctx->regs.rsp;
-        walk.bp = ctx->regs.rbp;
+        walk->pc = ctx->regs.rip;
+        walk->sp = ctx->regs.rsp;
+        walk->bp = ctx->regs.rbp;
     } else {  // in the kernel: the user registers saved at the top of the task's kernel stack
         struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
         if (regs) {
-            walk.pc = regs->rip;
-            walk.sp = regs->rsp;
-            walk.bp = regs->rbp;
+            walk->pc = regs->rip;
+            walk->sp = regs->rsp;
+            walk->bp = regs->rbp;
         }
     }
-    if (walk.pc == 0 || walk.pc >= USER_ADDRESS_LIMIT) walk_fail(&walk, HEARTH_UNWIND_ERROR_NO_REGISTERS);
-    else bpf_loop(HEARTH_UNWIND_MAX_FRAMES, unwind_frame, &walk, 0);
+    if (walk->pc == 0 || walk->pc >= USER_ADDRESS_LIMIT) walk_fail(walk, HEARTH_UNWIND_ERROR_NO_REGISTERS);
+    else bpf_loop(HEARTH_UNWIND_MAX_FRAMES, unwind_frame, 0, 0);  // state in unwind_walk_state
 
     count(HEARTH_COUNTER_UNWOUND);
     // A failed walk may mean tables that no longer fit the process (an exec, code remapped): the agent compares
     // its mappings again (at most once a second) and reloads them when they changed.
-    if (walk.tables_stale || walk.status == WALK_FAILED) request_tables(pid);
+    if (walk->tables_stale || walk->status == WALK_FAILED) request_tables(pid);
     __u32 length = stack->length;
     if (length > HEARTH_UNWIND_MAX_FRAMES) length = HEARTH_UNWIND_MAX_FRAMES;
-    if (walk.status != WALK_DONE) {
+    if (walk->status != WALK_DONE) {
         __u64 marker = HEARTH_FRAME_TRUNCATED;
-        if (walk.status == WALK_FAILED) {
-            marker = HEARTH_FRAME_ERROR_BASE + walk.error;
+        if (walk->status == WALK_FAILED) {
+            marker = HEARTH_FRAME_ERROR_BASE + walk->error;
             count(HEARTH_COUNTER_UNWIND_FAILED);
         } else {
             count(HEARTH_COUNTER_UNWIND_TRUNCATED);
         }
         stack->frames[length] = marker;
         length += 1;
-        walk.hash = (walk.hash ^ marker) * 0x100000001b3ULL;
+        walk->hash = (walk->hash ^ marker) * 0x100000001b3ULL;
     }
     stack->length = length;
-    stack->hash = walk.hash;
+    stack->hash = walk->hash;
     return stack;
 }
 
