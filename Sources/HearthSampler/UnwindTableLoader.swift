@@ -56,6 +56,11 @@ struct UnwindTableLoader {
     /// not a mere check of its mappings, which does not mean it was sampled).
     private var lastSampled: [Int32: ContinuousClock.Instant] = [:]
     private var loadedAt: [Int32: ContinuousClock.Instant] = [:]
+    /// When each process's mappings were last compared with /proc, and when a load of one last failed: the
+    /// service serves such requests at most once per ``UnwindTableService/retryInterval``. A first load that
+    /// worked sets neither, so the reload an `exec` right after it needs is served at once.
+    private(set) var lastReloadCheck: [Int32: ContinuousClock.Instant] = [:]
+    var lastFailedLoad: [Int32: ContinuousClock.Instant] = [:]
     /// Processes whose table refers to an evicted module: reloaded when they ask again.
     private var stale: Set<Int32> = []
     /// Modules evicted so far.
@@ -168,6 +173,7 @@ struct UnwindTableLoader {
         }
         guard let seen = self.mapsSeen[pid], seen.checked.duration(to: .now) >= interval else { return nil }
         self.attempted[pid] = .now
+        self.lastReloadCheck[pid] = .now
         guard let text = try? readWholeFile("\(procRoot)/\(pid)/maps", limit: 64 << 20) else { return nil }
         let signature = Self.signature(of: ProcMaps.parse(text))
         self.mapsSeen[pid]?.checked = .now
@@ -185,6 +191,8 @@ struct UnwindTableLoader {
         self.attempted[pid] = nil
         self.lastSampled[pid] = nil
         self.loadedAt[pid] = nil
+        self.lastReloadCheck[pid] = nil
+        self.lastFailedLoad[pid] = nil
         self.stale.remove(pid)
         self.mapsSeen[pid] = nil
         guard let keys = self.processes.removeValue(forKey: pid) else { return }

@@ -151,10 +151,11 @@ final class UnwindTableService: Sendable {
         if kill(pid, 0) != 0 && errno == ESRCH { return true }
         let now = ContinuousClock.now
         return self.loader.withLock { loader in
-            if let attempted = loader.attempted[pid], attempted.duration(to: now) < Self.retryInterval {
-                return false
-            }
             let isReload = loader.hasTables(pid: pid)
+            // Reload checks and failed loads wait a second between tries (a JIT process remaps code all the time);
+            // a reload right after a first load does not (a process sampled between fork and exec).
+            let previous = isReload ? loader.lastReloadCheck[pid] : loader.lastFailedLoad[pid]
+            if let previous, previous.duration(to: now) < Self.retryInterval { return false }
             let report: UnwindTablesReport
             do throws(UnwindTablesError) {
                 if isReload {
@@ -168,6 +169,7 @@ final class UnwindTableService: Sendable {
                     report = try loader.load(pid: pid)
                 }
             } catch {
+                if !isReload { loader.lastFailedLoad[pid] = now }
                 self.logger.debug(
                     "no unwind tables",
                     metadata: ["pid": "\(pid)", "error": "\(error)", "reload": "\(isReload)"]

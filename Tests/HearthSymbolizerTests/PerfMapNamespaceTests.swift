@@ -121,10 +121,11 @@ struct PerfMapNamespaceTests {
     /// `unshare` makes pid and mount namespaces: it needs root, which CI has.
     static var canUnshare: Bool { geteuid() == 0 || ProcessInfo.processInfo.environment["HEARTH_REQUIRE_BPF"] == "1" }
 
-    /// In the new namespaces: a private /tmp, then python3 maps anonymous executable memory, describes it in
+    /// In the new namespaces: a private /tmp (from `/`: a working directory under /tmp would vanish under it, and
+    /// pyenv's python3 shim fails there), then Debian's python3 maps anonymous executable memory, describes it in
     /// /tmp/perf-<its pid>.map, prints that pid and the address, and waits for its stdin to close.
     static let namespacedJIT = """
-        mount -t tmpfs hearth-tmp /tmp && exec python3 -c '
+        cd / && mount -t tmpfs hearth-tmp /tmp && exec /usr/bin/python3 -c '
         import ctypes, mmap, os, sys
         flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
         memory = mmap.mmap(-1, 1 << 16, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
