@@ -423,16 +423,22 @@ private struct StackReader {
 
     /// Deletes every stack read, then anything left over (stacks of samples lost to a full counts map).
     mutating func clear() throws(BPFError) {
-        for id in self.cache.keys {
-            var key = UInt32(id)
-            _ = bpf_map_delete_elem(self.fd, &key)
-        }
-        var key: UInt32 = 0
-        while bpf_map_get_next_key(self.fd, nil, &key) == 0 {
-            let status = bpf_map_delete_elem(self.fd, &key)
-            if status != 0 {
-                throw BPFError(code: .mapOperation, message: "clear the stack map", errno: -status)
-            }
+        try emptyStackMap(self.fd, read: self.cache.keys, name: "stack map")
+    }
+}
+
+/// Empties a stack map keyed by 32-bit stack id: the ids already read first (one delete each, no walk), then
+/// whatever the walk still finds.
+func emptyStackMap(_ fd: Int32, read ids: some Sequence<Int32>, name: String) throws(BPFError) {
+    for id in ids {
+        var key = UInt32(id)
+        _ = bpf_map_delete_elem(fd, &key)
+    }
+    var key: UInt32 = 0
+    while bpf_map_get_next_key(fd, nil, &key) == 0 {
+        let status = bpf_map_delete_elem(fd, &key)
+        if status != 0 {
+            throw BPFError(code: .mapOperation, message: "clear the \(name)", errno: -status)
         }
     }
 }

@@ -35,16 +35,6 @@ struct UnwoundStackReader {
 
     /// Deletes every stack in the map.
     mutating func clear() throws(BPFError) {
-        for id in self.cache.keys {
-            var key = UInt32(id)
-            _ = bpf_map_delete_elem(self.fd, &key)
-        }
-        var key: UInt32 = 0
-        while bpf_map_get_next_key(self.fd, nil, &key) == 0 {
-            let status = bpf_map_delete_elem(self.fd, &key)
-            if status != 0 {
-                throw BPFError(code: .mapOperation, message: "clear the unwound stack map", errno: -status)
-            }
-        }
+        try emptyStackMap(self.fd, read: self.cache.keys, name: "unwound stack map")
     }
 }
