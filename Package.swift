@@ -64,6 +64,7 @@ let package = Package(
         ),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CMalloc"),
+        .systemLibrary(name: "CSystemCalls"),
         .target(
             name: "CDemangle",
             linkerSettings: [.linkedLibrary("stdc++")]
@@ -90,7 +91,7 @@ let package = Package(
         ),
         .target(
             name: "HearthSymbolizer",
-            dependencies: ["CDemangle", logging]
+            dependencies: ["CDemangle", "CSystemCalls", logging]
         ),
         // Call frame information (.eh_frame, .debug_frame) compiled into unwind tables for the BPF unwinder.
         .target(

@@ -37,7 +37,15 @@ struct hearth_config {
     __u32 filter_pid;     // 0: every process; otherwise only this thread group id
     __u32 filter_cgroups; // 0: every cgroup; 1: only cgroups present in `target_cgroups`
     __u32 unwind_native;  // 1: hearth_sample_unwind is the program loaded (for diagnosis; the program knows itself)
+    // A cgroup not in `target_cgroups` is looked for among its ancestors at these levels of the cgroup2 tree (the
+    // levels targeted containers' cgroups sit at), so cgroups nested in a container, however many, count as the
+    // container. 0 and 0: no ancestor lookup.
+    __u32 ancestor_level_min;
+    __u32 ancestor_level_max;
 };
+
+// The most ancestor levels one sample looks at (`ancestor_level_max - ancestor_level_min + 1` is capped to it).
+#define HEARTH_MAX_ANCESTOR_LEVELS 8
 
 // MARK: .eh_frame unwinding (see Sources/HearthSampler/Docs.docc/NativeUnwinding.md)
 
@@ -113,6 +121,7 @@ enum hearth_counter {
     HEARTH_COUNTER_UNWIND_FAILED,        // ... and ended in an error marker
     HEARTH_COUNTER_UNWIND_FP_STEPS,      // frame-pointer steps taken where no table row existed
     HEARTH_COUNTER_UNWOUND_STACK_LOST,   // an unwound stack could not be stored (map full or hash collision)
+    HEARTH_COUNTER_ANCESTOR_CGROUP,      // a sample counted under a targeted ancestor of its (nested) cgroup
     HEARTH_COUNTER_COUNT
 };
 

@@ -8,6 +8,9 @@ import KubeModel
 public enum AgentLease {
     /// The annotation holding the loaded ``AgentConfiguration/revision``.
     public static let revisionAnnotation = "profiling.hearth.dev/config-revision"
+    /// Present while the node profiles at a coarser grain than asked because a map was full (for example nested
+    /// cgroups the filter could not hold): what happened, in one line. Absent when the node is not degraded.
+    public static let degradedAnnotation = "profiling.hearth.dev/degraded"
     /// Labels on every agent Lease; the operator watches by them.
     public static let labels = ["app.kubernetes.io/name": "hearth-agent", "app.kubernetes.io/component": "node-lease"]
     public static let labelSelector = "app.kubernetes.io/component=node-lease,app.kubernetes.io/name=hearth-agent"

@@ -24,6 +24,8 @@ public struct AgentMetrics: Sendable {
     let targetedContainers: Gauge
     let targetedCgroups: Gauge
     let containersWithoutCgroup: Gauge
+    /// Targeted cgroups the in-kernel filter had no room for (their samples count under their container's cgroup).
+    let cgroupsNotHeld: Gauge
     /// The sampler thread's CPU time by phase: what the agent's own cost is made of.
     let samplerCPU: [SamplerPhase: FloatingPointCounter]
     /// One per ``lossReasons`` entry, registered at start so a dashboard sees zeros rather than nothing.
@@ -46,6 +48,7 @@ public struct AgentMetrics: Sendable {
         self.targetedContainers = Gauge(label: "hearth_agent_targeted_containers", factory: factory)
         self.targetedCgroups = Gauge(label: "hearth_agent_targeted_cgroups", factory: factory)
         self.containersWithoutCgroup = Gauge(label: "hearth_agent_containers_without_cgroup", factory: factory)
+        self.cgroupsNotHeld = Gauge(label: "hearth_agent_cgroups_not_held", factory: factory)
         self.samplerCPU = Dictionary(
             uniqueKeysWithValues: SamplerPhase.allCases.map { phase in
                 (
@@ -61,6 +64,8 @@ public struct AgentMetrics: Sendable {
         self.samplesLost = Self.lossReasons.map { reason, _ in
             Counter(label: "hearth_agent_samples_lost_total", dimensions: [("reason", reason)], factory: factory)
         }
+        // Registered at start, so a dashboard sees zeros rather than nothing.
+        for reason in HostileInput.allCases { self.hostileInput(reason, by: 0) }
     }
 
     private static func frames(_ factory: any MetricsFactory, _ kind: String, named: Bool) -> Counter {
@@ -104,11 +109,29 @@ public struct AgentMetrics: Sendable {
                     Int64(load.latency.components.seconds) * 1_000_000_000 + load.latency.components.attoseconds
                         / 1_000_000_000
                 )
+            self.hostileInput(.unwindFileOverLimits, by: load.report.filesOverLimits)
             if load.report.modulesEvicted > 0 {
                 Counter(label: "hearth_agent_unwind_modules_evicted_total", factory: self.factory)
                     .increment(by: load.report.modulesEvicted)
             }
         }
+    }
+
+    /// What a workload made the agent refuse, cut short or coarsen: each is a file, map or tree a pod controls.
+    enum HostileInput: String, CaseIterable, Sendable {
+        /// A FIFO, socket, device or directory named as a binary, debug file or perf map: never read.
+        case refusedFile = "refused_file"
+        /// A perf map or process map cut at its byte or entry limit.
+        case truncatedInput = "truncated_input"
+        /// A file whose call frame information went past a limit (size, sparse, duplicate FDEs, rows).
+        case unwindFileOverLimits = "unwind_file_over_limits"
+        /// A sample from a cgroup nested in a targeted container, counted under the container's cgroup.
+        case nestedCgroupSample = "nested_cgroup_sample"
+    }
+
+    func hostileInput(_ reason: HostileInput, by count: Int) {
+        Counter(label: "hearth_agent_hostile_input_total", dimensions: [("reason", reason.rawValue)], factory: self.factory)
+            .increment(by: max(0, count))
     }
 
     /// Failed push requests by HTTP status (or `error`).

@@ -17,6 +17,26 @@ public final class AgentState: Sendable {
         var samplerProblem: String?
         var lastDrain: ContinuousClock.Instant?
         var targetedContainers = 0
+        /// Why this node profiles at a coarser grain than asked, by kind (reported in the node Lease).
+        var degradations: [Degradation: String] = [:]
+    }
+
+    /// A way the node keeps profiling at a coarser grain because a map or tree was full.
+    public enum Degradation: String, Sendable, CaseIterable {
+        case cgroupsNotHeld
+    }
+
+    /// Records (or clears, with nil) one degradation.
+    func setDegradation(_ kind: Degradation, _ message: String?) {
+        self.values.withLock { $0.degradations[kind] = message }
+    }
+
+    /// The node's degradations in one line, or nil when there is none: what the node Lease reports.
+    public var degradation: String? {
+        self.values.withLock { values in
+            let messages = Degradation.allCases.compactMap { values.degradations[$0] }
+            return messages.isEmpty ? nil : messages.joined(separator: "; ")
+        }
     }
 
     private let values = Mutex(Values())

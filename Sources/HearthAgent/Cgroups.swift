@@ -96,23 +96,40 @@ public struct CgroupSnapshot: Sendable, Equatable {
     public var cgroups: [ContainerID: [UInt64]] = [:]
     /// Folders visited (for metrics and tests).
     public var foldersVisited = 0
+    /// Container → its own cgroup (the folder that names it, not one nested below) and that folder's level in the
+    /// cgroup2 tree (the root is level 0), for the in-kernel ancestor lookup.
+    public var containerCgroups: [ContainerID: ContainerCgroup] = [:]
+    /// Whether the walk stopped at its folder limit (cgroups deeper than its depth limit are not listed either):
+    /// their samples still count under their container's cgroup, which the kernel finds as their ancestor.
+    public var truncated = false
 
     public init(cgroups: [ContainerID: [UInt64]] = [:], foldersVisited: Int = 0) {
         self.cgroups = cgroups
         self.foldersVisited = foldersVisited
     }
 
+    /// A container's own cgroup.
+    public struct ContainerCgroup: Sendable, Equatable {
+        public var id: UInt64
+        public var level: Int
+    }
+
     /// Walks `root` (a cgroup2 mount), at most `maxDepth` levels deep and `maxFolders` folders in all, so a
     /// pathological tree cannot stall the agent.
-    public static func scan(root: String, maxDepth: Int = 16, maxFolders: Int = 200_000) -> CgroupSnapshot {
+    public static func scan(root: String, maxDepth: Int = 16, maxFolders: Int = 50_000) -> CgroupSnapshot {
         var snapshot = CgroupSnapshot()
         var stack: [(path: String, depth: Int, container: ContainerID?)] = [(root, 0, nil)]
-        while let (path, depth, inherited) = stack.popLast(), snapshot.foldersVisited < maxFolders {
+        while let (path, depth, inherited) = stack.popLast() {
+            guard snapshot.foldersVisited < maxFolders else {
+                snapshot.truncated = true
+                break
+            }
             snapshot.foldersVisited += 1
             let name = path.split(separator: "/").last ?? ""
             let container = inherited ?? (depth > 0 ? ContainerID(cgroupFolderName: name) : nil)
             if let container, let id = CgroupMount.id(ofFolder: path) {
                 snapshot.cgroups[container, default: []].append(id)
+                if inherited == nil { snapshot.containerCgroups[container] = ContainerCgroup(id: id, level: depth) }
             }
             guard depth < maxDepth, let directory = opendir(path) else { continue }
             defer { closedir(directory) }
@@ -135,7 +152,9 @@ extension CgroupSnapshot {
         for (container, ids) in other.cgroups {
             self.cgroups[container] = Array(Set((self.cgroups[container] ?? []) + ids)).sorted()
         }
+        self.containerCgroups.merge(other.containerCgroups) { mine, _ in mine }
         self.foldersVisited += other.foldersVisited
+        self.truncated = self.truncated || other.truncated
     }
 
     /// The fallback for folder layouts the name rules do not know: the cgroup v2 path of any process whose
@@ -159,6 +178,11 @@ extension CgroupSnapshot {
             else { continue }
             if !(snapshot.cgroups[container]?.contains(id) ?? false) {
                 snapshot.cgroups[container, default: []].append(id)
+            }
+            // The process's own cgroup stands for the container (it may be nested; the shallowest one wins).
+            let level = path.split(separator: "/").count
+            if (snapshot.containerCgroups[container]?.level ?? .max) > level {
+                snapshot.containerCgroups[container] = CgroupSnapshot.ContainerCgroup(id: id, level: level)
             }
         }
         return snapshot

@@ -134,6 +134,12 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
         var reported = FrameTotals()
         /// The module labels of hearth_agent_unwind_samples_total so far.
         var unwindModuleLabels: Set<String> = []
+        /// The cgroup2 levels of the targeted containers' own cgroups, for the kernel's ancestor lookup.
+        var ancestorLevels: ClosedRange<Int>?
+        /// Targeted cgroups the filter map had no room for.
+        var cgroupsLeftOut = 0
+        /// The symbolizer's statistics at the last report, to count what is new.
+        var reportedSymbolizer = Symbolizer.Statistics()
     }
 
     struct FrameTotals {
@@ -203,9 +209,19 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
         }
         loop.lastScan = clock.now
         loop.generation = generation
-        let frequency = max(configuration.targets.map(\.sampleRate).max() ?? 0, 1)
+        // This node samples at the highest rate of the targets with containers here: a target asking for 1000 Hz
+        // with no pod on this node costs it nothing.
+        let frequency = max(table.containers.values.map(\.sampleRate).max() ?? 0, 1)
         let probabilities = table.cgroups.mapValues { min(1, Double($0.sampleRate) / Double(frequency)) }
-        if table == loop.table, loop.sampler != nil, frequency == loop.frequency { return }
+        // Containers' own cgroups go into the filter first; nested cgroups only while there is room, as the kernel
+        // finds a container's cgroup above any nested one at these levels.
+        let own = table.containers.keys.compactMap { snapshot.containerCgroups[$0] }
+        let priority = Set(own.map(\.id))
+        let levels = own.map(\.level)
+        let ancestorLevels = levels.min().map { $0...(levels.max() ?? $0) }
+        if table == loop.table, loop.sampler != nil, frequency == loop.frequency, ancestorLevels == loop.ancestorLevels {
+            return
+        }
 
         // Samples taken under the old attribution are counted under it.
         if loop.sampler != nil { try self.drain(&loop) }
@@ -213,14 +229,20 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
             if loop.sampler != nil { try self.drain(&loop) }  // the second set
             loop.sampler = nil
             do {
-                loop.sampler = try CPUSampler(
+                let sampler = try CPUSampler(
                     configuration: SamplerConfiguration(
                         frequency: frequency,
-                        targetCgroups: probabilities,
+                        targetCgroups: [:],
                         nativeUnwinding: self.options.nativeUnwinding
                     ),
                     logger: self.logger
                 )
+                loop.cgroupsLeftOut = try sampler.updateTargetCgroups(
+                    probabilities,
+                    ancestorLevels: ancestorLevels,
+                    priority: priority
+                )
+                loop.sampler = sampler
                 loop.counters = SamplerCounters()
                 self.state.samplerStarted()
             } catch {
@@ -228,9 +250,19 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
                 throw AgentError(code: .samplerFailed, message: "starting the sampler at \(frequency) Hz", cause: error)
             }
             loop.frequency = frequency
-        } else if table.cgroups != loop.table.cgroups {
-            try loop.sampler?.updateTargetCgroups(probabilities)
+        } else if table.cgroups != loop.table.cgroups || ancestorLevels != loop.ancestorLevels {
+            loop.cgroupsLeftOut =
+                try loop.sampler?.updateTargetCgroups(probabilities, ancestorLevels: ancestorLevels, priority: priority)
+                ?? 0
         }
+        loop.ancestorLevels = ancestorLevels
+        self.metrics.cgroupsNotHeld.record(loop.cgroupsLeftOut)
+        self.state.setDegradation(
+            .cgroupsNotHeld,
+            loop.cgroupsLeftOut > 0
+                ? "\(loop.cgroupsLeftOut) nested cgroups not held by the filter map (counted under their container)"
+                : nil
+        )
         if table.containers != loop.table.containers
             || table.containersWithoutCgroup != loop.table.containersWithoutCgroup
         {
@@ -273,10 +305,22 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
             return module
         }
         self.metrics.recordUnwindTableLoads(drain.unwindTableLoads)
+        self.recordHostileInput(&loop, counters: drain.counters)
         self.metrics.recordLosses(drain.counters, previous: loop.counters)
         loop.counters = drain.counters
         self.reportFrames(&loop)
         self.state.drained(targetedContainers: loop.table.containers.count)
+    }
+
+    /// Counts what workloads made the agent refuse, cut short or coarsen, since the last drain.
+    private func recordHostileInput(_ loop: inout Loop, counters: SamplerCounters) {
+        let statistics = loop.aggregator.symbolizer.statistics
+        let before = loop.reportedSymbolizer
+        self.metrics.hostileInput(.refusedFile, by: statistics.refusedFiles - before.refusedFiles)
+        self.metrics.hostileInput(.truncatedInput, by: statistics.truncatedInputs - before.truncatedInputs)
+        loop.reportedSymbolizer = statistics
+        let (now, previous) = (counters.ancestorCgroup, loop.counters.ancestorCgroup)
+        self.metrics.hostileInput(.nestedCgroupSample, by: Int(clamping: now >= previous ? now - previous : 0))
     }
 
     private func reportFrames(_ loop: inout Loop) {

@@ -123,6 +123,7 @@ public struct NodeLeaseReporter: ServiceLifecycle.Service {
             lease.spec.renewTime = now
             var annotations = lease.metadata.annotations ?? [:]
             annotations[AgentLease.revisionAnnotation] = revision
+            annotations[AgentLease.degradedAnnotation] = self.state.degradation
             lease.metadata.annotations = annotations
             var labels = lease.metadata.labels ?? [:]
             labels.merge(AgentLease.labels) { _, new in new }
@@ -132,6 +133,7 @@ public struct NodeLeaseReporter: ServiceLifecycle.Service {
             var lease = Lease(name: name, namespace: self.namespace)
             lease.metadata.labels = AgentLease.labels
             lease.metadata.annotations = [AgentLease.revisionAnnotation: revision]
+            lease.metadata.annotations?[AgentLease.degradedAnnotation] = self.state.degradation
             lease.spec.holderIdentity = self.node
             lease.spec.leaseDurationSeconds = AgentLease.durationSeconds
             lease.spec.acquireTime = now

@@ -62,13 +62,16 @@ public final class CPUSampler: Sendable {
             )
         }
 
-        let thresholds = (configuration.targetCgroups ?? [:]).mapValues(Self.threshold(probability:))
-        try Self.writeTargetCgroups(thresholds, into: maps.targetCgroups)
+        let (thresholds, _) = try Self.writeTargetCgroups(
+            (configuration.targetCgroups ?? [:]).mapValues(Self.threshold(probability:)),
+            into: maps.targetCgroups
+        )
         var config = hearth_config()
         config.active_set = 0
         config.filter_pid = UInt32(bitPattern: configuration.pid ?? 0)
         config.filter_cgroups = configuration.targetCgroups == nil ? 0 : 1
         config.unwind_native = configuration.nativeUnwinding == nil ? 0 : 1
+        Self.setAncestorLevels(configuration.cgroupAncestorLevels, in: &config)
         try Self.writeConfig(config, into: maps.config)
 
         let program = try object.program(named: Self.programName(configuration))
@@ -115,22 +118,52 @@ public final class CPUSampler: Sendable {
         return try unwindTables.load(pid: pid)
     }
 
-    /// Replaces the targeted cgroups and their sampling probabilities while sampling; only the differences reach
-    /// the kernel map, so unchanged targets lose no sample. Needs a sampler created with `targetCgroups` set.
-    public func updateTargetCgroups(_ targets: [UInt64: Double]) throws(BPFError) {
+    /// The most cgroups the in-kernel filter holds; more are counted under their targeted ancestor
+    /// (``SamplerConfiguration/cgroupAncestorLevels``).
+    public static let targetCgroupCapacity = Int(HEARTH_TARGET_CGROUPS_ENTRIES)
+
+    /// Replaces the targeted cgroups, their sampling probabilities and the ancestor levels while sampling; only the
+    /// differences reach the kernel map, so unchanged targets lose no sample. Needs a sampler created with
+    /// `targetCgroups` set. Cgroups the map has no room for are left out (counted in the returned number), never an
+    /// error: list the ones that matter most (containers' own cgroups) in `priority`.
+    @discardableResult
+    public func updateTargetCgroups(
+        _ targets: [UInt64: Double],
+        ancestorLevels: ClosedRange<Int>? = nil,
+        priority: Set<UInt64> = []
+    ) throws(BPFError) -> Int {
         guard self.configuration.targetCgroups != nil else {
             throw BPFError(code: .unsupported, message: "the sampler was created without a cgroup filter")
         }
         let thresholds = targets.mapValues(Self.threshold(probability:))
-        try self.state.withLock { state throws(BPFError) in
+        return try self.state.withLock { state throws(BPFError) in
             let fd = state.maps.targetCgroups
-            for cgroup in state.targetCgroups.keys where thresholds[cgroup] == nil {
+            for cgroup in state.targetCgroups.keys where thresholds[cgroup] != state.targetCgroups[cgroup] {
                 var key = cgroup
                 _ = bpf_map_delete_elem(fd, &key)
+                state.targetCgroups[cgroup] = nil
             }
-            try Self.writeTargetCgroups(thresholds.filter { state.targetCgroups[$0.key] != $0.value }, into: fd)
-            state.targetCgroups = thresholds
+            let (written, leftOut) = try Self.writeTargetCgroups(
+                thresholds.filter { state.targetCgroups[$0.key] == nil },
+                priority: priority,
+                room: Self.targetCgroupCapacity - state.targetCgroups.count,
+                into: fd
+            )
+            state.targetCgroups.merge(written) { _, new in new }
+            Self.setAncestorLevels(ancestorLevels, in: &state.config)
+            try Self.writeConfig(state.config, into: state.maps.config)
+            return leftOut
         }
+    }
+
+    private static func setAncestorLevels(_ levels: ClosedRange<Int>?, in config: inout hearth_config) {
+        guard let levels, levels.lowerBound > 0 else {
+            config.ancestor_level_min = 0
+            config.ancestor_level_max = 0
+            return
+        }
+        config.ancestor_level_min = UInt32(levels.lowerBound)
+        config.ancestor_level_max = UInt32(min(levels.upperBound, levels.lowerBound + Int(HEARTH_MAX_ANCESTOR_LEVELS) - 1))
     }
 
     /// Removes the unwind tables of one process: its stacks are walked with frame pointers again until its tables
@@ -162,15 +195,28 @@ public final class CPUSampler: Sendable {
         if result != 0 { throw BPFError(code: .mapOperation, message: "write the sampler config", errno: -result) }
     }
 
-    private static func writeTargetCgroups(_ targets: [UInt64: UInt32], into fd: Int32) throws(BPFError) {
-        for (cgroup, threshold) in targets {
+    /// Adds cgroups to the filter map, those in `priority` first, while there is room; returns what was written and
+    /// how many were left out. A full map (E2BIG) is room running out, not an error.
+    private static func writeTargetCgroups(
+        _ targets: [UInt64: UInt32],
+        priority: Set<UInt64> = [],
+        room: Int = targetCgroupCapacity,
+        into fd: Int32
+    ) throws(BPFError) -> (written: [UInt64: UInt32], leftOut: Int) {
+        let ordered = targets.sorted { (priority.contains($0.key) ? 0 : 1, $0.key) < (priority.contains($1.key) ? 0 : 1, $1.key) }
+        var written: [UInt64: UInt32] = [:]
+        for (cgroup, threshold) in ordered {
+            guard written.count < room else { break }
             var key = cgroup
             var value = threshold
             let result = bpf_map_update_elem(fd, &key, &value, UInt64(BPF_ANY))
+            if result == -E2BIG || result == -ENOSPC || result == -ENOMEM { break }
             if result != 0 {
                 throw BPFError(code: .mapOperation, message: "add target cgroup \(cgroup)", errno: -result)
             }
+            written[cgroup] = threshold
         }
+        return (written, targets.count - written.count)
     }
 
     /// The program to load: the unwinder's is larger and costs the verifier (CPU the agent pays at every start)
@@ -390,6 +436,7 @@ extension CPUSampler {
             counters.unwindFailed = value(HEARTH_COUNTER_UNWIND_FAILED)
             counters.unwindFramePointerSteps = value(HEARTH_COUNTER_UNWIND_FP_STEPS)
             counters.unwoundStacksLost = value(HEARTH_COUNTER_UNWOUND_STACK_LOST)
+            counters.ancestorCgroup = value(HEARTH_COUNTER_ANCESTOR_CGROUP)
             return counters
         }
     }

@@ -99,6 +99,9 @@ public struct UnwindTablesReport: Sendable, Hashable {
     public var modulesOverBudget = 0
     /// Modules evicted (least recently sampled first) to make room for this load's.
     public var modulesEvicted = 0
+    /// Files whose call frame information went past a limit: a section larger than allowed or sparse, an
+    /// `.eh_frame_hdr` listing an FDE more than once, or more rows than one module may have.
+    public var filesOverLimits = 0
 
     public init() {}
 }

@@ -13,6 +13,10 @@ public struct SamplerConfiguration: Sendable, Hashable {
     /// Only these cgroups, each with the probability (0...1] that one of its samples is kept; every cgroup
     /// when nil. An empty dictionary keeps nothing.
     public var targetCgroups: [UInt64: Double]?
+    /// The levels of the cgroup2 tree at which targeted cgroups sit: a sample from a cgroup that is not targeted is
+    /// counted under its ancestor at one of these levels when that one is (at most 8 levels are looked at). nil: no
+    /// ancestor lookup.
+    public var cgroupAncestorLevels: ClosedRange<Int>?
     /// The CPUs to sample; every online CPU when nil.
     public var cpus: [Int]?
     /// Unwind user stacks from `.eh_frame` tables in the kernel; frame pointers only when nil (the default).
@@ -22,12 +26,14 @@ public struct SamplerConfiguration: Sendable, Hashable {
         frequency: Int = 99,
         pid: Int32? = nil,
         targetCgroups: [UInt64: Double]? = nil,
+        cgroupAncestorLevels: ClosedRange<Int>? = nil,
         cpus: [Int]? = nil,
         nativeUnwinding: NativeUnwinding? = nil
     ) {
         self.frequency = frequency
         self.pid = pid
         self.targetCgroups = targetCgroups
+        self.cgroupAncestorLevels = cgroupAncestorLevels
         self.cpus = cpus
         self.nativeUnwinding = nativeUnwinding
     }
@@ -117,6 +123,8 @@ public struct SamplerCounters: Sendable, Hashable {
     public var unwindFramePointerSteps: UInt64 = 0
     /// Unwound stacks that could not be stored (full map or hash collision): their samples have no user stack.
     public var unwoundStacksLost: UInt64 = 0
+    /// Samples of a cgroup not in the filter map counted under a targeted ancestor (a cgroup nested in a container).
+    public var ancestorCgroup: UInt64 = 0
 
     public init() {}
 

@@ -43,7 +43,8 @@ struct UnwindTableLoader {
     let maps: Maps
     let logger: Logger
     private(set) var allocator: RowAllocator
-    private var files: [FileIdentity: FileInfo] = [:]
+    /// What each file mapped recently was found to be; bounded, so processes that map ever new files cannot grow it.
+    private var files = LRUCache<FileIdentity, FileInfo>(capacity: 4096)
     private var modules: [UnwindTable.Key: Module] = [:]
     /// Keys whose tables did not fit the budget; retried only after rows are freed.
     private var overBudget: Set<UnwindTable.Key> = []
@@ -71,6 +72,8 @@ struct UnwindTableLoader {
     private let maxProcesses: UInt32
     private let evictionGrace: Duration
     let loadsTablesOnFirstSample: Bool
+    /// What one file's tables may cost to compile (rows kept within the row budget too).
+    let limits: UnwindTable.Limits
 
     init(maps: Maps, budget: NativeUnwinding, logger: Logger) {
         self.maps = maps
@@ -79,6 +82,9 @@ struct UnwindTableLoader {
         self.maxProcesses = budget.maxProcesses
         self.evictionGrace = budget.evictionGrace
         self.loadsTablesOnFirstSample = budget.loadsTablesOnFirstSample
+        var limits = UnwindTable.Limits()
+        limits.maximumRows = min(limits.maximumRows, Int(budget.rowBudget))
+        self.limits = limits
     }
 
     /// A process not sampled this long gives up its slot when the process table is full.
@@ -106,7 +112,7 @@ struct UnwindTableLoader {
         }
         let mappings: [MemoryMapping]
         do {
-            mappings = ProcMaps.parse(try readWholeFile("\(procRoot)/\(pid)/maps", limit: 64 << 20))
+            mappings = try Self.executableMappings(pid: pid, procRoot: procRoot)
         } catch {
             throw UnwindTablesError(
                 code: .processUnreadable,
@@ -121,7 +127,7 @@ struct UnwindTableLoader {
         var known: Set<UnwindTable.Key> = []
         for mapping in mappings where mapping.isExecutable {
             let identity = FileIdentity(major: mapping.deviceMajor, minor: mapping.deviceMinor, inode: mapping.inode)
-            if let key = self.files[identity]?.key { known.insert(key) }
+            if let key = self.files.get(identity)?.key { known.insert(key) }
         }
         for mapping in mappings where mapping.isExecutable {
             guard entries.count < Int(HEARTH_UNWIND_MAX_MAPPINGS) else {
@@ -174,11 +180,21 @@ struct UnwindTableLoader {
         guard let seen = self.mapsSeen[pid], seen.checked.duration(to: .now) >= interval else { return nil }
         self.attempted[pid] = .now
         self.lastReloadCheck[pid] = .now
-        guard let text = try? readWholeFile("\(procRoot)/\(pid)/maps", limit: 64 << 20) else { return nil }
-        let signature = Self.signature(of: ProcMaps.parse(text))
+        guard let mappings = try? Self.executableMappings(pid: pid, procRoot: procRoot) else { return nil }
+        let signature = Self.signature(of: mappings)
         self.mapsSeen[pid]?.checked = .now
         guard signature != seen.signature else { return nil }
         return try self.load(pid: pid, procRoot: procRoot)
+    }
+
+    /// The executable mappings of a process, within the bounds the mapping table has room for (the rest is never
+    /// written to the map), so a process with 60,000 mappings costs what one with 4,096 does.
+    static func executableMappings(pid: Int32, procRoot: String) throws(ELFError) -> [MemoryMapping] {
+        try ProcMaps.read(
+            path: "\(procRoot)/\(pid)/maps",
+            maximumMappings: 4 * Int(HEARTH_UNWIND_MAX_MAPPINGS),
+            keep: { $0.isExecutable }
+        ).mappings
     }
 
     /// The executable mappings as start, end and inode, to notice when they change.
@@ -288,23 +304,20 @@ struct UnwindTableLoader {
         report: inout UnwindTablesReport
     ) -> (module: (id: UInt32, key: UnwindTable.Key), bias: UInt64)? {
         let identity = FileIdentity(major: mapping.deviceMajor, minor: mapping.deviceMinor, inode: mapping.inode)
-        // map_files opens the very file mapped (deleted, or in another mount namespace); root works for other users.
-        let mapFile =
-            "\(procRoot)/\(pid)/map_files/\(String(mapping.start, radix: 16))-\(String(mapping.end, radix: 16))"
-        let paths = [mapFile, "\(procRoot)/\(pid)/root\(mapping.path)"]
         var elf: ELFFile?
-        if self.files[identity] == nil {
-            elf = paths.lazy.compactMap { try? ELFFile(path: $0) }.first
+        if self.files.get(identity) == nil {
+            elf = Self.openELF(mapping, pid: pid, procRoot: procRoot)
             guard let elf else {
-                self.files[identity] = FileInfo(key: nil, segments: [])
+                self.files.set(identity, FileInfo(key: nil, segments: []))
                 return nil
             }
+            // Shared by build id only between files that really are the same (size and layout too).
             let key =
-                elf.buildID.map(UnwindTable.Key.buildID)
+                elf.sharingIdentity.map { UnwindTable.Key.sharedFile(buildID: elf.buildID ?? "", identity: $0) }
                 ?? .file(device: UInt64(mapping.deviceMajor) << 32 | UInt64(mapping.deviceMinor), inode: mapping.inode)
-            self.files[identity] = FileInfo(key: key, segments: elf.programHeaders)
+            self.files.set(identity, FileInfo(key: key, segments: elf.programHeaders))
         }
-        guard let file = self.files[identity], let key = file.key else { return nil }
+        guard let file = self.files.get(identity), let key = file.key else { return nil }
         let bias = ELFFile.loadBias(
             segments: file.segments,
             mappingStart: mapping.start,
@@ -319,9 +332,21 @@ struct UnwindTableLoader {
             report.modulesOverBudget += 1
             return nil
         }
-        if elf == nil { elf = paths.lazy.compactMap { try? ELFFile(path: $0) }.first }
-        guard let elf, let table = try? UnwindTable(elf: elf, key: key, logger: self.logger), !table.rows.isEmpty else {
-            self.files[identity]?.key = nil
+        if elf == nil { elf = Self.openELF(mapping, pid: pid, procRoot: procRoot) }
+        guard let elf else { return nil }
+        let table: UnwindTable
+        do {
+            table = try UnwindTable(elf: elf, key: key, limits: self.limits, logger: self.logger)
+        } catch {
+            if error.code == .tooLarge || (error.cause as? ELFError)?.code == .tooLarge { report.filesOverLimits += 1 }
+            self.files.set(identity, FileInfo(key: nil, segments: file.segments))
+            return nil
+        }
+        if table.statistics.fdesOverRowLimit > 0 || table.statistics.duplicateFDEEntries > 0 {
+            report.filesOverLimits += 1
+        }
+        guard !table.rows.isEmpty else {
+            self.files.set(identity, FileInfo(key: nil, segments: file.segments))
             return nil
         }
         guard let module = self.add(table, inUse: inUse, report: &report) else {
@@ -332,6 +357,16 @@ struct UnwindTableLoader {
         report.modulesLoaded += 1
         report.rowsWritten += module.rows.count
         return ((module.id, key), bias)
+    }
+
+    /// Opens a mapped file: through map_files (the very file mapped, deleted or in another mount namespace), else by
+    /// its path inside the process's root; never a FIFO or device, never a link out of the root.
+    static func openELF(_ mapping: MemoryMapping, pid: Int32, procRoot: String) -> ELFFile? {
+        let mapFile =
+            "\(procRoot)/\(pid)/map_files/\(String(mapping.start, radix: 16))-\(String(mapping.end, radix: 16))"
+        if let file = try? WorkloadFile.open(procfsPath: mapFile), let elf = try? ELFFile(file: file) { return elf }
+        guard let file = try? WorkloadFile.open(mapping.path, inRoot: "\(procRoot)/\(pid)/root") else { return nil }
+        return try? ELFFile(file: file)
     }
 
     /// Copies a table's rows into free space and publishes the module; nil when it doesn't fit or a write fails.

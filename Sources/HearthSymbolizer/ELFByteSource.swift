@@ -16,60 +16,47 @@ import Musl
 final class ELFByteSource: Sendable {
     private enum Storage: Sendable {
         case memory([UInt8])
-        case descriptor(Int32)
+        case file(WorkloadFile)
     }
 
     /// The largest single read (one section, one table) the parser performs.
     static let maximumReadSize: UInt64 = 512 << 20
 
+    /// How far one read may go beyond the bytes the file system allocated: a file smaller than this is read as it
+    /// is; a larger read from a sparse file (a 500 MiB `.eh_frame` in an 8 KiB file) is refused before any memory
+    /// is spent on it.
+    static let sparseSlack: UInt64 = 1 << 20
+
     private let storage: Storage
     /// The size of the data in bytes.
     let size: UInt64
+    /// Bytes the data really occupies: the buffer, or the blocks the file system allocated.
+    let allocatedBytes: UInt64
 
     init(bytes: [UInt8]) {
         self.storage = .memory(bytes)
         self.size = UInt64(bytes.count)
+        self.allocatedBytes = self.size
     }
 
-    /// Opens `path` read-only. The descriptor is closed when the source is released.
-    init(path: String) throws(ELFError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 {
-            throw ELFError(
-                code: .io,
-                message: "cannot open \(path)",
-                cause: SystemError(function: "open", errno: errno)
-            )
-        }
-        var info = stat()
-        if fstat(fd, &info) != 0 {
-            let code = errno
-            close(fd)
-            throw ELFError(
-                code: .io,
-                message: "cannot stat \(path)",
-                cause: SystemError(function: "fstat", errno: code)
-            )
-        }
-        if (info.st_mode & S_IFMT) != S_IFREG {
-            close(fd)
-            throw ELFError(code: .io, message: "\(path) is not a regular file")
-        }
-        self.storage = .descriptor(fd)
-        self.size = UInt64(max(0, info.st_size))
+    /// Reads an opened workload file. It is kept open while the source lives.
+    init(file: WorkloadFile) {
+        self.storage = .file(file)
+        self.size = file.size
+        self.allocatedBytes = file.allocatedBytes
+    }
+
+    /// Opens `path` read-only, without blocking (a FIFO or device is refused, never waited for). The path is
+    /// resolved as the agent sees it: for a workload's files use ``init(file:)`` with ``WorkloadFile/open(_:inRoot:useOpenat2:)``.
+    convenience init(path: String) throws(ELFError) {
+        self.init(file: try WorkloadFile.open(procfsPath: path))
     }
 
     /// Bytes this source holds in memory: the buffer's size, or 0 for a file descriptor.
     var residentByteCount: Int {
         switch self.storage {
         case .memory(let bytes): bytes.count
-        case .descriptor: 0
-        }
-    }
-
-    deinit {
-        if case .descriptor(let fd) = self.storage {
-            close(fd)
+        case .file: 0
         }
     }
 
@@ -86,6 +73,12 @@ final class ELFByteSource: Sendable {
         guard count <= Self.maximumReadSize else {
             throw ELFError(code: .tooLarge, message: "\(what()) is \(count) bytes")
         }
+        guard count <= self.allocatedBytes &+ Self.sparseSlack else {
+            throw ELFError(
+                code: .tooLarge,
+                message: "\(what()) claims \(count) bytes of a sparse file with \(self.allocatedBytes) bytes allocated"
+            )
+        }
         return end
     }
 
@@ -99,7 +92,8 @@ final class ELFByteSource: Sendable {
         case .memory(let bytes):
             // Both values are ≤ bytes.count, checked above.
             return Array(bytes[Int(offset)..<Int(end)])
-        case .descriptor(let fd):
+        case .file(let file):
+            let fd = file.descriptor
             let length = Int(count)
             var failure: ELFError?
             let result = [UInt8](unsafeUninitializedCapacity: length) { buffer, initialized in

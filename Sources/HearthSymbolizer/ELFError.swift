@@ -15,6 +15,7 @@ public struct ELFError: Error, CustomStringConvertible {
             case unsupported
             case malformed
             case tooLarge
+            case notRegularFile
         }
 
         private let value: Value
@@ -35,6 +36,8 @@ public struct ELFError: Error, CustomStringConvertible {
         public static let malformed = Code(.malformed)
         /// A structure is larger than the reader is willing to load.
         public static let tooLarge = Code(.tooLarge)
+        /// The path names a FIFO, socket, device or directory: never read, as it could block or never end.
+        public static let notRegularFile = Code(.notRegularFile)
 
         public var description: String {
             switch self.value {
@@ -44,6 +47,7 @@ public struct ELFError: Error, CustomStringConvertible {
             case .unsupported: "unsupported"
             case .malformed: "malformed"
             case .tooLarge: "tooLarge"
+            case .notRegularFile: "notRegularFile"
             }
         }
     }

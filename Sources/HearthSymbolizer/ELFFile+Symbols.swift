@@ -301,6 +301,9 @@ struct SymbolTable: Sendable {
 
         var count: Int { self.entries.count }
 
+        /// Bytes the builder holds so far: its entries and the names added as bytes.
+        var pendingByteCount: Int { self.entries.count * MemoryLayout<Entry>.stride + self.inlineNames.count }
+
         private mutating func sectionEndIndex(_ end: UInt64?) -> UInt32 {
             guard let end, end != 0 else {
                 return 0

@@ -165,6 +165,11 @@ public struct ELFFile: Sendable {
         try self.init(source: ELFByteSource(path: path))
     }
 
+    /// Parses an opened workload file (see ``WorkloadFile``).
+    package init(file: WorkloadFile) throws(ELFError) {
+        try self.init(source: ELFByteSource(file: file))
+    }
+
     init(source: ELFByteSource) throws(ELFError) {
         self.source = source
         let ident = ELFBytes(
@@ -587,4 +592,41 @@ func hexString(_ bytes: some Sequence<UInt8>) -> String {
         result.append(digits[Int(byte & 0xf)])
     }
     return String(decoding: result, as: UTF8.self)
+}
+
+extension ELFFile {
+    /// The file's size in bytes.
+    package var fileSize: UInt64 { self.source.size }
+
+    /// What caches shared between processes key this file by, so that only files that are really the same share a
+    /// table: the build id together with the file's size and a digest of its segment and section layout. A build
+    /// id alone is a claim the file makes about itself, which any workload can copy (a library carrying libc's
+    /// build id must never rename another pod's libc frames). Nil without a build id.
+    package var sharingIdentity: String? {
+        guard let buildID = self.buildID else { return nil }
+        return "\(buildID)/\(self.fileSize)/\(String(self.layoutDigest, radix: 16))"
+    }
+
+    /// FNV-1a over every program header's and section header's type, flags, offset, address and sizes.
+    package var layoutDigest: UInt64 {
+        var digest: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ value: UInt64) {
+            for shift in stride(from: 0, to: 64, by: 8) {
+                digest = (digest ^ (value >> UInt64(shift) & 0xff)) &* 0x100_0000_01b3
+            }
+        }
+        for header in self.programHeaders {
+            for value in [UInt64(header.type), UInt64(header.flags), header.offset, header.virtualAddress] {
+                mix(value)
+            }
+            mix(header.fileSize)
+            mix(header.memorySize)
+        }
+        for section in self.sections {
+            for value in [UInt64(section.type), section.flags, section.address, section.offset, section.size] {
+                mix(value)
+            }
+        }
+        return digest
+    }
 }

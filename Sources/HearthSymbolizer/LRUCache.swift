@@ -9,8 +9,8 @@
 ///
 /// Entries live in an array threaded by a doubly linked recency list of indices; freed slots are reused.
 /// Not thread-safe: the ``Symbolizer`` keeps it inside its `Mutex`.
-struct LRUCache<Key: Hashable, Value> {
-    private struct Node {
+package struct LRUCache<Key: Hashable, Value> {
+    fileprivate struct Node {
         var key: Key
         var value: Value?
         var cost: Int
@@ -27,21 +27,21 @@ struct LRUCache<Key: Hashable, Value> {
     private var tail = -1
 
     /// The largest number of entries kept.
-    let capacity: Int
+    package let capacity: Int
     /// The largest total cost of the entries kept.
-    let maximumCost: Int
+    package let maximumCost: Int
     /// The total cost of the entries kept; never above ``maximumCost``.
-    private(set) var totalCost = 0
+    package private(set) var totalCost = 0
 
-    init(capacity: Int, maximumCost: Int = .max) {
+    package init(capacity: Int, maximumCost: Int = .max) {
         self.capacity = max(1, capacity)
         self.maximumCost = max(0, maximumCost)
     }
 
-    var count: Int { self.indexByKey.count }
+    package var count: Int { self.indexByKey.count }
 
     /// The value for `key`, marking it most recently used.
-    mutating func get(_ key: Key) -> Value? {
+    package mutating func get(_ key: Key) -> Value? {
         guard let index = self.indexByKey[key] else {
             return nil
         }
@@ -50,7 +50,7 @@ struct LRUCache<Key: Hashable, Value> {
     }
 
     /// Whether `key` is cached, without changing recency.
-    func contains(_ key: Key) -> Bool {
+    package func contains(_ key: Key) -> Bool {
         self.indexByKey[key] != nil
     }
 
@@ -58,7 +58,7 @@ struct LRUCache<Key: Hashable, Value> {
     /// the total cost fit. A value costing more than ``maximumCost`` is not stored (and replaces nothing).
     /// - Returns: The first evicted key and value, if any.
     @discardableResult
-    mutating func set(_ key: Key, _ value: Value, cost: Int = 0) -> (Key, Value)? {
+    package mutating func set(_ key: Key, _ value: Value, cost: Int = 0) -> (Key, Value)? {
         let cost = max(0, cost)
         guard cost <= self.maximumCost else {
             self.remove(key)
@@ -107,7 +107,7 @@ struct LRUCache<Key: Hashable, Value> {
 
     /// Removes the value for `key`.
     @discardableResult
-    mutating func remove(_ key: Key) -> Value? {
+    package mutating func remove(_ key: Key) -> Value? {
         guard let index = self.indexByKey[key] else {
             return nil
         }
@@ -157,3 +157,6 @@ struct LRUCache<Key: Hashable, Value> {
         return value
     }
 }
+
+extension LRUCache: Sendable where Key: Sendable, Value: Sendable {}
+extension LRUCache.Node: Sendable where Key: Sendable, Value: Sendable {}

@@ -149,6 +149,59 @@ package enum ProcMaps {
         return value
     }
 
+    /// Reads `/proc/PID/maps` (or any maps text at `path`) as a stream, keeping the mappings `keep` accepts: at most
+    /// `maximumMappings` of them from at most `maximumBytes` of text, so a process with 60,000 mappings costs the
+    /// caller its limits, not its size. Returns them sorted by start, and whether a limit cut the list short.
+    package static func read(
+        path: String,
+        maximumBytes: Int = 16 << 20,
+        maximumMappings: Int = 8192,
+        keep: (MemoryMapping) -> Bool = { _ in true }
+    ) throws(ELFError) -> (mappings: [MemoryMapping], truncated: Bool) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        if fd < 0 {
+            throw ELFError(code: .io, message: "cannot open \(path)", cause: SystemError(function: "open", errno: errno))
+        }
+        defer { close(fd) }
+        var mappings: [MemoryMapping] = []
+        var truncated = false
+        var pending: [UInt8] = []
+        var total = 0
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        reading: while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ELFError(code: .io, message: "reading \(path)", cause: SystemError(function: "read", errno: errno))
+            }
+            if n == 0 { break }
+            total += n
+            pending.append(contentsOf: chunk[0..<n])
+            var lineStart = 0
+            while let newline = pending[lineStart...].firstIndex(of: 0x0a) {
+                if let mapping = Self.parseLine(pending[lineStart..<newline]), keep(mapping) {
+                    guard mappings.count < maximumMappings else {
+                        truncated = true
+                        break reading
+                    }
+                    mappings.append(mapping)
+                }
+                lineStart = newline + 1
+            }
+            pending.removeFirst(lineStart)
+            // A line longer than any the kernel writes (a path is at most PATH_MAX) is not a maps file.
+            if total >= maximumBytes || pending.count > 2 * Int(PATH_MAX) {
+                truncated = true
+                break
+            }
+        }
+        if !truncated, let mapping = Self.parseLine(pending[...]), keep(mapping), mappings.count < maximumMappings {
+            mappings.append(mapping)
+        }
+        mappings.sort { $0.start < $1.start }
+        return (mappings, truncated)
+    }
+
     /// The index of the mapping containing `address` in `mappings` (sorted by start).
     static func index(of address: UInt64, in mappings: [MemoryMapping]) -> Int? {
         guard let candidate = mappings.lastIndex(atMost: address, by: \.start), address < mappings[candidate].end

@@ -46,6 +46,9 @@ public final class Symbolizer: Sendable {
         public var maxSymbolBytes: Int = 16 << 20
         /// The most processes whose memory maps are kept. Default 4096.
         public var maxCachedProcesses: Int = 4096
+        /// The bytes the kept processes' maps may take together (about 100 bytes a mapping); the processes sampled
+        /// least recently are forgotten first. Default 4 MiB.
+        public var maxProcessBytes: Int = 4 << 20
         /// The shortest time between two re-reads of one process's maps, which happen when an address falls
         /// outside every known mapping (after `dlopen`, for example). Default one second.
         public var mapsRefreshInterval: Duration = .seconds(1)
@@ -56,6 +59,17 @@ public final class Symbolizer: Sendable {
         /// Directories searched for separate debug files, inside the process's root: `DIR/.build-id/xx/rest.debug`
         /// and `DIR/<directory of the binary>/<debuglink name>`. Default `["/usr/lib/debug"]`.
         public var debugDirectories: [String] = ["/usr/lib/debug"]
+        /// The limits one process's perf map is read within (bytes of the file, of the table built, of a line).
+        /// The table limit (a quarter of ``maxSymbolBytes``) stays below the tables' share so that a map's table
+        /// is always cached rather than parsed again on every miss.
+        var perfMapLimits: PerfMapReader.Limits {
+            var limits = PerfMapReader.Limits()
+            limits.maximumTableBytes = max(64 << 10, self.maxSymbolBytes / 4)
+            return limits
+        }
+        /// The most mappings kept of one process (60,000 mappings of one file must not cost the agent 60,000
+        /// entries); mappings beyond it are not symbolized and the process is counted as truncated.
+        public var maxMappingsPerProcess: Int = 8192
 
         /// Creates the default configuration.
         public init() {}
@@ -71,6 +85,12 @@ public final class Symbolizer: Sendable {
         public var kernelFramesResolved = 0
         /// Kernel frames left unresolved (for example when `kptr_restrict` hides kallsyms addresses).
         public var kernelFramesUnresolved = 0
+        /// Files a process named that were refused unread: FIFOs, sockets, devices and directories (a debug link
+        /// to a FIFO would otherwise block the agent, a link to a device never end).
+        public var refusedFiles = 0
+        /// Inputs cut to their byte limits: perf maps and process maps longer than allowed (what was read within
+        /// the limit is used).
+        public var truncatedInputs = 0
 
         /// Creates zeroed counters.
         public init() {}
@@ -154,7 +174,7 @@ public final class Symbolizer: Sendable {
                 }
                 frames.append(frame)
             }
-            state.processes.set(pid, process)
+            state.processes.set(pid, process, cost: process.byteCount)
             return frames
         }
     }
@@ -183,7 +203,7 @@ public final class Symbolizer: Sendable {
                     )
                 )
             }
-            state.processes.set(pid, process)
+            state.processes.set(pid, process, cost: process.byteCount)
             return result
         }
     }
@@ -254,6 +274,10 @@ public struct FileKey: Hashable, Sendable {
         guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
             return nil
         }
+        self.init(info)
+    }
+
+    init(_ info: stat) {
         self.device = UInt64(info.st_dev)
         self.inode = UInt64(info.st_ino)
         self.size = Int64(info.st_size)
@@ -269,12 +293,10 @@ enum MappingResolution {
     case unavailable
 }
 
-/// A process's `/tmp/perf-PID.map`: where it may be, where it was found, which version of it was parsed, and
-/// when it was last checked for changes.
+/// A process's perf map: where it is inside the process's root, which version of it was parsed, and when it was last
+/// checked for changes.
 struct PerfMapState {
-    /// The paths looked at, most likely first (``State/perfMapCandidates(procRoot:pid:status:)``).
-    var candidates: [String]
-    /// The first candidate that existed when last checked, else the first.
+    /// The path inside the process's root (``State/perfMapPath(pid:status:)``).
     var path: String
     /// nil when the file didn't exist.
     var fileKey: FileKey?
@@ -291,7 +313,13 @@ struct ProcessState {
     /// The process's perf map for JIT code, read on the first lookup in anonymous memory.
     var perfMap: PerfMapState?
 
+    /// The process's share of ``Symbolizer/Configuration/maxProcessBytes``: its mappings, their paths and resolutions.
+    let byteCount: Int
+
     init(mappings: [MemoryMapping], lastRead: ContinuousClock.Instant) {
+        self.byteCount = mappings.reduce(128) { total, mapping in
+            total + MemoryLayout<MemoryMapping>.stride + MemoryLayout<MappingResolution?>.stride + mapping.path.utf8.count
+        }
         self.mappings = mappings
         self.resolutions = Array(repeating: nil, count: mappings.count)
         self.lastRead = lastRead
@@ -305,7 +333,9 @@ struct State {
     var modules: LRUCache<UInt64, LoadedModule>
     /// Serials by file; nil remembers that the file couldn't be parsed.
     var modulesByFile: LRUCache<FileKey, UInt64?>
-    var modulesByBuildID: LRUCache<String, UInt64>
+    /// Serials by ``ELFFile/sharingIdentity`` (build id, size and layout): one library mapped by many processes or
+    /// containers is parsed once, and a file that only claims another's build id never shares its table.
+    var modulesByIdentity: LRUCache<String, UInt64>
     var kernel: KernelSymbols?
     var statistics = Symbolizer.Statistics()
     var demangledNames: LRUCache<NameKey, String>
@@ -323,11 +353,11 @@ struct State {
     static func cost(ofName name: String) -> Int { name.utf8.count + 64 }
 
     /// Caches a new module by serial and build id, and keeps it for the current call.
-    mutating func cache(_ module: LoadedModule) {
+    mutating func cache(_ module: LoadedModule, identity: String?) {
         self.modules.set(module.serial, module, cost: module.byteCount)
         self.pinned[module.serial] = module
-        if let buildID = module.buildID {
-            self.modulesByBuildID.set(buildID, module.serial)
+        if let identity {
+            self.modulesByIdentity.set(identity, module.serial)
         }
     }
 
@@ -341,12 +371,12 @@ struct State {
     init(configuration: Symbolizer.Configuration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
-        self.processes = LRUCache(capacity: configuration.maxCachedProcesses)
+        self.processes = LRUCache(capacity: configuration.maxCachedProcesses, maximumCost: configuration.maxProcessBytes)
         let budget = max(0, configuration.maxSymbolBytes)
         let namesBudget = budget / 4
         self.modules = LRUCache(capacity: configuration.maxCachedFiles, maximumCost: budget - namesBudget)
         self.modulesByFile = LRUCache(capacity: configuration.maxCachedFiles)
-        self.modulesByBuildID = LRUCache(capacity: configuration.maxCachedFiles)
+        self.modulesByIdentity = LRUCache(capacity: configuration.maxCachedFiles)
         self.demangledNames = LRUCache(capacity: 1 << 16, maximumCost: namesBudget)
     }
 }
@@ -354,10 +384,16 @@ struct State {
 // MARK: Lookups, under the lock: the state is the context of every step of a call.
 
 extension State {
-    func readProcess(pid: Int32, now: ContinuousClock.Instant) -> ProcessState {
+    mutating func readProcess(pid: Int32, now: ContinuousClock.Instant) -> ProcessState {
         let path = "\(self.configuration.procRoot)/\(pid)/maps"
         do {
-            let mappings = ProcMaps.parse(try readWholeFile(path, limit: 64 << 20))
+            // Sampled addresses are always in executable memory: the rest of the maps is never looked at.
+            let (mappings, truncated) = try ProcMaps.read(
+                path: path,
+                maximumMappings: self.configuration.maxMappingsPerProcess,
+                keep: { $0.isExecutable }
+            )
+            if truncated { self.statistics.truncatedInputs += 1 }
             return ProcessState(mappings: mappings, lastRead: now)
         } catch {
             self.logger.debug(
@@ -495,50 +531,67 @@ extension State {
         let root = "\(processDirectory)/root"
         let mapFile =
             "\(processDirectory)/map_files/\(String(mapping.start, radix: 16))-\(String(mapping.end, radix: 16))"
-        // A deleted file is only reachable through map_files; a live one through the process's root (which
-        // is what a container sees), with map_files as a fallback when the root isn't accessible.
-        let candidates = mapping.isDeleted ? [mapFile] : [root + mapping.path, mapFile]
-        for path in candidates {
-            guard let key = FileKey(path: path) else {
-                continue
-            }
-            if let cached = self.modulesByFile.get(key) {
-                // nil: the file couldn't be parsed.
-                guard let serial = cached else {
-                    return nil
-                }
-                if let module = self.pinned[serial] ?? self.modules.get(serial) {
-                    return module
-                }
-                // Evicted: load it again.
-            }
-            let module = self.loadModule(
-                openPath: path,
-                mappedPath: mapping.path,
-                root: root
-            )
-            self.modulesByFile.set(key, module?.serial)
-            return module
+        // A deleted file is only reachable through map_files; a live one through the process's root (which is what a
+        // container sees, resolved inside it), with map_files as a fallback when the root isn't accessible.
+        var file: WorkloadFile?
+        if !mapping.isDeleted {
+            file = self.openWorkloadFile(mapping.path, root: root, pid: pid)
         }
-        self.logger.debug("cannot stat mapped file", metadata: ["pid": "\(pid)", "module.path": "\(mapping.path)"])
-        return nil
+        if file == nil {
+            file = try? WorkloadFile.open(procfsPath: mapFile)
+        }
+        guard let file else {
+            self.logger.debug("cannot open mapped file", metadata: ["pid": "\(pid)", "module.path": "\(mapping.path)"])
+            return nil
+        }
+        if let cached = self.modulesByFile.get(file.key) {
+            // nil: the file couldn't be parsed.
+            guard let serial = cached else {
+                return nil
+            }
+            if let module = self.pinned[serial] ?? self.modules.get(serial) {
+                return module
+            }
+            // Evicted: load it again.
+        }
+        let module = self.loadModule(file: file, mappedPath: mapping.path, root: root)
+        self.modulesByFile.set(file.key, module?.serial)
+        return module
+    }
+
+    /// Opens a file a process names, inside its root; a refusal (a FIFO, a device, a link out of the root) is
+    /// counted and logged.
+    mutating func openWorkloadFile(_ path: String, root: String, pid: Int32) -> WorkloadFile? {
+        do {
+            return try WorkloadFile.open(path, inRoot: root)
+        } catch {
+            if error.code == .notRegularFile {
+                self.statistics.refusedFiles += 1
+                self.logger.debug(
+                    "refused a workload file",
+                    metadata: ["pid": "\(pid)", "module.path": "\(path)", "error": "\(error)"]
+                )
+            }
+            return nil
+        }
     }
 
     mutating func loadModule(
-        openPath: String,
+        file: WorkloadFile,
         mappedPath: String,
         root: String
     ) -> LoadedModule? {
         let elf: ELFFile
         do {
-            elf = try ELFFile(path: openPath)
+            elf = try ELFFile(file: file)
         } catch {
             self.logger.debug("cannot parse ELF file", metadata: ["module.path": "\(mappedPath)", "error": "\(error)"])
             return nil
         }
-        // Another file with this build id was loaded already (the same library in another container, or a
-        // stripped copy): reuse its table, unless this file has better symbols than that one had.
-        if let buildID = elf.buildID, let serial = self.modulesByBuildID.get(buildID),
+        // The same file was loaded already (the same library in another container): reuse its table, unless this
+        // copy has better symbols than that one had.
+        let identity = elf.sharingIdentity
+        if let identity, let serial = self.modulesByIdentity.get(identity),
             let cached = self.pinned[serial] ?? self.modules.get(serial),
             cached.hasFullSymbols || !elf.hasSymbolTable
         {
@@ -580,7 +633,7 @@ extension State {
                 "module.symbol_source": "\(symbolSource)",
             ]
         )
-        self.cache(module)
+        self.cache(module, identity: identity)
         return module
     }
 
@@ -601,7 +654,7 @@ extension State {
     /// Finds a separate debug file the way GDB does: by build id under each debug directory, then by
     /// `.gnu_debuglink` next to the binary, in its `.debug/` subdirectory, and under each debug directory.
     /// All paths are inside the process's root. A candidate whose build id differs is rejected.
-    func findDebugFile(for elf: ELFFile, mappedPath: String, root: String) -> (ELFFile, String)? {
+    mutating func findDebugFile(for elf: ELFFile, mappedPath: String, root: String) -> (ELFFile, String)? {
         var candidates: [String] = []
         if let buildID = elf.buildID, buildID.count > 2 {
             for directory in self.configuration.debugDirectories {
@@ -618,7 +671,11 @@ extension State {
             }
         }
         for candidate in candidates where candidate != mappedPath {
-            guard let debugFile = try? ELFFile(path: root + candidate), debugFile.hasSymbolTable else {
+            // Inside the process's root: an absolute link never reaches the agent's files, and a FIFO or device
+            // named as the debug file is refused, never waited for.
+            guard let file = self.openWorkloadFile(candidate, root: root, pid: 0),
+                let debugFile = try? ELFFile(file: file), debugFile.hasSymbolTable
+            else {
                 continue
             }
             if let expected = elf.buildID, let actual = debugFile.buildID, expected != actual {
@@ -645,7 +702,9 @@ extension State {
             self.logger.debug("cannot read vdso", metadata: ["pid": "\(pid)"])
             return nil
         }
-        if let buildID = elf.buildID, let serial = self.modulesByBuildID.get(buildID),
+        // The vDSO's bytes come from the kernel, but a file may claim its build id: key it apart from files.
+        let identity = elf.sharingIdentity.map { "vdso/" + $0 }
+        if let identity, let serial = self.modulesByIdentity.get(identity),
             let cached = self.pinned[serial] ?? self.modules.get(serial)
         {
             return cached
@@ -660,7 +719,7 @@ extension State {
             isPositionDependent: elf.fileType == .executable,
             serial: self.nextModuleSerial()
         )
-        self.cache(module)
+        self.cache(module, identity: identity)
         return module
     }
 }

@@ -21,9 +21,14 @@ struct CFICompiler {
     private let logger: Logger?
     private var fdes: [CompiledFDE] = []
     private(set) var statistics = UnwindTable.Statistics()
+    /// The most rows kept over all FDEs: once reached, further FDEs are counted and left out, so a file cannot make
+    /// the compiler's memory grow without bound.
+    private let maximumRows: Int
+    private var rowsKept = 0
 
-    init(codeRanges: [Range<UInt64>], logger: Logger?) {
+    init(codeRanges: [Range<UInt64>], maximumRows: Int = .max, logger: Logger?) {
         self.codeRanges = codeRanges
+        self.maximumRows = maximumRows
         self.logger = logger
     }
 
@@ -44,8 +49,11 @@ struct CFICompiler {
         self.statistics.cfiBytes += section.data.count
         var headers: [CFISection.EntryHeader] = []
         if let fdeOffsets {
-            headers.reserveCapacity(fdeOffsets.count)
-            for offset in fdeOffsets {
+            // A header table may list one FDE many times: each is compiled once.
+            let distinct = Set(fdeOffsets)
+            self.statistics.duplicateFDEEntries += fdeOffsets.count - distinct.count
+            headers.reserveCapacity(distinct.count)
+            for offset in distinct.sorted() {
                 do throws(CFIEntryError) {
                     guard let header = try section.entryHeader(at: offset), !header.isCIE else {
                         throw CFIEntryError("the header's table points at no FDE")
@@ -64,6 +72,10 @@ struct CFICompiler {
         }
         var interpreters: [Int: Result<CFIInterpreter, CFIEntryError>] = [:]
         for header in headers {
+            guard self.rowsKept < self.maximumRows else {
+                self.statistics.fdesOverRowLimit += 1
+                continue
+            }
             let interpreter = interpreters[header.cieOffset] ?? Self.interpreter(for: header, in: section)
             interpreters[header.cieOffset] = interpreter
             do throws(CFIEntryError) {
@@ -139,6 +151,7 @@ struct CFICompiler {
             compiled.isMalformed = true
         }
         self.statistics.cfiRows += cfiRows
+        self.rowsKept += compiled.rows.count
         self.fdes.append(compiled)
     }
 

@@ -13,6 +13,7 @@ public struct UnwindError: Error, CustomStringConvertible {
             case unreadable
             case unsupportedArchitecture
             case noCallFrameInformation
+            case tooLarge
         }
 
         private let value: Value
@@ -27,12 +28,15 @@ public struct UnwindError: Error, CustomStringConvertible {
         public static let unsupportedArchitecture = Code(.unsupportedArchitecture)
         /// The file has neither `.eh_frame` nor `.debug_frame`.
         public static let noCallFrameInformation = Code(.noCallFrameInformation)
+        /// A CFI section larger than ``UnwindTable/Limits`` allows: not read.
+        public static let tooLarge = Code(.tooLarge)
 
         public var description: String {
             switch self.value {
             case .unreadable: "unreadable"
             case .unsupportedArchitecture: "unsupportedArchitecture"
             case .noCallFrameInformation: "noCallFrameInformation"
+            case .tooLarge: "tooLarge"
             }
         }
     }

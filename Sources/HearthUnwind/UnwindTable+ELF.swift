@@ -11,6 +11,17 @@ import Musl
 #endif
 
 extension UnwindTable {
+    /// What one file's call frame information may cost to compile: a file a workload controls is hostile input.
+    public struct Limits: Sendable {
+        /// The largest `.eh_frame` or `.debug_frame` read (the section is read whole; a sparse file claiming more
+        /// than it has allocated is refused by the reader first). Default 32 MiB (libxul's `.eh_frame` is ~6 MiB).
+        public var maximumSectionBytes: Int = 32 << 20
+        /// The most rows compiled; FDEs beyond are left out and counted. Default 4M rows (swift-frontend has 2.4M).
+        public var maximumRows: Int = 4 << 20
+
+        public init() {}
+    }
+
     /// The ELF `e_machine` of x86-64.
     static let machineX86_64: UInt16 = 62
 
@@ -51,7 +62,7 @@ extension UnwindTable {
     /// the file's executable segments.
     ///
     /// - Throws: ``UnwindError`` when the file isn't x86-64 ELF64, has no CFI sections, or they can't be read.
-    public init(elf: ELFFile, key: Key, logger: Logger? = nil) throws(UnwindError) {
+    public init(elf: ELFFile, key: Key, limits: Limits = Limits(), logger: Logger? = nil) throws(UnwindError) {
         guard elf.is64Bit, elf.isLittleEndian, elf.machine == Self.machineX86_64 else {
             throw UnwindError(code: .unsupportedArchitecture, message: "e_machine \(elf.machine) is not x86-64 ELF64")
         }
@@ -64,7 +75,13 @@ extension UnwindTable {
             let (end, overflow) = segment.virtualAddress.addingReportingOverflow(segment.memorySize)
             return overflow ? nil : segment.virtualAddress..<end
         }
-        var compiler = CFICompiler(codeRanges: codeRanges, logger: logger)
+        for section in [ehFrame, debugFrame].compactMap({ $0 }) where section.size > UInt64(limits.maximumSectionBytes) {
+            throw UnwindError(
+                code: .tooLarge,
+                message: "\(section.name) is \(section.size) bytes, above the limit of \(limits.maximumSectionBytes)"
+            )
+        }
+        var compiler = CFICompiler(codeRanges: codeRanges, maximumRows: limits.maximumRows, logger: logger)
         var bases = PointerBases(
             section: 0,
             text: elf.section(named: ".text")?.address,

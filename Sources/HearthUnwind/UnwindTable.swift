@@ -11,6 +11,7 @@ public struct UnwindTable: Sendable {
     public struct Key: Hashable, Sendable, CustomStringConvertible {
         private enum Value: Hashable, Sendable {
             case buildID(String)
+            case sharedFile(buildID: String, identity: String)
             case file(device: UInt64, inode: UInt64)
         }
 
@@ -25,6 +26,12 @@ public struct UnwindTable: Sendable {
             Key(.buildID(id))
         }
 
+        /// A key for a file shared by every process mapping a file with the same build id, size and layout
+        /// (`ELFFile.sharingIdentity`): a file that merely claims another's build id gets a key of its own.
+        public static func sharedFile(buildID: String, identity: String) -> Key {
+            Key(.sharedFile(buildID: buildID, identity: identity))
+        }
+
         /// A key from the file's device and inode numbers, for files without a build id.
         public static func file(device: UInt64, inode: UInt64) -> Key {
             Key(.file(device: device, inode: inode))
@@ -32,15 +39,16 @@ public struct UnwindTable: Sendable {
 
         /// The build id, when the key is one.
         public var buildID: String? {
-            if case .buildID(let id) = self.value {
-                return id
+            switch self.value {
+            case .buildID(let id), .sharedFile(let id, _): id
+            case .file: nil
             }
-            return nil
         }
 
         public var description: String {
             switch self.value {
             case .buildID(let id): "buildid:\(id)"
+            case .sharedFile(_, let identity): "file:\(identity)"
             case .file(let device, let inode): "file:\(device):\(inode)"
             }
         }
@@ -70,6 +78,10 @@ public struct UnwindTable: Sendable {
         public var unsupported: [UnsupportedReason: Int] = [:]
         /// Bytes of `.eh_frame` and `.debug_frame` read.
         public var cfiBytes = 0
+        /// `.eh_frame_hdr` entries naming an FDE the table listed already (compiled once).
+        public var duplicateFDEEntries = 0
+        /// FDEs left out because the table reached its row limit (``UnwindTable/Limits/maximumRows``).
+        public var fdesOverRowLimit = 0
         /// Bytes of the table in its 8-byte-per-row encoding (``UnwindRow/encoded(base:)``).
         public var encodedBytes: Int { self.rows * 8 }
 

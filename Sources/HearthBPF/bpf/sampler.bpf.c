@@ -149,6 +149,19 @@ static __always_inline int sample(struct bpf_perf_event_data *ctx, const int wit
     __u64 cgroup_id = bpf_get_current_cgroup_id();
     if (cfg->filter_cgroups) {
         __u32 *probability = bpf_map_lookup_elem(&target_cgroups, &cgroup_id);
+        // A cgroup nested in a targeted container (a CI or Docker-in-Docker pod makes thousands) that the map had no
+        // room for, or that appeared since the last scan: count it as the container it is in.
+        for (__u32 i = 0; !probability && i < HEARTH_MAX_ANCESTOR_LEVELS; i++) {
+            __u32 level = cfg->ancestor_level_min + i;
+            if (cfg->ancestor_level_max == 0 || level > cfg->ancestor_level_max) break;
+            __u64 ancestor = bpf_get_current_ancestor_cgroup_id(level);
+            if (ancestor == 0 || ancestor == cgroup_id) break;  // above the sample's own level
+            probability = bpf_map_lookup_elem(&target_cgroups, &ancestor);
+            if (probability) {
+                cgroup_id = ancestor;
+                count(HEARTH_COUNTER_ANCESTOR_CGROUP);
+            }
+        }
         if (!probability) {
             count(HEARTH_COUNTER_FILTERED_CGROUP);
             return 0;
