@@ -116,7 +116,8 @@ let package = Package(
         .executableTarget(
             name: "hearth-agent",
             dependencies: [
-                "HearthAgent", "HearthSampler", "HearthProfile", "HearthAPI", "HearthTelemetry", "KubeClient",
+                "HearthAgent", "HearthSampler", "HearthSymbolizer", "HearthProfile", "HearthAPI", "HearthTelemetry",
+                "KubeClient",
                 "CMalloc",
                 argumentParser, serviceLifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 metrics, logging,

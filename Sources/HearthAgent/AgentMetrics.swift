@@ -130,8 +130,12 @@ public struct AgentMetrics: Sendable {
     }
 
     func hostileInput(_ reason: HostileInput, by count: Int) {
-        Counter(label: "hearth_agent_hostile_input_total", dimensions: [("reason", reason.rawValue)], factory: self.factory)
-            .increment(by: max(0, count))
+        Counter(
+            label: "hearth_agent_hostile_input_total",
+            dimensions: [("reason", reason.rawValue)],
+            factory: self.factory
+        )
+        .increment(by: max(0, count))
     }
 
     /// Failed push requests by HTTP status (or `error`).

@@ -64,6 +64,8 @@ public struct LocalProfiler: Sendable {
         public var unwindQuality = UnwindQuality()
         /// Unwind tables loaded in the background during the recording.
         public var unwindTableLoads: [UnwindTableLoad] = []
+        /// The symbolizer's counters: frames named, and files refused or cut short.
+        public var symbolizerStatistics = Symbolizer.Statistics()
 
         /// The share of user frames with a name, from 0 to 1 (1 when there were none).
         public var userSymbolizationRate: Double {
@@ -161,7 +163,8 @@ public struct LocalProfiler: Sendable {
             processes: aggregator.processCount,
             stoppedEarly: stoppedEarly,
             unwindQuality: aggregator.takeUnwindQuality(),
-            unwindTableLoads: tableLoads
+            unwindTableLoads: tableLoads,
+            symbolizerStatistics: symbolizer.statistics
         )
     }
 }

@@ -219,7 +219,8 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
         let priority = Set(own.map(\.id))
         let levels = own.map(\.level)
         let ancestorLevels = levels.min().map { $0...(levels.max() ?? $0) }
-        if table == loop.table, loop.sampler != nil, frequency == loop.frequency, ancestorLevels == loop.ancestorLevels {
+        if table == loop.table, loop.sampler != nil, frequency == loop.frequency, ancestorLevels == loop.ancestorLevels
+        {
             return
         }
 

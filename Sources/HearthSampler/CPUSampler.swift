@@ -163,7 +163,9 @@ public final class CPUSampler: Sendable {
             return
         }
         config.ancestor_level_min = UInt32(levels.lowerBound)
-        config.ancestor_level_max = UInt32(min(levels.upperBound, levels.lowerBound + Int(HEARTH_MAX_ANCESTOR_LEVELS) - 1))
+        config.ancestor_level_max = UInt32(
+            min(levels.upperBound, levels.lowerBound + Int(HEARTH_MAX_ANCESTOR_LEVELS) - 1)
+        )
     }
 
     /// Removes the unwind tables of one process: its stacks are walked with frame pointers again until its tables
@@ -203,7 +205,9 @@ public final class CPUSampler: Sendable {
         room: Int = targetCgroupCapacity,
         into fd: Int32
     ) throws(BPFError) -> (written: [UInt64: UInt32], leftOut: Int) {
-        let ordered = targets.sorted { (priority.contains($0.key) ? 0 : 1, $0.key) < (priority.contains($1.key) ? 0 : 1, $1.key) }
+        let ordered = targets.sorted {
+            (priority.contains($0.key) ? 0 : 1, $0.key) < (priority.contains($1.key) ? 0 : 1, $1.key)
+        }
         var written: [UInt64: UInt32] = [:]
         for (cgroup, threshold) in ordered {
             guard written.count < room else { break }

@@ -12,9 +12,9 @@ struct PerfMapReader {
     /// The limits one map is read within.
     struct Limits: Sendable {
         /// Bytes of the file read at most; the rest is ignored (and the map reported truncated).
-        var maximumFileBytes: Int = 16 << 20
+        var maximumFileBytes: Int = 8 << 20
         /// Bytes the table may hold while it is built (24 bytes an entry plus its name); further lines are ignored.
-        var maximumTableBytes: Int = 4 << 20
+        var maximumTableBytes: Int = 2 << 20
         /// The longest line kept: a runtime's names are far shorter, a longer line is skipped whole.
         var maximumLineBytes: Int = 4096
     }
@@ -46,11 +46,19 @@ struct PerfMapReader {
     mutating func feed(_ chunk: some Collection<UInt8>) {
         var chunk = ArraySlice(chunk)
         let room = self.limits.maximumFileBytes - self.bytesRead
-        if chunk.count > room {
+        let cut = chunk.count > room
+        if cut {
             chunk = chunk.prefix(max(0, room))
             self.truncated = true
         }
         self.bytesRead += chunk.count
+        // A line the file limit cuts in two is not a line of the file: drop its start.
+        defer {
+            if cut {
+                self.partialLine.removeAll()
+                self.skippingLongLine = true
+            }
+        }
         while !chunk.isEmpty {
             guard let newline = chunk.firstIndex(of: 0x0a) else {
                 self.appendPartial(chunk)

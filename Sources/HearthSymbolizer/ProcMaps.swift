@@ -160,7 +160,11 @@ package enum ProcMaps {
     ) throws(ELFError) -> (mappings: [MemoryMapping], truncated: Bool) {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         if fd < 0 {
-            throw ELFError(code: .io, message: "cannot open \(path)", cause: SystemError(function: "open", errno: errno))
+            throw ELFError(
+                code: .io,
+                message: "cannot open \(path)",
+                cause: SystemError(function: "open", errno: errno)
+            )
         }
         defer { close(fd) }
         var mappings: [MemoryMapping] = []
@@ -169,10 +173,15 @@ package enum ProcMaps {
         var total = 0
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
         reading: while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            let wanted = min(chunk.count, maximumBytes - total)
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, wanted) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw ELFError(code: .io, message: "reading \(path)", cause: SystemError(function: "read", errno: errno))
+                throw ELFError(
+                    code: .io,
+                    message: "reading \(path)",
+                    cause: SystemError(function: "read", errno: errno)
+                )
             }
             if n == 0 { break }
             total += n
@@ -190,13 +199,23 @@ package enum ProcMaps {
             }
             pending.removeFirst(lineStart)
             // A line longer than any the kernel writes (a path is at most PATH_MAX) is not a maps file.
-            if total >= maximumBytes || pending.count > 2 * Int(PATH_MAX) {
+            if pending.count > 2 * Int(PATH_MAX) {
                 truncated = true
                 break
             }
+            if total >= maximumBytes {
+                // At the limit: truncated only if the text goes on.
+                var probe: UInt8 = 0
+                truncated = Glibc.read(fd, &probe, 1) > 0
+                break
+            }
         }
-        if !truncated, let mapping = Self.parseLine(pending[...]), keep(mapping), mappings.count < maximumMappings {
-            mappings.append(mapping)
+        if !truncated, let mapping = Self.parseLine(pending[...]), keep(mapping) {
+            if mappings.count < maximumMappings {
+                mappings.append(mapping)
+            } else {
+                truncated = true
+            }
         }
         mappings.sort { $0.start < $1.start }
         return (mappings, truncated)

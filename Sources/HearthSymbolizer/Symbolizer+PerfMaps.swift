@@ -35,11 +35,12 @@ extension State {
             return
         }
         var tableSerial: UInt64?
+        var truncated = false
         if let file {
             let module = LoadedModule(
                 buildID: nil,
                 loadSegments: [],
-                symbols: self.loadPerfMap(file, path: path, pid: pid),
+                symbols: self.loadPerfMap(file, path: path, pid: pid, truncated: &truncated),
                 hasFullSymbols: false,
                 isPositionDependent: false,
                 serial: self.nextModuleSerial()
@@ -48,7 +49,13 @@ extension State {
             self.pinned[module.serial] = module
             tableSerial = module.serial
         }
-        process.perfMap = PerfMapState(path: path, fileKey: file?.key, tableSerial: tableSerial, checkedAt: now)
+        process.perfMap = PerfMapState(
+            path: path,
+            fileKey: file?.key,
+            tableSerial: tableSerial,
+            checkedAt: now,
+            truncated: truncated
+        )
     }
 
     /// Where the perf map of process `pid` is inside its root: `/tmp/perf-NSPID.map`, NSPID being its pid in its own
@@ -81,9 +88,10 @@ extension State {
     }
 
     /// Streams the map within ``Symbolizer/Configuration/perfMapLimits``; a map cut short is counted.
-    mutating func loadPerfMap(_ file: WorkloadFile, path: String, pid: Int32) -> SymbolTable {
-        let (table, truncated, malformed) = PerfMapReader.read(file, limits: self.configuration.perfMapLimits)
-        if truncated { self.statistics.truncatedInputs += 1 }
+    mutating func loadPerfMap(_ file: WorkloadFile, path: String, pid: Int32, truncated: inout Bool) -> SymbolTable {
+        let (table, cut, malformed) = PerfMapReader.read(file, limits: self.configuration.perfMapLimits)
+        truncated = cut
+        if cut { self.statistics.truncatedInputs += 1 }
         self.logger.debug(
             "loaded perf map",
             metadata: [

@@ -60,11 +60,11 @@ public final class Symbolizer: Sendable {
         /// and `DIR/<directory of the binary>/<debuglink name>`. Default `["/usr/lib/debug"]`.
         public var debugDirectories: [String] = ["/usr/lib/debug"]
         /// The limits one process's perf map is read within (bytes of the file, of the table built, of a line).
-        /// The table limit (a quarter of ``maxSymbolBytes``) stays below the tables' share so that a map's table
+        /// The table limit (an eighth of ``maxSymbolBytes``) stays well below the tables' share so that a map's table
         /// is always cached rather than parsed again on every miss.
         var perfMapLimits: PerfMapReader.Limits {
             var limits = PerfMapReader.Limits()
-            limits.maximumTableBytes = max(64 << 10, self.maxSymbolBytes / 4)
+            limits.maximumTableBytes = max(64 << 10, self.maxSymbolBytes / 8)
             return limits
         }
         /// The most mappings kept of one process (60,000 mappings of one file must not cost the agent 60,000
@@ -303,6 +303,8 @@ struct PerfMapState {
     /// The serial of the parsed table in the module cache; nil when the file didn't exist.
     var tableSerial: UInt64?
     var checkedAt: ContinuousClock.Instant
+    /// Whether the map was cut at its limits: it is looked at again less often.
+    var truncated = false
 }
 
 struct ProcessState {
@@ -318,7 +320,8 @@ struct ProcessState {
 
     init(mappings: [MemoryMapping], lastRead: ContinuousClock.Instant) {
         self.byteCount = mappings.reduce(128) { total, mapping in
-            total + MemoryLayout<MemoryMapping>.stride + MemoryLayout<MappingResolution?>.stride + mapping.path.utf8.count
+            total + MemoryLayout<MemoryMapping>.stride + MemoryLayout<MappingResolution?>.stride
+                + mapping.path.utf8.count
         }
         self.mappings = mappings
         self.resolutions = Array(repeating: nil, count: mappings.count)
@@ -371,7 +374,10 @@ struct State {
     init(configuration: Symbolizer.Configuration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
-        self.processes = LRUCache(capacity: configuration.maxCachedProcesses, maximumCost: configuration.maxProcessBytes)
+        self.processes = LRUCache(
+            capacity: configuration.maxCachedProcesses,
+            maximumCost: configuration.maxProcessBytes
+        )
         let budget = max(0, configuration.maxSymbolBytes)
         let namesBudget = budget / 4
         self.modules = LRUCache(capacity: configuration.maxCachedFiles, maximumCost: budget - namesBudget)
@@ -426,19 +432,20 @@ extension State {
                 let table = self.perfMapTable(of: process)
                 function = table?.lookup(lookupAddress)?.name
                 let evicted = table == nil && process.perfMap?.tableSerial != nil
-                // Runtimes append to the map as they compile: on a miss, look again (rate-limited), and
-                // re-parse only if the file changed or its table was evicted.
+                // Runtimes append to the map as they compile: on a miss, look again, and re-parse only if the
+                // file changed or its table was evicted. Both are rate-limited (a map cut at its limits ten times
+                // more): a large map whose table other modules keep evicting must not be parsed on every frame.
+                let interval =
+                    process.perfMap?.truncated == true
+                    ? self.configuration.mapsRefreshInterval * 10 : self.configuration.mapsRefreshInterval
                 if function == nil,
-                    evicted
-                        || process.perfMap.map({
-                            $0.checkedAt.duration(to: now) >= self.configuration.mapsRefreshInterval
-                        }) ?? true
+                    process.perfMap.map({ $0.checkedAt.duration(to: now) >= interval }) ?? true
                 {
                     self.refreshPerfMap(
                         of: &process,
                         pid: pid,
                         now: now,
-                        reload: evicted
+                        reload: table == nil && process.perfMap?.tableSerial != nil
                     )
                     function =
                         self.perfMapTable(of: process)?

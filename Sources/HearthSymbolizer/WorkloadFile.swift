@@ -33,11 +33,18 @@ package final class WorkloadFile: Sendable {
         guard fstat(descriptor, &info) == 0 else {
             let code = errno
             close(descriptor)
-            throw ELFError(code: .io, message: "cannot stat \(path())", cause: SystemError(function: "fstat", errno: code))
+            throw ELFError(
+                code: .io,
+                message: "cannot stat \(path())",
+                cause: SystemError(function: "fstat", errno: code)
+            )
         }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
             close(descriptor)
-            throw ELFError(code: .notRegularFile, message: "\(path()) is \(Self.kind(info.st_mode)), not a regular file")
+            throw ELFError(
+                code: .notRegularFile,
+                message: "\(path()) is \(Self.kind(info.st_mode)), not a regular file"
+            )
         }
         self.descriptor = descriptor
         self.size = UInt64(max(0, info.st_size))
@@ -64,10 +71,18 @@ package final class WorkloadFile: Sendable {
     /// followed.
     ///
     /// `useOpenat2: false` forces the component walk that stands in for openat2 on kernels without it (for tests).
-    package static func open(_ path: String, inRoot root: String, useOpenat2: Bool = true) throws(ELFError) -> WorkloadFile {
+    package static func open(
+        _ path: String,
+        inRoot root: String,
+        useOpenat2: Bool = true
+    ) throws(ELFError) -> WorkloadFile {
         let rootDescriptor = Glibc.open(root, CSystemCalls_O_PATH | O_DIRECTORY | O_CLOEXEC)
         guard rootDescriptor >= 0 else {
-            throw ELFError(code: .io, message: "cannot open root \(root)", cause: SystemError(function: "open", errno: errno))
+            throw ELFError(
+                code: .io,
+                message: "cannot open root \(root)",
+                cause: SystemError(function: "open", errno: errno)
+            )
         }
         defer { close(rootDescriptor) }
         return try self.open(path, inRootDescriptor: rootDescriptor, displayPath: root + path, useOpenat2: useOpenat2)
@@ -104,7 +119,10 @@ package final class WorkloadFile: Sendable {
             }
             Self.openat2Usable.store(false, ordering: .relaxed)
         }
-        return try WorkloadFile(descriptor: try Self.walk(relative, root: root, displayPath: displayPath), path: displayPath)
+        return try WorkloadFile(
+            descriptor: try Self.walk(relative, root: root, displayPath: displayPath),
+            path: displayPath
+        )
     }
 
     /// Opens a procfs entry or a `/proc/PID/map_files` link (which the kernel resolves to the very file mapped) with
@@ -112,7 +130,11 @@ package final class WorkloadFile: Sendable {
     package static func open(procfsPath path: String) throws(ELFError) -> WorkloadFile {
         let descriptor = Glibc.open(path, Self.openFlags)
         guard descriptor >= 0 else {
-            throw ELFError(code: .io, message: "cannot open \(path)", cause: SystemError(function: "open", errno: errno))
+            throw ELFError(
+                code: .io,
+                message: "cannot open \(path)",
+                cause: SystemError(function: "open", errno: errno)
+            )
         }
         return try WorkloadFile(descriptor: descriptor, path: path)
     }
@@ -125,7 +147,11 @@ package final class WorkloadFile: Sendable {
     /// Returns the opened descriptor of the final file.
     static func walk(_ path: String, root: Int32, displayPath: String) throws(ELFError) -> Int32 {
         func failure(_ function: String, _ code: Int32) -> ELFError {
-            ELFError(code: .io, message: "cannot open \(displayPath)", cause: SystemError(function: function, errno: code))
+            ELFError(
+                code: .io,
+                message: "cannot open \(displayPath)",
+                cause: SystemError(function: function, errno: code)
+            )
         }
         var remaining = path.split(separator: "/").map(String.init).reversed() as [String]
         // The directories walked so far, root first, so `..` can return to the parent.
@@ -140,7 +166,8 @@ package final class WorkloadFile: Sendable {
                 continue
             }
             let isLast = remaining.isEmpty
-            let flags = isLast ? Self.openFlags | O_NOFOLLOW : CSystemCalls_O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
+            let flags =
+                isLast ? Self.openFlags | O_NOFOLLOW : CSystemCalls_O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
             let descriptor = openat(current(), component, flags)
             if descriptor >= 0 {
                 if isLast { return descriptor }

@@ -75,7 +75,8 @@ extension UnwindTable {
             let (end, overflow) = segment.virtualAddress.addingReportingOverflow(segment.memorySize)
             return overflow ? nil : segment.virtualAddress..<end
         }
-        for section in [ehFrame, debugFrame].compactMap({ $0 }) where section.size > UInt64(limits.maximumSectionBytes) {
+        for section in [ehFrame, debugFrame].compactMap({ $0 }) where section.size > UInt64(limits.maximumSectionBytes)
+        {
             throw UnwindError(
                 code: .tooLarge,
                 message: "\(section.name) is \(section.size) bytes, above the limit of \(limits.maximumSectionBytes)"

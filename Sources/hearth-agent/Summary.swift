@@ -5,6 +5,7 @@ import Foundation
 import HearthAgent
 import HearthProfile
 import HearthSampler
+import HearthSymbolizer
 
 /// The machine-readable result of a recording (`--summary-json`).
 struct Summary: Codable {
@@ -26,6 +27,17 @@ struct Summary: Codable {
     var idleSamples: UInt64
     var stoppedEarly: Bool
     var unwind: Unwind
+    /// What workloads made the profiler refuse or cut short (README, "Hostile input").
+    var hostileInput: HostileInput
+
+    struct HostileInput: Codable {
+        /// FIFOs, sockets, devices and directories named as binaries, debug files or perf maps: never read.
+        var refusedFiles: Int
+        /// Perf maps and process maps cut at their limits.
+        var truncatedInputs: Int
+        /// Files whose call frame information went past a limit (size, sparse, duplicate FDEs, rows).
+        var unwindFilesOverLimits: Int
+    }
 
     /// How user stacks were walked and how well.
     struct Unwind: Codable {
@@ -85,6 +97,11 @@ struct Summary: Codable {
         self.programRuns = report.counters.samples
         self.idleSamples = report.counters.idle
         self.stoppedEarly = report.stoppedEarly
+        self.hostileInput = HostileInput(
+            refusedFiles: report.symbolizerStatistics.refusedFiles,
+            truncatedInputs: report.symbolizerStatistics.truncatedInputs,
+            unwindFilesOverLimits: report.unwindTableLoads.reduce(0) { $0 + $1.report.filesOverLimits }
+        )
         let quality = report.unwindQuality
         self.unwind = Unwind(
             method: unwindMethod,

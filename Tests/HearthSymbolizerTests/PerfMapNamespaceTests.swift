@@ -77,12 +77,8 @@ struct PerfMapNamespaceTests {
         #expect(State.namespacePID(status: Array("NSpid:\t4242\n".utf8)) == 4242)
         #expect(State.namespacePID(status: Array("Name:\tx\nPid:\t5\n".utf8)) == nil)
         #expect(State.namespacePID(status: Array("NSpid:\t\n".utf8)) == nil)
-        #expect(
-            State.perfMapCandidates(procRoot: "/proc", pid: 4242, status: Array("NSpid:\t4242\t17\n".utf8)) == [
-                "/proc/4242/root/tmp/perf-17.map", "/proc/1/root/tmp/perf-4242.map",
-            ]
-        )
-        #expect(State.perfMapCandidates(procRoot: "/proc", pid: 1, status: nil) == ["/proc/1/root/tmp/perf-1.map"])
+        #expect(State.perfMapPath(pid: 4242, status: Array("NSpid:\t4242\t17\n".utf8)) == "/tmp/perf-17.map")
+        #expect(State.perfMapPath(pid: 1, status: nil) == "/tmp/perf-1.map")
     }
 
     @Test("a namespaced process's map is read as /tmp/perf-NSPID.map inside its root, not by its host pid")
@@ -96,15 +92,19 @@ struct PerfMapNamespaceTests {
         #expect(process.name(with: process.symbolizer()) == "LazyCompile:*inContainer")
     }
 
-    @Test("without a map inside the root, the host's /tmp/perf-PID.map; one created inside the root later wins")
-    func fallbackToHostTmp() throws {
+    @Test(
+        "the host's /tmp/perf-PID.map is never read for a process with a root of its own; its own map, created later, is"
+    )
+    func hostTmpIsNotTheProcesssToDescribe() throws {
         let process = try FakeNamespacedProcess(namespacePID: 17)
         defer { process.remove() }
         let symbolizer = process.symbolizer()
         #expect(process.name(with: symbolizer) == nil)
-        try process.writeMap("1/root/tmp/perf-4242.map", name: "copiedToHost")
-        #expect(process.name(with: symbolizer) == "copiedToHost")
-        // Maps are looked at again on a miss: an address the host's copy lacks finds the container's map.
+        // Any host user can write the host's /tmp: a file there must not name a container's frames.
+        try process.writeMap("1/root/tmp/perf-4242.map", name: "plantedOnHost")
+        try process.writeMap("1/root/tmp/perf-17.map", name: "plantedOnHostToo")
+        #expect(process.name(with: symbolizer) == nil)
+        // Maps are looked at again on a miss: one the container writes later is found.
         try process.writeMap("4242/root/tmp/perf-17.map", name: "writtenInContainer", offset: 0x1000)
         #expect(process.name(with: symbolizer, offset: 0x1008) == "writtenInContainer")
         #expect(process.name(with: symbolizer) == nil)
