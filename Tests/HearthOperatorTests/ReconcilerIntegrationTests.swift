@@ -321,17 +321,21 @@ struct ReconcilerIntegrationTests {
                 method: "PATCH"
             )
             _ = try await h.targets.inNamespace("shop").create(makeTarget("checkout"))
-            try await h.waitFor(
-                "shop",
-                "checkout",
-                ConditionType.ready,
-                status: "False",
-                reason: ConditionReason.applyFailed
+            // One snapshot of the status: the retries that follow (with backoff) may succeed between two reads.
+            var failed: ProfilingTarget?
+            #expect(
+                try await eventually(timeout: .seconds(30)) {
+                    let target = try await h.target("shop", "checkout")
+                    let ready = target?.status.condition(ConditionType.ready)
+                    guard ready?.status == "False", ready?.reason == ConditionReason.applyFailed else { return false }
+                    failed = target
+                    return true
+                }
             )
-            let ready = try #require(try await h.condition("shop", "checkout", ConditionType.ready))
+            let ready = try #require(failed?.status.condition(ConditionType.ready))
             #expect(ready.message?.contains("server-side apply of ConfigMap/hearth-agent-config failed") == true)
             #expect(ready.message?.contains("403") == true, "\(ready.message ?? "")")
-            let rolledOut = try #require(try await h.condition("shop", "checkout", ConditionType.agentRolledOut))
+            let rolledOut = try #require(failed?.status.condition(ConditionType.agentRolledOut))
             #expect(rolledOut.status == "False" && rolledOut.reason == ConditionReason.applyFailed)
             // Retried with backoff until the writes go through.
             #expect(
