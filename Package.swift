@@ -251,7 +251,7 @@ let package = Package(
             dependencies: ["HearthSampler", "HearthSymbolizer", "HearthTestSupport", logging],
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "HearthSymbolizerTests", dependencies: ["HearthSymbolizer"]),
+        .testTarget(name: "HearthSymbolizerTests", dependencies: ["HearthSymbolizer", "HearthTestSupport"]),
         .testTarget(
             name: "HearthUnwindTests",
             dependencies: ["HearthUnwind", "HearthSymbolizer", "HearthTestSupport"]

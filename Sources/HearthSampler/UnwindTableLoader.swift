@@ -362,9 +362,11 @@ struct UnwindTableLoader {
     /// Opens a mapped file: through map_files (the very file mapped, deleted or in another mount namespace), else by
     /// its path inside the process's root; never a FIFO or device, never a link out of the root.
     static func openELF(_ mapping: MemoryMapping, pid: Int32, procRoot: String) -> ELFFile? {
-        let mapFile =
-            "\(procRoot)/\(pid)/map_files/\(String(mapping.start, radix: 16))-\(String(mapping.end, radix: 16))"
-        if let file = try? WorkloadFile.open(procfsPath: mapFile), let elf = try? ELFFile(file: file) { return elf }
+        if let file = try? WorkloadFile.open(procfsPath: mapping.mapFilesPath(procRoot: procRoot, pid: pid)),
+            let elf = try? ELFFile(file: file)
+        {
+            return elf
+        }
         guard let file = try? WorkloadFile.open(mapping.path, inRoot: "\(procRoot)/\(pid)/root") else { return nil }
         return try? ELFFile(file: file)
     }

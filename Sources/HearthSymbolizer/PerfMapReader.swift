@@ -135,19 +135,7 @@ struct PerfMapReader {
         {
             digits = digits.dropFirst(2)
         }
-        guard !digits.isEmpty, digits.count <= 16 else { return nil }
-        var value: UInt64 = 0
-        for digit in digits {
-            let nibble: UInt8
-            switch digit {
-            case 0x30...0x39: nibble = digit - 0x30
-            case 0x61...0x66: nibble = digit - 0x61 + 10
-            case 0x41...0x46: nibble = digit - 0x41 + 10
-            default: return nil
-            }
-            value = value << 4 | UInt64(nibble)
-        }
-        return value
+        return ProcMaps.hexValue(digits)
     }
 
     /// Reads an opened map in 64 KiB chunks until the end or a limit.

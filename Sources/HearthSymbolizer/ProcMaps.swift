@@ -53,6 +53,11 @@ package struct MemoryMapping: Hashable, Sendable {
         self.path.isEmpty || self.path.hasPrefix("[anon:")
     }
 
+    /// `/proc/PID/map_files/START-END`: the very file mapped (deleted, or in another mount namespace).
+    package func mapFilesPath(procRoot: String, pid: Int32) -> String {
+        "\(procRoot)/\(pid)/map_files/\(String(self.start, radix: 16))-\(String(self.end, radix: 16))"
+    }
+
     /// The module name reported for frames in this mapping.
     package var moduleName: String {
         self.path.isEmpty ? "[anon]" : self.path
@@ -131,7 +136,8 @@ package enum ProcMaps {
         )
     }
 
-    private static func hexValue(_ digits: ArraySlice<UInt8>) -> UInt64? {
+    /// Hex digits (either case, at most 16, no prefix) as a number; nil for anything else. Perf maps use it too.
+    static func hexValue(_ digits: ArraySlice<UInt8>) -> UInt64? {
         guard !digits.isEmpty, digits.count <= 16 else {
             return nil
         }

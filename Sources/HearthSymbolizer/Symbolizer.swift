@@ -534,10 +534,7 @@ extension State {
         mapping: MemoryMapping,
         pid: Int32
     ) -> LoadedModule? {
-        let processDirectory = "\(self.configuration.procRoot)/\(pid)"
-        let root = "\(processDirectory)/root"
-        let mapFile =
-            "\(processDirectory)/map_files/\(String(mapping.start, radix: 16))-\(String(mapping.end, radix: 16))"
+        let root = "\(self.configuration.procRoot)/\(pid)/root"
         // A deleted file is only reachable through map_files; a live one through the process's root (which is what a
         // container sees, resolved inside it), with map_files as a fallback when the root isn't accessible.
         var file: WorkloadFile?
@@ -545,7 +542,9 @@ extension State {
             file = self.openWorkloadFile(mapping.path, root: root, pid: pid)
         }
         if file == nil {
-            file = try? WorkloadFile.open(procfsPath: mapFile)
+            file = try? WorkloadFile.open(
+                procfsPath: mapping.mapFilesPath(procRoot: self.configuration.procRoot, pid: pid)
+            )
         }
         guard let file else {
             self.logger.debug("cannot open mapped file", metadata: ["pid": "\(pid)", "module.path": "\(mapping.path)"])

@@ -2,22 +2,10 @@
 // truncations and mutations, in memory and through pread, give errors and never trap.
 
 import Foundation
+import HearthTestSupport
 import Testing
 
 @testable import HearthSymbolizer
-
-/// SplitMix64: a small deterministic generator, so every run mutates the same way.
-private struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9e37_79b9_7f4a_7c15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-}
 
 /// Writes `value` little-endian into `bytes` at `offset`, if it fits.
 private func poke(_ bytes: inout [UInt8], _ offset: Int, _ value: UInt64, width: Int) {

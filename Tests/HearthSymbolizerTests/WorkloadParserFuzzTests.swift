@@ -3,6 +3,7 @@
 // files, give the same answer whatever the chunking, stay within their limits, and never trap.
 
 import Foundation
+import HearthTestSupport
 import Testing
 
 @testable import HearthSymbolizer
@@ -12,33 +13,6 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-
-/// SplitMix64: a small deterministic generator, so every run mutates the same way.
-private struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9e37_79b9_7f4a_7c15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-
-    /// The generator for one iteration of a test: each iteration can be replayed alone from its number.
-    static func iteration(_ index: Int, of test: UInt64) -> SeededGenerator {
-        SeededGenerator(state: test ^ (UInt64(index) &* 0xd134_2543_de82_ef95))
-    }
-}
-
-/// A number in `0..<bound` (0 when `bound` is not positive).
-private func below(_ bound: Int, _ random: inout SeededGenerator) -> Int {
-    bound > 0 ? Int(random.next() % UInt64(bound)) : 0
-}
-
-private func pick<T>(_ choices: [T], _ random: inout SeededGenerator) -> T {
-    choices[below(choices.count, &random)]
-}
 
 private func randomBytes(_ count: Int, _ random: inout SeededGenerator) -> [UInt8] {
     (0..<count).map { _ in UInt8(truncatingIfNeeded: random.next()) }

@@ -4,22 +4,10 @@
 
 import Foundation
 import HearthSymbolizer
+import HearthTestSupport
 import Testing
 
 @testable import HearthUnwind
-
-/// SplitMix64: a small deterministic generator, so every run mutates the same way.
-private struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9e37_79b9_7f4a_7c15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-}
 
 /// Values that break naive arithmetic.
 private func nastyValue(_ random: inout SeededGenerator, size: Int) -> UInt64 {
