@@ -19,12 +19,32 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 volatile unsigned long hostile_sink;
 
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+// Burns CPU forever. With HOSTILE_DUTY_PERCENT=P (1-99) only P% of each 50 ms: the attack is in the files and maps,
+// and a test beside a well-behaved workload must not starve the profiler of CPU on a 2-core machine.
 __attribute__((noinline)) void hostile_spin(void) {
-    for (;;) hostile_sink++;
+    const char *duty = getenv("HOSTILE_DUTY_PERCENT");
+    int percent = duty != NULL ? atoi(duty) : 100;
+    if (percent <= 0 || percent >= 100) {
+        for (;;) hostile_sink++;
+    }
+    for (;;) {
+        double until = now_ms() + 0.5 * percent;
+        while (now_ms() < until) {
+            for (int i = 0; i < 10000; i++) hostile_sink++;
+        }
+        usleep((useconds_t)(500 * (100 - percent)));
+    }
 }
 
 static void ready(const char *extra) {
