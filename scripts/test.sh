@@ -13,7 +13,8 @@ export HEARTH_REQUIRE_BPF="${HEARTH_REQUIRE_BPF:-1}"
 swift format lint --strict --recursive Sources Tests Plugins Package.swift
 # Serially: the eBPF and process tests block threads and burn both cores by design (busy workloads), which
 # would starve the timing-sensitive Kubernetes tests of the 2-core cooperative pool if they ran side by side.
-swift test --no-parallel
+# Line-buffered, so a log cut short (a hang, a kill) ends at the last test that really ran.
+stdbuf -oL -eL swift test --no-parallel
 # Packaging with the tools users run (helm, kubectl, podman, checkov, Lua), on the release binaries as they ship:
 # built here so the images never hold a stale binary.
 bash scripts/build-release.sh hearth-operator
