@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <linux/openat2.h>
 #include <stdint.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -23,4 +24,8 @@ static const int CSystemCalls_O_PATH = 010000000;
 
 static const uint64_t CSystemCalls_RESOLVE_IN_ROOT = RESOLVE_IN_ROOT;
 static const uint64_t CSystemCalls_RESOLVE_NO_MAGICLINKS = RESOLVE_NO_MAGICLINKS;
+
+// Names the calling thread (prctl is variadic, and pthread_setname_np needs _GNU_SOURCE): what `top -H` and
+// /proc/PID/task/TID/comm show. At most 15 bytes are kept.
+static inline void CSystemCalls_name_thread(const char *name) { (void)prctl(PR_SET_NAME, name, 0, 0, 0); }
 #endif

@@ -26,6 +26,8 @@ public struct AgentMetrics: Sendable {
     let containersWithoutCgroup: Gauge
     /// Targeted cgroups the in-kernel filter had no room for (their samples count under their container's cgroup).
     let cgroupsNotHeld: Gauge
+    /// Worker threads blocked in a workload file's open or read (a hung mount); each holds one thread, never the loop.
+    let stalledFileWorkers: Gauge
     /// The sampler thread's CPU time by phase: what the agent's own cost is made of.
     let samplerCPU: [SamplerPhase: FloatingPointCounter]
     /// One per ``lossReasons`` entry, registered at start so a dashboard sees zeros rather than nothing.
@@ -49,6 +51,7 @@ public struct AgentMetrics: Sendable {
         self.targetedCgroups = Gauge(label: "hearth_agent_targeted_cgroups", factory: factory)
         self.containersWithoutCgroup = Gauge(label: "hearth_agent_containers_without_cgroup", factory: factory)
         self.cgroupsNotHeld = Gauge(label: "hearth_agent_cgroups_not_held", factory: factory)
+        self.stalledFileWorkers = Gauge(label: "hearth_agent_stalled_file_workers", factory: factory)
         self.samplerCPU = Dictionary(
             uniqueKeysWithValues: SamplerPhase.allCases.map { phase in
                 (
@@ -127,6 +130,9 @@ public struct AgentMetrics: Sendable {
         case unwindFileOverLimits = "unwind_file_over_limits"
         /// A sample from a cgroup nested in a targeted container, counted under the container's cgroup.
         case nestedCgroupSample = "nested_cgroup_sample"
+        /// A file open or read that did not return in time (a hung network or FUSE mount), or was refused because
+        /// an earlier one on the same device had not.
+        case stalledFile = "stalled_file"
     }
 
     func hostileInput(_ reason: HostileInput, by count: Int) {

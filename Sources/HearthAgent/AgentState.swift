@@ -24,6 +24,7 @@ public final class AgentState: Sendable {
     /// A way the node keeps profiling at a coarser grain because a map or tree was full.
     public enum Degradation: String, Sendable, CaseIterable {
         case cgroupsNotHeld
+        case stalledFiles
     }
 
     /// Records (or clears, with nil) one degradation.

@@ -22,6 +22,8 @@ public struct LocalProfiler: Sendable {
         public var drainInterval: Duration
         /// Unwind user stacks from `.eh_frame` in the kernel; frame pointers when nil (the default).
         public var nativeUnwinding: NativeUnwinding?
+        /// What the caches of workload data (symbols, maps, call frame information) may hold.
+        public var memoryBudget = MemoryBudget()
 
         public init(
             duration: Duration = .seconds(10),
@@ -66,6 +68,8 @@ public struct LocalProfiler: Sendable {
         public var unwindTableLoads: [UnwindTableLoad] = []
         /// The symbolizer's counters: frames named, and files refused or cut short.
         public var symbolizerStatistics = Symbolizer.Statistics()
+        /// File opens and reads that stalled (a hung mount) or were refused because their device had stalled.
+        public var stalledFileOperations = 0
 
         /// The share of user frames with a name, from 0 to 1 (1 when there were none).
         public var userSymbolizationRate: Double {
@@ -91,11 +95,11 @@ public struct LocalProfiler: Sendable {
             configuration: SamplerConfiguration(
                 frequency: self.options.frequency,
                 pid: self.options.pid,
-                nativeUnwinding: self.options.nativeUnwinding
+                nativeUnwinding: self.options.memoryBudget.limiting(self.options.nativeUnwinding)
             ),
             logger: self.logger
         )
-        let symbolizer = Symbolizer(logger: self.logger)
+        let symbolizer = Symbolizer(configuration: self.options.memoryBudget.symbolizer, logger: self.logger)
         var aggregator = StackAggregator<ProcessGroup>(symbolizer: symbolizer)
         let clock = ContinuousClock()
         let start = clock.now
@@ -164,7 +168,8 @@ public struct LocalProfiler: Sendable {
             stoppedEarly: stoppedEarly,
             unwindQuality: aggregator.takeUnwindQuality(),
             unwindTableLoads: tableLoads,
-            symbolizerStatistics: symbolizer.statistics
+            symbolizerStatistics: symbolizer.statistics,
+            stalledFileOperations: StallGuard.shared.statistics.stalledOrRefused
         )
     }
 }

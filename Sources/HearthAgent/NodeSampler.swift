@@ -40,6 +40,8 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
         public var missingCgroupRescanInterval: Duration = .seconds(5)
         /// User stacks unwound from `.eh_frame` tables in the kernel; frame pointers when nil.
         public var nativeUnwinding: NativeUnwinding? = NativeUnwinding()
+        /// What the caches of workload data (symbols, maps, call frame information) may hold.
+        public var memoryBudget = MemoryBudget()
 
         public init(node: String) { self.node = node }
     }
@@ -140,6 +142,8 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
         var cgroupsLeftOut = 0
         /// The symbolizer's statistics at the last report, to count what is new.
         var reportedSymbolizer = Symbolizer.Statistics()
+        /// The file stall guard's statistics at the last report.
+        var reportedStalls = StallGuard.Statistics()
     }
 
     struct FrameTotals {
@@ -152,7 +156,8 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
 
     private func loop() throws {
         let clock = ContinuousClock()
-        var loop = Loop(aggregator: StackAggregator(symbolizer: Symbolizer(logger: self.logger)))
+        let symbolizer = Symbolizer(configuration: self.options.memoryBudget.symbolizer, logger: self.logger)
+        var loop = Loop(aggregator: StackAggregator(symbolizer: symbolizer))
         guard let unified = CgroupMount.unifiedRoot(under: self.options.cgroupRoot) else {
             let problem =
                 "no cgroup2 file system at \(self.options.cgroupRoot) or \(self.options.cgroupRoot)/unified: "
@@ -234,7 +239,7 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
                     configuration: SamplerConfiguration(
                         frequency: frequency,
                         targetCgroups: [:],
-                        nativeUnwinding: self.options.nativeUnwinding
+                        nativeUnwinding: self.options.memoryBudget.limiting(self.options.nativeUnwinding)
                     ),
                     logger: self.logger
                 )
@@ -320,6 +325,16 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
         self.metrics.hostileInput(.refusedFile, by: statistics.refusedFiles - before.refusedFiles)
         self.metrics.hostileInput(.truncatedInput, by: statistics.truncatedInputs - before.truncatedInputs)
         loop.reportedSymbolizer = statistics
+        let stalls = StallGuard.shared.statistics
+        self.metrics.hostileInput(.stalledFile, by: stalls.stalledOrRefused - loop.reportedStalls.stalledOrRefused)
+        self.metrics.stalledFileWorkers.record(stalls.stalledWorkers)
+        self.state.setDegradation(
+            .stalledFiles,
+            stalls.stalledWorkers > 0
+                ? "\(stalls.stalledWorkers) file reads stalled on a hung mount (their devices are skipped until they return)"
+                : nil
+        )
+        loop.reportedStalls = stalls
         let (now, previous) = (counters.ancestorCgroup, loop.counters.ancestorCgroup)
         self.metrics.hostileInput(.nestedCgroupSample, by: Int(clamping: now >= previous ? now - previous : 0))
     }

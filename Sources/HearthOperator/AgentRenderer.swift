@@ -184,6 +184,9 @@ public struct AgentRenderer: Sendable {
         if configuration.agentUnwindTableMiB != 4 {
             container.args! += ["--unwind-table-mib", "\(configuration.agentUnwindTableMiB)"]
         }
+        if configuration.agentMemoryBudgetMiB != AgentMemoryBudget.defaultMebibytes {
+            container.args! += [AgentMemoryBudget.option, "\(configuration.agentMemoryBudgetMiB)"]
+        }
         func fromField(_ name: String, _ path: String) -> EnvVar {
             var variable = EnvVar()
             variable.name = name

@@ -41,6 +41,8 @@ public struct OperatorConfiguration: Sendable {
     public var agentUnwind = "eh-frame"
     /// Kernel memory for the agent's `.eh_frame` tables (its `--unwind-table-mib`).
     public var agentUnwindTableMiB = 4
+    /// What the agent's caches of workload data may hold, in MiB (its `--memory-budget-mib`).
+    public var agentMemoryBudgetMiB = AgentMemoryBudget.defaultMebibytes
     /// Used by targets without `spec.pyroscope`.
     public var defaultBackend: PyroscopeBackend?
     /// Timeout of one Pyroscope readiness probe.

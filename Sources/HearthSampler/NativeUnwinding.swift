@@ -2,6 +2,8 @@
 // memory budget (the sizes of the preallocated BPF maps), what loading one process's tables did, and the record of a
 // load served in the background.
 
+import HearthUnwind
+
 /// Unwinding user stacks in the kernel from `.eh_frame` tables (compiled by HearthUnwind) instead of frame pointers.
 ///
 /// Every limit here sizes a preallocated BPF map, so the budget is what the kernel locks when the sampler starts.
@@ -25,6 +27,9 @@ public struct NativeUnwinding: Sendable, Hashable {
     public var loadsTablesOnFirstSample: Bool
     /// A module sampled this recently is not evicted (evicting code in use would only thrash).
     public var evictionGrace: Duration = .seconds(10)
+    /// The largest call frame information section read at once (``UnwindTable/Limits/maximumSectionBytes``); a module
+    /// with a larger one is unwound with frame pointers.
+    public var maximumSectionBytes: Int = UnwindTable.Limits().maximumSectionBytes
 
     public init(
         rowBudget: UInt32 = 1 << 19,

@@ -84,6 +84,7 @@ struct UnwindTableLoader {
         self.loadsTablesOnFirstSample = budget.loadsTablesOnFirstSample
         var limits = UnwindTable.Limits()
         limits.maximumRows = min(limits.maximumRows, Int(budget.rowBudget))
+        limits.maximumSectionBytes = budget.maximumSectionBytes
         self.limits = limits
     }
 
@@ -362,12 +363,15 @@ struct UnwindTableLoader {
     /// Opens a mapped file: through map_files (the very file mapped, deleted or in another mount namespace), else by
     /// its path inside the process's root; never a FIFO or device, never a link out of the root.
     static func openELF(_ mapping: MemoryMapping, pid: Int32, procRoot: String) -> ELFFile? {
-        if let file = try? WorkloadFile.open(procfsPath: mapping.mapFilesPath(procRoot: procRoot, pid: pid)),
+        // Both opens are guarded by the mapping's device: once one stalls, the other is refused at once.
+        let path = mapping.mapFilesPath(procRoot: procRoot, pid: pid)
+        if let file = try? WorkloadFile.open(procfsPath: path, device: mapping.device),
             let elf = try? ELFFile(file: file)
         {
             return elf
         }
-        guard let file = try? WorkloadFile.open(mapping.path, inRoot: "\(procRoot)/\(pid)/root") else { return nil }
+        guard let file = try? WorkloadFile.open(mapping.path, inRoot: "\(procRoot)/\(pid)/root", device: mapping.device)
+        else { return nil }
         return try? ELFFile(file: file)
     }
 

@@ -16,6 +16,7 @@ public struct ELFError: Error, CustomStringConvertible {
             case malformed
             case tooLarge
             case notRegularFile
+            case stalled
         }
 
         private let value: Value
@@ -38,6 +39,9 @@ public struct ELFError: Error, CustomStringConvertible {
         public static let tooLarge = Code(.tooLarge)
         /// The path names a FIFO, socket, device or directory: never read, as it could block or never end.
         public static let notRegularFile = Code(.notRegularFile)
+        /// Opening or reading the file did not return in time (a dead network volume, a FUSE daemon that stopped
+        /// answering), or an earlier operation on its device still has not: the operation was abandoned to a worker.
+        public static let stalled = Code(.stalled)
 
         public var description: String {
             switch self.value {
@@ -48,6 +52,7 @@ public struct ELFError: Error, CustomStringConvertible {
             case .malformed: "malformed"
             case .tooLarge: "tooLarge"
             case .notRegularFile: "notRegularFile"
+            case .stalled: "stalled"
             }
         }
     }

@@ -141,16 +141,13 @@ struct PerfMapReader {
     /// Reads an opened map in 64 KiB chunks until the end or a limit.
     static func read(_ file: WorkloadFile, limits: Limits) -> (table: SymbolTable, truncated: Bool, malformed: Int) {
         var reader = PerfMapReader(limits: limits)
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        var offset: off_t = 0
-        while reader.wantsMore {
-            let count = chunk.withUnsafeMutableBytes { pread(file.descriptor, $0.baseAddress, $0.count, offset) }
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { break }
-            reader.feed(chunk[0..<count])
-            offset += off_t(count)
+        var offset: UInt64 = 0
+        // A read that fails or stalls ends the map where it is: what was read is used.
+        while reader.wantsMore, let chunk = try? file.read(upTo: 64 << 10, at: offset), !chunk.isEmpty {
+            reader.feed(chunk[...])
+            offset += UInt64(chunk.count)
         }
-        if !reader.wantsMore, UInt64(offset) < file.size { reader.truncated = true }
+        if !reader.wantsMore, offset < file.size { reader.truncated = true }
         let table = reader.finish()
         return (table, reader.truncated, reader.malformedLines)
     }

@@ -58,6 +58,14 @@ package struct MemoryMapping: Hashable, Sendable {
         "\(procRoot)/\(pid)/map_files/\(String(self.start, radix: 16))-\(String(self.end, radix: 16))"
     }
 
+    /// The mapped file's device as `stat` reports it (`st_dev`, glibc's encoding of major and minor): a stall on it
+    /// is remembered before the file is opened again.
+    package var device: UInt64 {
+        let major = UInt64(self.deviceMajor)
+        let minor = UInt64(self.deviceMinor)
+        return (major & 0xfff) << 8 | (major & ~0xfff) << 32 | minor & 0xff | (minor & ~0xff) << 12
+    }
+
     /// The module name reported for frames in this mapping.
     package var moduleName: String {
         self.path.isEmpty ? "[anon]" : self.path

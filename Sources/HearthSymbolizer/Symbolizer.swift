@@ -539,11 +539,12 @@ extension State {
         // container sees, resolved inside it), with map_files as a fallback when the root isn't accessible.
         var file: WorkloadFile?
         if !mapping.isDeleted {
-            file = self.openWorkloadFile(mapping.path, root: root, pid: pid)
+            file = self.openWorkloadFile(mapping.path, root: root, pid: pid, device: mapping.device)
         }
-        if file == nil {
+        if file == nil, !StallGuard.shared.isStalled(device: mapping.device) {
             file = try? WorkloadFile.open(
-                procfsPath: mapping.mapFilesPath(procRoot: self.configuration.procRoot, pid: pid)
+                procfsPath: mapping.mapFilesPath(procRoot: self.configuration.procRoot, pid: pid),
+                device: mapping.device
             )
         }
         guard let file else {
@@ -567,9 +568,9 @@ extension State {
 
     /// Opens a file a process names, inside its root; a refusal (a FIFO, a device, a link out of the root) is
     /// counted and logged.
-    mutating func openWorkloadFile(_ path: String, root: String, pid: Int32) -> WorkloadFile? {
+    mutating func openWorkloadFile(_ path: String, root: String, pid: Int32, device: UInt64? = nil) -> WorkloadFile? {
         do {
-            return try WorkloadFile.open(path, inRoot: root)
+            return try WorkloadFile.open(path, inRoot: root, device: device)
         } catch {
             if error.code == .notRegularFile {
                 self.statistics.refusedFiles += 1

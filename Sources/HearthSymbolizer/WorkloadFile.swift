@@ -54,6 +54,27 @@ package final class WorkloadFile: Sendable {
 
     deinit { close(self.descriptor) }
 
+    /// Up to `count` bytes at `offset`, fewer at the end of the file; read on a worker with a deadline
+    /// (``StallGuard``), so a file on a hung mount never holds the caller.
+    package func read(upTo count: Int, at offset: UInt64) throws(ELFError) -> [UInt8] {
+        // The job holds the file, so an abandoned read never runs on a descriptor closed and reused meanwhile.
+        let outcome = try StallGuard.shared.run(key: .device(self.key.device), what: "reading a workload file") {
+            [self] in
+            let descriptor = self.descriptor
+            var bytes = [UInt8](repeating: 0, count: count)
+            while true {
+                let n = bytes.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, off_t(offset)) }
+                if n < 0 && errno == EINTR { continue }
+                guard n >= 0 else {
+                    return Result<[UInt8], SystemError>.failure(SystemError(function: "pread", errno: errno))
+                }
+                bytes.removeSubrange(n...)
+                return .success(bytes)
+            }
+        }
+        return try outcome.mapError { ELFError(code: .io, message: "reading a workload file", cause: $0) }.get()
+    }
+
     static func kind(_ mode: mode_t) -> String {
         switch mode & S_IFMT {
         case S_IFIFO: "a FIFO"
@@ -74,8 +95,21 @@ package final class WorkloadFile: Sendable {
     package static func open(
         _ path: String,
         inRoot root: String,
+        device: UInt64? = nil,
         useOpenat2: Bool = true
     ) throws(ELFError) -> WorkloadFile {
+        // The device the mapping named, when known; otherwise a stall is remembered against the whole root.
+        try StallGuard.shared.run(
+            key: device.map { StallGuard.Key.device($0) } ?? .root(root),
+            what: "opening \(root)\(path)"
+        ) {
+            Result { () throws(ELFError) -> WorkloadFile in
+                try Self.openUnguarded(path, inRoot: root, useOpenat2: useOpenat2)
+            }
+        }.get()
+    }
+
+    static func openUnguarded(_ path: String, inRoot root: String, useOpenat2: Bool) throws(ELFError) -> WorkloadFile {
         let rootDescriptor = Glibc.open(root, CSystemCalls_O_PATH | O_DIRECTORY | O_CLOEXEC)
         guard rootDescriptor >= 0 else {
             throw ELFError(
@@ -127,16 +161,20 @@ package final class WorkloadFile: Sendable {
 
     /// Opens a procfs entry or a `/proc/PID/map_files` link (which the kernel resolves to the very file mapped) with
     /// the same non-blocking flags and the regular-file check.
-    package static func open(procfsPath path: String) throws(ELFError) -> WorkloadFile {
-        let descriptor = Glibc.open(path, Self.openFlags)
-        guard descriptor >= 0 else {
-            throw ELFError(
-                code: .io,
-                message: "cannot open \(path)",
-                cause: SystemError(function: "open", errno: errno)
-            )
-        }
-        return try WorkloadFile(descriptor: descriptor, path: path)
+    package static func open(procfsPath path: String, device: UInt64? = nil) throws(ELFError) -> WorkloadFile {
+        try StallGuard.shared.run(key: device.map { StallGuard.Key.device($0) }, what: "opening \(path)") {
+            Result { () throws(ELFError) -> WorkloadFile in
+                let descriptor = Glibc.open(path, Self.openFlags)
+                guard descriptor >= 0 else {
+                    throw ELFError(
+                        code: .io,
+                        message: "cannot open \(path)",
+                        cause: SystemError(function: "open", errno: errno)
+                    )
+                }
+                return try WorkloadFile(descriptor: descriptor, path: path)
+            }
+        }.get()
     }
 
     /// The most symbolic links one resolution follows, as the kernel's own limit (ELOOP).

@@ -43,6 +43,7 @@ struct ProfileCommand: ParsableCommand {
     var top: Int = 15
 
     @OptionGroup var unwinding: UnwindOptions
+    @OptionGroup var memory: MemoryOptions
 
     @Flag(help: "Log libbpf and symbolizer details to standard error.")
     var verbose = false
@@ -75,15 +76,14 @@ struct ProfileCommand: ParsableCommand {
 
         let format = try OutputFormat(path: self.output)
         installStopHandlers()
-        let profiler = LocalProfiler(
-            options: .init(
-                duration: .milliseconds(Int64(self.seconds * 1000)),
-                frequency: self.frequency,
-                pid: self.pid,
-                nativeUnwinding: self.unwinding.nativeUnwinding
-            ),
-            logger: logger
+        var options = LocalProfiler.Options(
+            duration: .milliseconds(Int64(self.seconds * 1000)),
+            frequency: self.frequency,
+            pid: self.pid,
+            nativeUnwinding: self.unwinding.nativeUnwinding
         )
+        options.memoryBudget = self.memory.memoryBudget
+        let profiler = LocalProfiler(options: options, logger: logger)
         let progressLine = ProgressLine()
         let target = self.pid.map { "process \($0)" } ?? "every CPU"
         printError(

@@ -98,6 +98,7 @@ struct RunCommand: AsyncParsableCommand {
     var spoolBytes: Int = 8 << 20
 
     @OptionGroup var unwinding: UnwindOptions
+    @OptionGroup var memory: MemoryOptions
 
     @Option(help: "Log level.")
     var logLevel: Logger.Level = .info
@@ -179,6 +180,7 @@ struct RunCommand: AsyncParsableCommand {
         options.cgroupRoot = self.cgroupRoot
         options.uploadInterval = self.uploadInterval.duration
         options.nativeUnwinding = self.unwinding.nativeUnwinding
+        options.memoryBudget = self.memory.memoryBudget
         let credentials = self.credentials
         let configPath = self.config
 

@@ -37,6 +37,9 @@ struct Summary: Codable {
         var truncatedInputs: Int
         /// Files whose call frame information went past a limit (size, sparse, duplicate FDEs, rows).
         var unwindFilesOverLimits: Int
+        /// File opens and reads that did not return in time (a hung network or FUSE mount), or were refused because
+        /// an earlier one on the same device had not.
+        var stalledFileOperations: Int
     }
 
     /// How user stacks were walked and how well.
@@ -100,7 +103,8 @@ struct Summary: Codable {
         self.hostileInput = HostileInput(
             refusedFiles: report.symbolizerStatistics.refusedFiles,
             truncatedInputs: report.symbolizerStatistics.truncatedInputs,
-            unwindFilesOverLimits: report.unwindTableLoads.reduce(0) { $0 + $1.report.filesOverLimits }
+            unwindFilesOverLimits: report.unwindTableLoads.reduce(0) { $0 + $1.report.filesOverLimits },
+            stalledFileOperations: report.stalledFileOperations
         )
         let quality = report.unwindQuality
         self.unwind = Unwind(

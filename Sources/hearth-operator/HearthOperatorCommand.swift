@@ -72,6 +72,11 @@ struct AgentOptions: ParsableArguments {
     @Option(help: "Kernel memory, in MiB, for the agent's .eh_frame tables (1 to 1024).")
     var agentUnwindTableMib: Int = 4
 
+    @Option(
+        help: "What the agent's caches of workload data may hold, in MiB (8 to 4096; its --memory-budget-mib)."
+    )
+    var agentMemoryBudgetMib: Int = AgentMemoryBudget.defaultMebibytes
+
     @Option(help: "Default Pyroscope URL for targets without spec.pyroscope.")
     var defaultPyroscopeURL: String?
 
@@ -107,6 +112,13 @@ struct AgentOptions: ParsableArguments {
         }
         configuration.agentUnwind = self.agentUnwind
         configuration.agentUnwindTableMiB = self.agentUnwindTableMib
+        let budgets = AgentMemoryBudget.range
+        guard budgets.contains(self.agentMemoryBudgetMib) else {
+            throw ValidationError(
+                "--agent-memory-budget-mib \(self.agentMemoryBudgetMib) is out of range: use \(budgets.lowerBound) to \(budgets.upperBound)"
+            )
+        }
+        configuration.agentMemoryBudgetMiB = self.agentMemoryBudgetMib
         if self.defaultPyroscopeURL != nil, self.defaultPyroscopeService != nil {
             throw ValidationError("set at most one of --default-pyroscope-url and --default-pyroscope-service")
         }

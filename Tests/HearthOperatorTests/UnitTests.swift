@@ -282,9 +282,14 @@ struct AgentRenderingTests {
         #expect(container.args?.contains("--unwind") == false)
         configuration.agentUnwind = "frame-pointers"
         configuration.agentUnwindTableMiB = 16
+        configuration.agentMemoryBudgetMiB = 96
         let changed = AgentRenderer(configuration: configuration).render([resolver.resolve(target)])
         let changedArgs = try #require(changed.daemonSet.spec.template.spec.containers?.first?.args)
-        #expect(Array(changedArgs.suffix(4)) == ["--unwind", "frame-pointers", "--unwind-table-mib", "16"])
+        #expect(
+            Array(changedArgs.suffix(6)) == [
+                "--unwind", "frame-pointers", "--unwind-table-mib", "16", "--memory-budget-mib", "96",
+            ]
+        )
     }
 
     @Test("render -f of the samples prints every agent object, with Secret values redacted")

@@ -82,8 +82,17 @@ public enum ChildProcess {
             for pointer in argv { free(pointer) }
             for pointer in envp { free(pointer) }
         }
+        // The child starts with no signal blocked: the test process's threads block most of them, and a child that
+        // inherited that mask would ignore SIGTERM and its parent-death signal.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var unblocked = sigset_t()
+        sigemptyset(&unblocked)
+        posix_spawnattr_setsigmask(&attributes, &unblocked)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, command[0], &actions, nil, argv, envp)
+        let result = posix_spawn(&pid, command[0], &actions, &attributes, argv, envp)
         guard result == 0 else { throw SpawnError(executable: executable, errno: result) }
         return pid
     }

@@ -58,6 +58,13 @@ The attacks:
                     address of libc's code. Mapped (keeping its path) by `hostile map`. Proves build-id keyed
                     caches can't be poisoned by a process: no frame may be named FAKE_LIBC_*, in this process
                     (which maps the real libc too) or any other.
+  hung-mount        `hungfs MNT hostile spin` (hungfs.c): a FUSE file system, spoken directly over /dev/fuse, serves a
+                    copy of the hostile binary as MNT/hostile; the process execs it from there, and once it runs the
+                    file system stops answering, as a dead network volume does: every later lookup, open or read of
+                    MNT/hostile (through /proc/PID/root or /proc/PID/map_files) waits in the kernel, unkillably. The
+                    ready line is `ready PID MNT`. Proves a file that stops answering holds a worker, never the
+                    sampling loop: the agent ends on time and keeps naming the others. When the process is killed,
+                    the server detaches the mount, which fails every request still waiting (nothing stays blocked).
 
 The manifest, DIR/manifest.json:
 
@@ -94,6 +101,7 @@ import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "hostile.c")
+HUNGFS_SOURCE = os.path.join(HERE, "hungfs.c")
 LIBC = "/lib/x86_64-linux-gnu/libc.so.6"
 SPIN = "hostile_spin"
 CFLAGS = ["-O1", "-g", "-pthread", "-Wl,--build-id"]
@@ -108,6 +116,7 @@ NAMES = [
     "perf-map",
     "many-mappings",
     "fake-buildid",
+    "hung-mount",
 ]
 
 SPARSE_EH_FRAME_SIZE = 500 * 1024 * 1024
@@ -442,6 +451,25 @@ class Builder:
 
     # -- attacks ---------------------------------------------------------------------------------------------
 
+    def build_hung_mount(self):
+        hostile = self.hostile()
+        unmount_stale(self.path("hung-mount", "mnt"))
+        directory = self.fresh_dir("hung-mount")
+        mountpoint = os.path.join(directory, "mnt")
+        os.makedirs(mountpoint)
+        hungfs = self.path("bin", "hungfs")
+        self.run("gcc hungfs", ["gcc", "-O1", "-g", "-Wall", "-o", hungfs, HUNGFS_SOURCE])
+        return entry(
+            "hung-mount",
+            [hungfs, mountpoint, hostile, "spin"],
+            "A process running a binary from a FUSE mount that stops answering once it runs: every lookup, open "
+            "or read of the binary waits in the kernel until the process ends. The agent must end on time and keep "
+            "naming the others; the binary's own frames stay unnamed.",
+            ready="ready <pid> <mountpoint>",
+            module=os.path.join(mountpoint, "hostile"),
+            mountpoint=mountpoint,
+        )
+
     def build_well_behaved(self):
         hostile = self.hostile()
         ELF(hostile).symbol(SPIN)
@@ -740,6 +768,13 @@ class Builder:
         )
 
 
+def unmount_stale(path):
+    """Detaches a mount left at `path` by a run that was killed (never stat'ed: a hung mount would block that)."""
+    with open("/proc/self/mounts") as f:
+        if any(line.split()[1] == path for line in f):
+            subprocess.run(["umount", "-l", path], capture_output=True)
+
+
 def entry(name, argv, description, ready="ready <pid>", **expect):
     base = {
         "ready": ready,
@@ -817,6 +852,7 @@ def build(out, names):
         "perf-map": builder.build_perf_map,
         "many-mappings": builder.build_many_mappings,
         "fake-buildid": builder.build_fake_buildid,
+        "hung-mount": builder.build_hung_mount,
     }
     src = builder.path("src")
     if os.path.lexists(src):
@@ -883,6 +919,7 @@ def check_attack(attack):
     start = time.perf_counter()
     process = subprocess.Popen(attack["argv"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     perf_map = None
+    probes = []
     try:
         fields = read_ready(process, 60)
         ready_seconds = time.perf_counter() - start
@@ -912,6 +949,19 @@ def check_attack(attack):
             if not rwx:
                 raise AssertionError(f"no rwx mapping at {page:#x}")
             notes.append(f"perf map {size} bytes, rwx page {rwx[0].split()[0]}")
+        if "mountpoint" in expect:
+            # Not os.path.ismount: stat'ing the mount would wait forever too.
+            with open("/proc/self/mounts") as f:
+                mounted = any(line.split()[1] == expect["mountpoint"] for line in f)
+            if fields[2] != expect["mountpoint"] or not mounted:
+                raise AssertionError(f"mount {fields[2]} not in place")
+            # The binary answers nothing now: a child that opens it is still blocked after a second.
+            probe = subprocess.Popen(["cat", expect["module"]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            probes.append(probe)
+            time.sleep(1)
+            if probe.poll() is not None:
+                raise AssertionError(f"opening {expect['module']} returned ({probe.returncode}): the mount answers")
+            notes.append("the mount stopped answering (an open of the binary is still blocked after 1 s)")
         if "process_root" in expect:
             root = os.readlink(f"/proc/{pid}/root")
             if root != expect["process_root"]:
@@ -945,6 +995,8 @@ def check_attack(attack):
     finally:
         process.kill()
         process.wait()
+        for probe in probes:  # released when the mount goes, with the process
+            probe.wait(10)
         process.stdout.close()
         process.stderr.close()
         for path in (perf_map, f"/tmp/perf-{process.pid}.map"):
