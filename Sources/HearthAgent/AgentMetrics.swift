@@ -127,6 +127,9 @@ public struct AgentMetrics: Sendable {
         case unwindFileOverLimits = "unwind_file_over_limits"
         /// A sample from a cgroup nested in a targeted container, counted under the container's cgroup.
         case nestedCgroupSample = "nested_cgroup_sample"
+        /// A sample of a target that had used up its share of the kernel's counts map that interval (too many
+        /// threads or distinct stacks), counted under its container without stacks.
+        case overTargetShare = "over_target_share"
     }
 
     func hostileInput(_ reason: HostileInput, by count: Int) {
