@@ -10,6 +10,7 @@
 #define HEARTH_STACK_MAP_ENTRIES 16384
 #define HEARTH_COUNTS_MAP_ENTRIES 16384
 #define HEARTH_TARGET_CGROUPS_ENTRIES 4096
+#define HEARTH_MAX_TARGETS 1024  // profiling targets with a share of the counts map (slots in target_keys_N)
 #define HEARTH_COMM_LEN 16
 
 // The probability a target cgroup's sample is kept is probability / HEARTH_PROBABILITY_ONE.
@@ -18,6 +19,16 @@
 // Where a sample key's user_stack_id points.
 #define HEARTH_USER_STACK_FRAME_POINTERS 0  // into stacks_N (bpf_get_stackid, frame pointers)
 #define HEARTH_USER_STACK_UNWOUND 1         // into unwound_N (the .eh_frame unwinder)
+
+// The stack ids of a sample whose target had used up its share of new keys (hearth_config.keys_per_target): it is
+// counted under its cgroup only, with pid, tid and comm zero. Below every -errno a stack id can carry.
+#define HEARTH_STACK_OVER_SHARE (-0x10000)
+
+/// A targeted cgroup's entry in `target_cgroups`.
+struct hearth_target_cgroup {
+    __u32 probability;  // out of HEARTH_PROBABILITY_ONE: the chance a sample is kept
+    __u32 target;       // the profiling target's slot (< HEARTH_MAX_TARGETS); its cgroups share one share
+};
 
 /// One aggregation bucket: a process, its cgroup, and the pair of stacks it was sampled in.
 struct hearth_sample_key {
@@ -42,6 +53,9 @@ struct hearth_config {
     // container. 0 and 0: no ancestor lookup.
     __u32 ancestor_level_min;
     __u32 ancestor_level_max;
+    // New keys each target may add to the active counts map per interval (filter_cgroups only); past it, its samples
+    // are counted at the grain of their cgroup, so one target cannot fill the counts and stack maps. 0: no limit.
+    __u32 keys_per_target;
 };
 
 // The most ancestor levels one sample looks at (`ancestor_level_max - ancestor_level_min + 1` is capped to it).
@@ -122,6 +136,7 @@ enum hearth_counter {
     HEARTH_COUNTER_UNWIND_FP_STEPS,      // frame-pointer steps taken where no table row existed
     HEARTH_COUNTER_UNWOUND_STACK_LOST,   // an unwound stack could not be stored (map full or hash collision)
     HEARTH_COUNTER_ANCESTOR_CGROUP,      // a sample counted under a targeted ancestor of its (nested) cgroup
+    HEARTH_COUNTER_OVER_SHARE,           // a sample counted without stacks: its target had used up its keys
     HEARTH_COUNTER_COUNT
 };
 

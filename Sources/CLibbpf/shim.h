@@ -20,7 +20,8 @@
 _Static_assert(sizeof(struct hearth_sample_key) == 48, "hearth_sample_key layout changed");
 _Static_assert(sizeof(struct hearth_unwind_mapping) == 32, "hearth_unwind_mapping layout changed");
 _Static_assert(sizeof(struct hearth_unwind_module) == 16, "hearth_unwind_module layout changed");
-_Static_assert(sizeof(struct hearth_config) == 24, "hearth_config layout changed");
+_Static_assert(sizeof(struct hearth_config) == 28, "hearth_config layout changed");
+_Static_assert(sizeof(struct hearth_target_cgroup) == 8, "hearth_target_cgroup layout changed");
 
 /// An eventfd to wake a thread waiting in a ring buffer's epoll set (non-blocking, close-on-exec); -1 on failure.
 static inline int CLibbpf_wakeup_event(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }

@@ -133,6 +133,9 @@ public struct AgentMetrics: Sendable {
         /// A file open or read that did not return in time (a hung network or FUSE mount), or was refused because
         /// an earlier one on the same device had not.
         case stalledFile = "stalled_file"
+        /// A sample of a target that had used up its share of the kernel's counts map that interval (too many
+        /// threads or distinct stacks), counted under its container without stacks.
+        case overTargetShare = "over_target_share"
     }
 
     func hostileInput(_ reason: HostileInput, by count: Int) {

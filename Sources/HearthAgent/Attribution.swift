@@ -1,6 +1,7 @@
 // Attribution.swift: which target each container on this node belongs to, and the series labels its samples
 // carry. Pure: the configuration, the node's pods and a cgroup snapshot in, a cgroup-id table out (table-tested),
-// so a reload recomputes it in one step and the in-kernel filter is programmed from the same table.
+// so a reload recomputes it in one step and the in-kernel filter is programmed from the same table. Also each
+// target's slot in the sampler, the unit of its fair share of the kernel's counts map.
 
 import Foundation
 import HearthAPI
@@ -175,5 +176,29 @@ public struct AttributionTable: Sendable, Equatable {
             .replacingOccurrences(of: "{{container}}", with: container.container)
             .replacingOccurrences(of: "{{node}}", with: node)
         return expanded.isEmpty ? "\(container.namespace)/\(container.workload)" : expanded
+    }
+}
+
+/// The sampler's slot of each target with cgroups on this node: all of a target's cgroups share the slot, and with it
+/// one share of the kernel's counts map, however many pods and containers the target has here.
+struct TargetSlots: Sendable, Equatable {
+    /// Target (`namespace/name`) → slot, in `0..<capacity`.
+    private(set) var slots: [String: Int] = [:]
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = max(1, capacity)
+    }
+
+    /// Gives `targets` their slots: a target keeps the slot it had (so its filter entries are not rewritten when
+    /// other targets come and go), a new one takes the lowest free slot, and targets past the capacity share the
+    /// last slot, and its share. Targets not listed give theirs up.
+    mutating func assign(_ targets: Set<String>) {
+        self.slots = self.slots.filter { targets.contains($0.key) }
+        let used = Set(self.slots.values)
+        var free = (0..<self.capacity).lazy.filter { !used.contains($0) }.makeIterator()
+        for target in targets.sorted() where self.slots[target] == nil {
+            self.slots[target] = free.next() ?? self.capacity - 1
+        }
     }
 }

@@ -42,6 +42,9 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
         public var nativeUnwinding: NativeUnwinding? = NativeUnwinding()
         /// What the caches of workload data (symbols, maps, call frame information) may hold.
         public var memoryBudget = MemoryBudget()
+        /// New keys each target may add to the kernel's counts map per drain interval; nil: the sampler's default,
+        /// the maps' room split evenly between the targets with containers on this node.
+        public var keysPerTarget: Int?
 
         public init(node: String) { self.node = node }
     }
@@ -140,6 +143,8 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
         var ancestorLevels: ClosedRange<Int>?
         /// Targeted cgroups the filter map had no room for.
         var cgroupsLeftOut = 0
+        /// Each target's slot in the sampler: its share of the kernel's counts map.
+        var targetSlots = TargetSlots(capacity: CPUSampler.maxTargets)
         /// The symbolizer's statistics at the last report, to count what is new.
         var reportedSymbolizer = Symbolizer.Statistics()
         /// The file stall guard's statistics at the last report.
@@ -217,7 +222,14 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
         // This node samples at the highest rate of the targets with containers here: a target asking for 1000 Hz
         // with no pod on this node costs it nothing.
         let frequency = max(table.containers.values.map(\.sampleRate).max() ?? 0, 1)
-        let probabilities = table.cgroups.mapValues { min(1, Double($0.sampleRate) / Double(frequency)) }
+        // Every cgroup of a target counts against the target's one share of the counts map.
+        loop.targetSlots.assign(Set(table.cgroups.values.map(\.target)))
+        let filter = table.cgroups.mapValues { assignment in
+            TargetCgroup(
+                probability: min(1, Double(assignment.sampleRate) / Double(frequency)),
+                target: loop.targetSlots.slots[assignment.target] ?? 0
+            )
+        }
         // Containers' own cgroups go into the filter first; nested cgroups only while there is room, as the kernel
         // finds a container's cgroup above any nested one at these levels.
         let own = table.containers.keys.compactMap { snapshot.containerCgroups[$0] }
@@ -239,12 +251,13 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
                     configuration: SamplerConfiguration(
                         frequency: frequency,
                         targetCgroups: [:],
+                        keysPerTarget: self.options.keysPerTarget,
                         nativeUnwinding: self.options.memoryBudget.limiting(self.options.nativeUnwinding)
                     ),
                     logger: self.logger
                 )
                 loop.cgroupsLeftOut = try sampler.updateTargetCgroups(
-                    probabilities,
+                    filter,
                     ancestorLevels: ancestorLevels,
                     priority: priority
                 )
@@ -258,7 +271,7 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
             loop.frequency = frequency
         } else if table.cgroups != loop.table.cgroups || ancestorLevels != loop.ancestorLevels {
             loop.cgroupsLeftOut =
-                try loop.sampler?.updateTargetCgroups(probabilities, ancestorLevels: ancestorLevels, priority: priority)
+                try loop.sampler?.updateTargetCgroups(filter, ancestorLevels: ancestorLevels, priority: priority)
                 ?? 0
         }
         loop.ancestorLevels = ancestorLevels
@@ -335,8 +348,13 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
                 : nil
         )
         loop.reportedStalls = stalls
-        let (now, previous) = (counters.ancestorCgroup, loop.counters.ancestorCgroup)
-        self.metrics.hostileInput(.nestedCgroupSample, by: Int(clamping: now >= previous ? now - previous : 0))
+        let previous = loop.counters
+        func delta(_ counter: KeyPath<SamplerCounters, UInt64>) -> Int {
+            let (now, before) = (counters[keyPath: counter], previous[keyPath: counter])
+            return Int(clamping: now >= before ? now - before : 0)
+        }
+        self.metrics.hostileInput(.nestedCgroupSample, by: delta(\.ancestorCgroup))
+        self.metrics.hostileInput(.overTargetShare, by: delta(\.overTargetShare))
     }
 
     private func reportFrames(_ loop: inout Loop) {

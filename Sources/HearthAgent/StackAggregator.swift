@@ -30,6 +30,8 @@ struct StackAggregator<Group: Hashable> {
     private var counts: [Key: Int64] = [:]
     private var stacks: [InternedStack] = []
     private var kernelStackIDs: [[UInt64]: Int] = [:]
+    /// The interned stack of samples past their target's share, once it was needed this interval.
+    private var overShareStack: Int?
     /// Per process: user stack addresses → interned stack (addresses mean something only within their process).
     private var userStackIDs: [Int32: [[UInt64]: Int]] = [:]
     /// The previous interval's symbolized stacks by address: what this interval sees again is taken from here,
@@ -72,6 +74,10 @@ struct StackAggregator<Group: Hashable> {
     }
 
     mutating func add(_ sample: RawStackSample, to group: Group) {
+        if sample.isOverTargetShare {
+            self.addOverShare(sample, to: group)
+            return
+        }
         let count = Int64(sample.count)
         self.liveProcesses.insert(sample.pid)
         self.processesByGroup[group, default: []].insert(sample.pid)
@@ -98,6 +104,30 @@ struct StackAggregator<Group: Hashable> {
         self.counts[Key(group: group, kernel: kernel, user: user), default: 0] += count
         self.totalSamples += count
     }
+
+    /// A target's samples past its share of the kernel's counts map: one stack of one named frame, in its group
+    /// (the cgroup says which), with no process to track and nothing symbolized or unwound.
+    private mutating func addOverShare(_ sample: RawStackSample, to group: Group) {
+        let stack: Int
+        if let known = self.overShareStack {
+            stack = known
+        } else {
+            let frame = ProfileFrame(
+                function: RawStackSample.overTargetShareFrame,
+                module: Self.agentModule,
+                address: 0
+            )
+            self.stacks.append(InternedStack(frames: [frame], named: 0, unnamed: 0))
+            stack = self.stacks.count - 1
+            self.overShareStack = stack
+        }
+        let count = Int64(sample.count)
+        self.counts[Key(group: group, kernel: self.kernelStack([]), user: stack), default: 0] += count
+        self.totalSamples += count
+    }
+
+    /// The module of frames the agent makes up rather than reads from a process.
+    static var agentModule: String { "[hearth]" }
 
     private mutating func kernelStack(_ addresses: [UInt64]) -> Int {
         if let id = self.kernelStackIDs[addresses] { return id }
@@ -227,6 +257,7 @@ struct StackAggregator<Group: Hashable> {
         self.stacks.removeAll(keepingCapacity: true)
         self.kernelStackIDs.removeAll(keepingCapacity: true)
         self.userStackIDs.removeAll(keepingCapacity: true)
+        self.overShareStack = nil
         self.processesByGroup.removeAll(keepingCapacity: true)
         self.totalSamples = 0
         self.userFramesNamed = 0

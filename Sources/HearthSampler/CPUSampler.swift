@@ -1,6 +1,6 @@
 // CPUSampler.swift: the CPU sampler: loads the embedded BPF program, attaches it to a cpu-clock perf event on every
 // CPU and drains the stacks it aggregates in the kernel, alternating two sets of maps so a drain never races the
-// program. Also the live update of the cgroup filter and the online-CPU list.
+// program. Also the live update of the cgroup filter, each target's share of the counts map, and the online-CPU list.
 
 internal import CLibbpf
 import Foundation
@@ -62,16 +62,15 @@ public final class CPUSampler: Sendable {
             )
         }
 
-        let (thresholds, _) = try Self.writeTargetCgroups(
-            (configuration.targetCgroups ?? [:]).mapValues(Self.threshold(probability:)),
-            into: maps.targetCgroups
-        )
+        let targets = try Self.filterEntries(configuration.targetCgroups ?? [:])
+        let (entries, _) = try Self.writeTargetCgroups(targets, into: maps.targetCgroups)
         var config = hearth_config()
         config.active_set = 0
         config.filter_pid = UInt32(bitPattern: configuration.pid ?? 0)
         config.filter_cgroups = configuration.targetCgroups == nil ? 0 : 1
         config.unwind_native = configuration.nativeUnwinding == nil ? 0 : 1
         Self.setAncestorLevels(configuration.cgroupAncestorLevels, in: &config)
+        config.keys_per_target = Self.keysPerTarget(configuration, targets: targets)
         try Self.writeConfig(config, into: maps.config)
 
         let program = try object.program(named: Self.programName(configuration))
@@ -95,7 +94,7 @@ public final class CPUSampler: Sendable {
                 links: links,
                 maps: maps,
                 config: config,
-                targetCgroups: thresholds
+                targetCgroups: entries
             )
         )
         self.unwindTables = unwindTables
@@ -122,38 +121,91 @@ public final class CPUSampler: Sendable {
     /// (``SamplerConfiguration/cgroupAncestorLevels``).
     public static let targetCgroupCapacity = Int(HEARTH_TARGET_CGROUPS_ENTRIES)
 
-    /// Replaces the targeted cgroups, their sampling probabilities and the ancestor levels while sampling; only the
-    /// differences reach the kernel map, so unchanged targets lose no sample. Needs a sampler created with
-    /// `targetCgroups` set. Cgroups the map has no room for are left out (counted in the returned number), never an
-    /// error: list the ones that matter most (containers' own cgroups) in `priority`.
+    /// The most profiling targets with a share of their own: target slots are `0..<maxTargets`.
+    public static let maxTargets = Int(HEARTH_MAX_TARGETS)
+
+    /// Replaces the targeted cgroups, their sampling probabilities, their targets' slots and the ancestor levels while
+    /// sampling; only the differences reach the kernel map, so unchanged targets lose no sample. Needs a sampler
+    /// created with `targetCgroups` set. Cgroups the map has no room for are left out (counted in the returned
+    /// number), never an error: list the ones that matter most (containers' own cgroups) in `priority`. Unless
+    /// ``SamplerConfiguration/keysPerTarget`` is set, each target's share is recomputed for the targets given.
     @discardableResult
     public func updateTargetCgroups(
-        _ targets: [UInt64: Double],
+        _ targets: [UInt64: TargetCgroup],
         ancestorLevels: ClosedRange<Int>? = nil,
         priority: Set<UInt64> = []
     ) throws(BPFError) -> Int {
         guard self.configuration.targetCgroups != nil else {
             throw BPFError(code: .unsupported, message: "the sampler was created without a cgroup filter")
         }
-        let thresholds = targets.mapValues(Self.threshold(probability:))
+        let entries = try Self.filterEntries(targets)
         return try self.state.withLock { state throws(BPFError) in
             let fd = state.maps.targetCgroups
-            for cgroup in state.targetCgroups.keys where thresholds[cgroup] != state.targetCgroups[cgroup] {
+            for cgroup in state.targetCgroups.keys where entries[cgroup] != state.targetCgroups[cgroup] {
                 var key = cgroup
                 _ = bpf_map_delete_elem(fd, &key)
                 state.targetCgroups[cgroup] = nil
             }
             let (written, leftOut) = try Self.writeTargetCgroups(
-                thresholds.filter { state.targetCgroups[$0.key] == nil },
+                entries.filter { state.targetCgroups[$0.key] == nil },
                 priority: priority,
                 room: Self.targetCgroupCapacity - state.targetCgroups.count,
                 into: fd
             )
             state.targetCgroups.merge(written) { _, new in new }
+            state.noteTargetSlots(written)
             Self.setAncestorLevels(ancestorLevels, in: &state.config)
+            state.config.keys_per_target = Self.keysPerTarget(self.configuration, targets: entries)
             try Self.writeConfig(state.config, into: state.maps.config)
             return leftOut
         }
+    }
+
+    /// The new keys each target may add to the counts map per drain interval, as the program has it now (0: no limit).
+    public var keysPerTarget: Int {
+        self.state.withLock { Int($0.config.keys_per_target) }
+    }
+
+    /// The new keys each target may add to the counts map per drain interval when
+    /// ``SamplerConfiguration/keysPerTarget`` is nil: the room of the counts map, or of the stack maps when they hold
+    /// fewer of the keys' stacks (8,192 keys with frame pointers; with unwinding, ``NativeUnwinding/stacksPerInterval``
+    /// and at most 2,048), split evenly between the targets with cgroups on this node: every target keeps whole
+    /// stacks however many keys another one makes.
+    public static func defaultKeysPerTarget(targets: Int, nativeUnwinding: NativeUnwinding?) -> Int {
+        let room = min(Int(HEARTH_COUNTS_MAP_ENTRIES), NativeUnwinding.stackRoom(for: nativeUnwinding))
+        return max(1, room / max(1, targets))
+    }
+
+    /// The config's keys_per_target: the configured share, else the default for the distinct target slots given.
+    private static func keysPerTarget(
+        _ configuration: SamplerConfiguration,
+        targets: [UInt64: FilterEntry]
+    ) -> UInt32 {
+        if let configured = configuration.keysPerTarget { return UInt32(clamping: max(0, configured)) }
+        let slots = Set(targets.values.map(\.target)).count
+        return UInt32(
+            clamping: Self.defaultKeysPerTarget(targets: slots, nativeUnwinding: configuration.nativeUnwinding)
+        )
+    }
+
+    /// The kernel's entries for `targets`; a target slot out of range is an error (it would have no share).
+    private static func filterEntries(_ targets: [UInt64: TargetCgroup]) throws(BPFError) -> [UInt64: FilterEntry] {
+        var entries: [UInt64: FilterEntry] = [:]
+        entries.reserveCapacity(targets.count)
+        for (cgroup, target) in targets {
+            guard (0..<Self.maxTargets).contains(target.target) else {
+                throw BPFError(
+                    code: .unsupported,
+                    message:
+                        "target slot \(target.target) of cgroup \(cgroup) is out of range: use 0 to \(Self.maxTargets - 1)"
+                )
+            }
+            entries[cgroup] = FilterEntry(
+                threshold: Self.threshold(probability: target.probability),
+                target: UInt32(target.target)
+            )
+        }
+        return entries
     }
 
     private static func setAncestorLevels(_ levels: ClosedRange<Int>?, in config: inout hearth_config) {
@@ -200,25 +252,25 @@ public final class CPUSampler: Sendable {
     /// Adds cgroups to the filter map, those in `priority` first, while there is room; returns what was written and
     /// how many were left out. A full map (E2BIG) is room running out, not an error.
     private static func writeTargetCgroups(
-        _ targets: [UInt64: UInt32],
+        _ targets: [UInt64: FilterEntry],
         priority: Set<UInt64> = [],
         room: Int = targetCgroupCapacity,
         into fd: Int32
-    ) throws(BPFError) -> (written: [UInt64: UInt32], leftOut: Int) {
+    ) throws(BPFError) -> (written: [UInt64: FilterEntry], leftOut: Int) {
         let ordered = targets.sorted {
             (priority.contains($0.key) ? 0 : 1, $0.key) < (priority.contains($1.key) ? 0 : 1, $1.key)
         }
-        var written: [UInt64: UInt32] = [:]
-        for (cgroup, threshold) in ordered {
+        var written: [UInt64: FilterEntry] = [:]
+        for (cgroup, entry) in ordered {
             guard written.count < room else { break }
             var key = cgroup
-            var value = threshold
+            var value = hearth_target_cgroup(probability: entry.threshold, target: entry.target)
             let result = bpf_map_update_elem(fd, &key, &value, UInt64(BPF_ANY))
             if result == -E2BIG || result == -ENOSPC || result == -ENOMEM { break }
             if result != 0 {
                 throw BPFError(code: .mapOperation, message: "add target cgroup \(cgroup)", errno: -result)
             }
-            written[cgroup] = threshold
+            written[cgroup] = entry
         }
         return (written, targets.count - written.count)
     }
@@ -237,11 +289,19 @@ public final class CPUSampler: Sendable {
     }
 }
 
+/// A target_cgroups value as Swift compares it: the sampling threshold and the target slot.
+private struct FilterEntry: Hashable {
+    var threshold: UInt32
+    var target: UInt32
+}
+
 /// The map descriptors the sampler uses; valid while the object lives.
 private struct Maps {
     let config: Int32
     let counters: Int32
     let targetCgroups: Int32
+    /// Per set: each target slot's new keys this interval.
+    let targetKeys: [Int32]
     let counts: [Int32]
     let stacks: [Int32]
     let unwound: [Int32]
@@ -253,6 +313,9 @@ private struct Maps {
         self.config = try object.mapDescriptor(named: "config")
         self.counters = try object.mapDescriptor(named: "counters")
         self.targetCgroups = try object.mapDescriptor(named: "target_cgroups")
+        self.targetKeys = [
+            try object.mapDescriptor(named: "target_keys_0"), try object.mapDescriptor(named: "target_keys_1"),
+        ]
         self.counts = [try object.mapDescriptor(named: "counts_0"), try object.mapDescriptor(named: "counts_1")]
         self.stacks = [try object.mapDescriptor(named: "stacks_0"), try object.mapDescriptor(named: "stacks_1")]
         self.unwound = [try object.mapDescriptor(named: "unwound_0"), try object.mapDescriptor(named: "unwound_1")]
@@ -272,8 +335,11 @@ extension CPUSampler {
         let links: BPFLinkGroup
         let maps: Maps
         var config: hearth_config
-        /// What the target_cgroups map holds: cgroup id → threshold.
-        var targetCgroups: [UInt64: UInt32]
+        /// What the target_cgroups map holds: cgroup id → threshold and target slot.
+        var targetCgroups: [UInt64: FilterEntry]
+        /// Every target slot used so far is below this: the slots whose key counts a drain zeroes (a slot given up
+        /// may still hold counts in the other set).
+        var targetSlots: UInt32 = 0
         var batchSupported = true
         var stacksMissingAtDrain: UInt64 = 0
 
@@ -282,13 +348,19 @@ extension CPUSampler {
             links: consuming BPFLinkGroup,
             maps: Maps,
             config: hearth_config,
-            targetCgroups: [UInt64: UInt32]
+            targetCgroups: [UInt64: FilterEntry]
         ) {
             self.object = object
             self.links = links
             self.maps = maps
             self.config = config
             self.targetCgroups = targetCgroups
+            self.noteTargetSlots(targetCgroups)
+        }
+
+        mutating func noteTargetSlots(_ entries: [UInt64: FilterEntry]) {
+            guard let highest = entries.values.lazy.map(\.target).max() else { return }
+            self.targetSlots = max(self.targetSlots, highest + 1)
         }
 
         mutating func drain() throws(BPFError) -> SamplerDrain {
@@ -306,6 +378,10 @@ extension CPUSampler {
             var samples: [RawStackSample] = []
             samples.reserveCapacity(buckets.count)
             for (key, count) in buckets {
+                if key.user_stack_id == HEARTH_STACK_OVER_SHARE {
+                    samples.append(Self.overShareSample(cgroupID: key.cgroup_id, count: count))
+                    continue
+                }
                 var key = key
                 let comm = withUnsafeBytes(of: &key.comm) { raw in
                     String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
@@ -329,11 +405,38 @@ extension CPUSampler {
             self.stacksMissingAtDrain += stacks.missing + unwound.missing
             try stacks.clear()
             try unwound.clear()
+            try self.zeroTargetKeys(fd: self.maps.targetKeys[drained])
             return SamplerDrain(
                 samples: samples,
                 counters: try self.readCounters(),
                 usedBatchOperations: self.batchSupported
             )
+        }
+
+        /// The bucket of a target's samples past its share in one cgroup: no process, thread or stacks.
+        private static func overShareSample(cgroupID: UInt64, count: UInt64) -> RawStackSample {
+            RawStackSample(
+                pid: 0,
+                tid: 0,
+                cgroupID: cgroupID,
+                comm: "",
+                userStack: [],
+                kernelStack: [],
+                count: count,
+                isOverTargetShare: true
+            )
+        }
+
+        /// Gives every target its whole share again in the drained set, for the interval it will next record.
+        private func zeroTargetKeys(fd: Int32) throws(BPFError) {
+            var zero: UInt32 = 0
+            for slot in 0..<self.targetSlots {
+                var key = slot
+                let status = bpf_map_update_elem(fd, &key, &zero, UInt64(BPF_ANY))
+                if status != 0 {
+                    throw BPFError(code: .mapOperation, message: "zero the key count of target \(slot)", errno: -status)
+                }
+            }
         }
 
         private mutating func readAndDeleteCounts(fd: Int32) throws(BPFError) -> [(hearth_sample_key, UInt64)] {
@@ -441,6 +544,7 @@ extension CPUSampler {
             counters.unwindFramePointerSteps = value(HEARTH_COUNTER_UNWIND_FP_STEPS)
             counters.unwoundStacksLost = value(HEARTH_COUNTER_UNWOUND_STACK_LOST)
             counters.ancestorCgroup = value(HEARTH_COUNTER_ANCESTOR_CGROUP)
+            counters.overTargetShare = value(HEARTH_COUNTER_OVER_SHARE)
             return counters
         }
     }

@@ -2,6 +2,7 @@
 // memory budget (the sizes of the preallocated BPF maps), what loading one process's tables did, and the record of a
 // load served in the background.
 
+internal import CLibbpf
 import HearthUnwind
 
 /// Unwinding user stacks in the kernel from `.eh_frame` tables (compiled by HearthUnwind) instead of frame pointers.
@@ -20,7 +21,8 @@ public struct NativeUnwinding: Sendable, Hashable {
     /// Processes with a mapping table (about 4 KiB each); when full, a process not sampled for a minute makes room,
     /// others keep frame-pointer stacks.
     public var maxProcesses: UInt32
-    /// Distinct unwound stacks per drain interval (about 1 KiB each, two sets).
+    /// Distinct unwound stacks per drain interval (about 1 KiB each, two sets). With the kernel's stack maps it bounds
+    /// what the targets share (``CPUSampler/defaultKeysPerTarget(targets:nativeUnwinding:)``).
     public var stacksPerInterval: UInt32
     /// Load the tables of every process the program samples without tables, in the background as soon as it asks.
     /// Off: only ``CPUSampler/loadUnwindTables(pid:)`` (and the configured pid at start) loads them.
@@ -58,6 +60,14 @@ public struct NativeUnwinding: Sendable, Hashable {
     /// and kernel paths repeat), hence a quarter of the buckets. A collision loses the kernel stack only, counted
     /// in ``SamplerCounters/stackCollisions``.
     static let stackTraceEntries: UInt32 = 4096
+
+    /// New keys one interval can add before a stack map of its set may be full: a key brings at most one user and one
+    /// kernel stack. Without unwinding both go to stacks_N; with it, an unwound user stack goes to unwound_N and a
+    /// frame-pointer one (a process without tables yet) to stacks_N with the kernel stack.
+    static func stackRoom(for unwinding: NativeUnwinding?) -> Int {
+        guard let unwinding else { return Int(HEARTH_STACK_MAP_ENTRIES) / 2 }
+        return min(Int(max(unwinding.stacksPerInterval, 1)), Int(Self.stackTraceEntries) / 2)
+    }
 
     /// Value sizes of the frame-pointer stack maps: unchanged when unwinding is off.
     static func valueSizes(for unwinding: NativeUnwinding?) -> [String: UInt32] {

@@ -1,6 +1,6 @@
-// SamplerTypes.swift: the sampler's value types: what it records and filters (frequency, pid, target cgroups,
-// CPUs, native unwinding), the raw stack buckets read from the kernel and how their user stacks were walked, the
-// marker frames of unwound stacks, its counters and losses, and the result of one drain.
+// SamplerTypes.swift: the sampler's value types: what it records and filters (frequency, pid, target cgroups and
+// their targets' shares, CPUs, native unwinding), the raw stack buckets read from the kernel and how their user stacks
+// were walked, the marker frames of unwound stacks, its counters and losses, and the result of one drain.
 
 internal import CLibbpf
 
@@ -10,9 +10,14 @@ public struct SamplerConfiguration: Sendable, Hashable {
     public var frequency: Int
     /// Only this process (thread group id), or every process when nil.
     public var pid: Int32?
-    /// Only these cgroups, each with the probability (0...1] that one of its samples is kept; every cgroup
-    /// when nil. An empty dictionary keeps nothing.
-    public var targetCgroups: [UInt64: Double]?
+    /// Only these cgroups, each with the probability (0...1] that one of its samples is kept and its target's slot;
+    /// every cgroup when nil. An empty dictionary keeps nothing.
+    public var targetCgroups: [UInt64: TargetCgroup]?
+    /// New keys (process, thread, stacks) each target may add to the kernel's counts map per drain interval; past
+    /// it the target's samples are counted under their cgroup alone (``RawStackSample/isOverTargetShare``). nil:
+    /// ``CPUSampler/defaultKeysPerTarget(targets:nativeUnwinding:)`` for the targets of the cgroups given; 0: no
+    /// limit. Only with ``targetCgroups``.
+    public var keysPerTarget: Int?
     /// The levels of the cgroup2 tree at which targeted cgroups sit: a sample from a cgroup that is not targeted is
     /// counted under its ancestor at one of these levels when that one is (at most 8 levels are looked at). nil: no
     /// ancestor lookup.
@@ -25,7 +30,8 @@ public struct SamplerConfiguration: Sendable, Hashable {
     public init(
         frequency: Int = 99,
         pid: Int32? = nil,
-        targetCgroups: [UInt64: Double]? = nil,
+        targetCgroups: [UInt64: TargetCgroup]? = nil,
+        keysPerTarget: Int? = nil,
         cgroupAncestorLevels: ClosedRange<Int>? = nil,
         cpus: [Int]? = nil,
         nativeUnwinding: NativeUnwinding? = nil
@@ -33,9 +39,24 @@ public struct SamplerConfiguration: Sendable, Hashable {
         self.frequency = frequency
         self.pid = pid
         self.targetCgroups = targetCgroups
+        self.keysPerTarget = keysPerTarget
         self.cgroupAncestorLevels = cgroupAncestorLevels
         self.cpus = cpus
         self.nativeUnwinding = nativeUnwinding
+    }
+}
+
+/// A cgroup of the in-kernel filter: how much of it is sampled, and which profiling target it belongs to.
+public struct TargetCgroup: Sendable, Hashable {
+    /// The probability (0...1] that one of its samples is kept.
+    public var probability: Double
+    /// The slot of its profiling target, in `0..<CPUSampler.maxTargets`: every cgroup of one target has the same
+    /// slot, and the target's share of the counts map is counted there.
+    public var target: Int
+
+    public init(probability: Double = 1, target: Int = 0) {
+        self.probability = probability
+        self.target = target
     }
 }
 
@@ -52,6 +73,12 @@ public struct RawStackSample: Sendable, Hashable {
     public var count: UInt64
     /// How the user stack was walked.
     public var userStackSource: UserStackSource = .framePointers
+    /// The sample's target had used up its share of the counts map this interval: the bucket holds every such sample
+    /// of its cgroup, with pid and tid 0, no comm and no stacks.
+    public var isOverTargetShare = false
+
+    /// The one frame profiles show for ``isOverTargetShare`` buckets.
+    public static let overTargetShareFrame = "[over this target's stack share]"
 }
 
 /// How the kernel walked a user stack.
@@ -125,6 +152,8 @@ public struct SamplerCounters: Sendable, Hashable {
     public var unwoundStacksLost: UInt64 = 0
     /// Samples of a cgroup not in the filter map counted under a targeted ancestor (a cgroup nested in a container).
     public var ancestorCgroup: UInt64 = 0
+    /// Samples counted without stacks because their target had used up its share of the counts map: not lost, coarser.
+    public var overTargetShare: UInt64 = 0
 
     public init() {}
 

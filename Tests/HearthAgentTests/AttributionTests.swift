@@ -256,4 +256,18 @@ struct AttributionTests {
         )
         #expect(table.containers[try #require(ContainerID(sidecar))]?.labels["container"] == "proxy")
     }
+
+    @Test("each target keeps its slot while others come and go; a new one takes the lowest free slot")
+    func targetSlots() {
+        var slots = TargetSlots(capacity: 3)
+        slots.assign(["shop/b", "shop/a"])
+        #expect(slots.slots == ["shop/a": 0, "shop/b": 1])
+        slots.assign(["shop/b", "shop/c"])
+        #expect(slots.slots == ["shop/b": 1, "shop/c": 0], "b keeps its slot; c takes a's")
+        slots.assign(["shop/b", "shop/c", "shop/d", "shop/e"])
+        // Past the capacity, targets share the last slot.
+        #expect(slots.slots == ["shop/b": 1, "shop/c": 0, "shop/d": 2, "shop/e": 2])
+        slots.assign([])
+        #expect(slots.slots.isEmpty)
+    }
 }

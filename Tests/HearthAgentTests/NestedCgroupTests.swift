@@ -56,7 +56,7 @@ struct NestedCgroupTests {
         )
         // More cgroups than the map holds: the rest are left out and counted, never an error.
         let leftOut = try sampler.updateTargetCgroups(
-            Dictionary(uniqueKeysWithValues: ids.map { ($0, 1.0) }),
+            Dictionary(uniqueKeysWithValues: ids.map { ($0, TargetCgroup()) }),
             ancestorLevels: own.level...own.level,
             priority: [own.id]
         )

@@ -56,6 +56,39 @@ struct StackAggregatorTests {
         #expect(functions.contains { $0.count == 2 && $0.last == "[unwind error: bad frame pointer]" })
     }
 
+    @Test("samples past their target's share are one named frame in their group, nothing symbolized or unwound")
+    func overTargetShare() {
+        var aggregator = StackAggregator<String>(symbolizer: Symbolizer(logger: Logger(label: "test")))
+        var overShare = RawStackSample(
+            pid: 0,
+            tid: 0,
+            cgroupID: 7,
+            comm: "",
+            userStack: [],
+            kernelStack: [],
+            count: 40
+        )
+        overShare.isOverTargetShare = true
+        aggregator.add(overShare, to: "flood")
+        aggregator.add(overShare, to: "flood")
+        aggregator.add(self.sample([0x10], count: 3), to: "steady")
+        let flood = aggregator.samplesByGroup()["flood"] ?? []
+        #expect(flood.map(\.count) == [80])
+        #expect(flood.first?.frames.map(\.function) == ["[over this target's stack share]"])
+        #expect(aggregator.totalSamples == 83)
+        // Not a frame that failed to be named, nor a stack that was cut short: only the steady stack is counted.
+        #expect(aggregator.userFramesNamed + aggregator.userFramesUnnamed == 3)
+        #expect(aggregator.takeUnwindQuality().samples == 3)
+        #expect(aggregator.processCount == 1)
+
+        // A new interval gets the frame again.
+        aggregator.resetCounts()
+        aggregator.add(overShare, to: "flood")
+        #expect(
+            aggregator.samplesByGroup()["flood"]?.first?.frames.map(\.function) == ["[over this target's stack share]"]
+        )
+    }
+
     @Test("a stack no interval used is forgotten: it is symbolized again when it comes back")
     func forgottenAfterAnIdleInterval() {
         var aggregator = StackAggregator<String>(symbolizer: Symbolizer(logger: Logger(label: "test")))

@@ -81,7 +81,7 @@ struct CPUSamplerTests {
         let cgroup = try cgroupID(of: busy.pid)
 
         let targeted = try CPUSampler(
-            configuration: .init(frequency: 199, targetCgroups: [cgroup: 1.0]),
+            configuration: .init(frequency: 199, targetCgroups: [cgroup: TargetCgroup(probability: 1)]),
             logger: self.logger
         )
         let (samples, _) = try self.collect(targeted) { $0.contains { $0.pid == busy.pid } }
@@ -101,7 +101,7 @@ struct CPUSamplerTests {
         let busy = try busyProcess()
         let cgroup = try cgroupID(of: busy.pid)
         let sampler = try CPUSampler(
-            configuration: .init(frequency: 199, targetCgroups: [cgroup: 0.0]),
+            configuration: .init(frequency: 199, targetCgroups: [cgroup: TargetCgroup(probability: 0)]),
             logger: self.logger
         )
         Thread.sleep(forTimeInterval: 0.5)
