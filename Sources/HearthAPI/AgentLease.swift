@@ -11,6 +11,8 @@ public enum AgentLease {
     /// Present while the node profiles at a coarser grain than asked because a map was full (for example nested
     /// cgroups the filter could not hold): what happened, in one line. Absent when the node is not degraded.
     public static let degradedAnnotation = "profiling.hearth.dev/degraded"
+    /// The longest degradation the operator keeps, in Unicode scalars (what a CRD's `maxLength` counts).
+    public static let maxDegradationLength = 256
     /// Labels on every agent Lease; the operator watches by them.
     public static let labels = ["app.kubernetes.io/name": "hearth-agent", "app.kubernetes.io/component": "node-lease"]
     public static let labelSelector = "app.kubernetes.io/component=node-lease,app.kubernetes.io/name=hearth-agent"
@@ -24,6 +26,49 @@ public enum AgentLease {
     /// The revision a Lease reports.
     public static func revision(of lease: Lease) -> String? {
         lease.metadata.annotations?[Self.revisionAnnotation]
+    }
+
+    /// The node a Lease name belongs to (``name(node:)`` backwards); nil for a name agents do not use.
+    public static func node(leaseName: String) -> String? {
+        let prefix = Self.name(node: "")
+        guard leaseName.hasPrefix(prefix), leaseName.count > prefix.count else { return nil }
+        return String(leaseName.dropFirst(prefix.count))
+    }
+
+    /// The degradation a Lease reports, bounded (``boundedDegradation(_:)``); nil when absent or blank.
+    public static func degradation(of lease: Lease) -> String? {
+        lease.metadata.annotations?[Self.degradedAnnotation].flatMap(Self.boundedDegradation)
+    }
+
+    /// `text` as one line of at most ``maxDegradationLength`` scalars, or nil when nothing printable is left. The
+    /// annotation is written from a node, so it is not trusted: control and format characters (newlines, terminal
+    /// escapes, bidirectional overrides) and runs of white space become one space, and a longer text is cut and
+    /// ends in "…". Only the head is read, so a 256 KiB annotation costs what a short one does. Idempotent.
+    public static func boundedDegradation(_ text: String) -> String? {
+        let limit = Self.maxDegradationLength
+        var kept: [Unicode.Scalar] = []
+        var space = false
+        var cut = false
+        for scalar in text.unicodeScalars {
+            let category = scalar.properties.generalCategory
+            if scalar.properties.isWhitespace || category == .control || category == .format {
+                space = !kept.isEmpty
+                continue
+            }
+            if kept.count + (space ? 2 : 1) > limit {
+                cut = true
+                break
+            }
+            if space { kept.append(" ") }
+            space = false
+            kept.append(scalar)
+        }
+        if cut {
+            kept.removeLast(max(0, kept.count - (limit - 1)))
+            while kept.last == " " { kept.removeLast() }
+            kept.append("…")
+        }
+        return kept.isEmpty ? nil : String(String.UnicodeScalarView(kept))
     }
 
     /// Whether the Lease was renewed within its duration.

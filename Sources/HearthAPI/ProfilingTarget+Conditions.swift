@@ -14,13 +14,19 @@ public enum ConditionType {
     public static let stalled = "Stalled"
     /// The shared agent DaemonSet runs a configuration that includes this target, on every node.
     public static let agentRolledOut = "AgentRolledOut"
+    /// True while the agent on a node running this target's pods reports itself degraded (a full map: it profiles
+    /// at a coarser grain than asked; `status.agent.degraded` says where and why). Independent of Ready: a degraded
+    /// agent still profiles.
+    public static let agentDegraded = "AgentDegraded"
     /// Pyroscope's readiness endpoint answered 200.
     public static let pyroscopeReachable = "PyroscopeReachable"
     /// The Grafana datasource exists in Grafana as the target asks (True), cannot be (False: the reason says
     /// why), or Grafana could not be asked (Unknown). Independent of Ready: a Grafana problem never stops profiles.
     public static let datasourceSynced = "DatasourceSynced"
 
-    public static let all = [ready, reconciling, stalled, agentRolledOut, pyroscopeReachable, datasourceSynced]
+    public static let all = [
+        ready, reconciling, stalled, agentRolledOut, agentDegraded, pyroscopeReachable, datasourceSynced,
+    ]
 }
 
 /// Condition reasons (CamelCase, matching `^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$`).
@@ -40,6 +46,10 @@ public enum ConditionReason {
     public static let agentPending = "AgentPending"
     public static let agentRollingOut = "AgentRollingOut"
     public static let agentRolledOut = "AgentRolledOut"
+    /// AgentDegraded: an agent on a node running the target's pods reports itself degraded.
+    public static let nodesDegraded = "NodesDegraded"
+    /// AgentDegraded: no agent on a node running the target's pods reports itself degraded.
+    public static let notDegraded = "NotDegraded"
     /// Writing the agent objects failed (an RBAC denial, an admission webhook): the message is the API server's.
     public static let applyFailed = "ApplyFailed"
     /// DatasourceSynced: the datasource in Grafana matches.

@@ -258,7 +258,7 @@ extension ProfilingTargetStatus {
             properties: [
                 "observedGeneration": .integer("The generation last acted on.", format: "int64", minimum: 0),
                 "conditions": .array(
-                    "Ready, Reconciling, Stalled, AgentRolledOut, PyroscopeReachable, DatasourceSynced.",
+                    "Ready, Reconciling, Stalled, AgentRolledOut, AgentDegraded, PyroscopeReachable, DatasourceSynced.",
                     items: Condition.schema,
                     maxItems: 16,
                     listType: "map",
@@ -270,6 +270,20 @@ extension ProfilingTargetStatus {
                     properties: [
                         "desiredNodes": .integer("Nodes that should run the agent.", format: "int32", minimum: 0),
                         "readyNodes": .integer("Nodes whose agent is ready.", format: "int32", minimum: 0),
+                        "degradedNodes": .integer(
+                            "Nodes running this target's pods whose agent reports itself degraded (it profiles them "
+                                + "at a coarser grain than asked).",
+                            format: "int32",
+                            minimum: 0
+                        ),
+                        "degraded": .array(
+                            "The first \(AgentStatus.maxListedDegradedNodes) of the degradedNodes by name, with what their "
+                                + "agent reports.",
+                            items: DegradedNode.schema,
+                            maxItems: AgentStatus.maxListedDegradedNodes,
+                            listType: "map",
+                            listMapKeys: ["node"]
+                        ),
                     ]
                 ),
                 "pyroscopeURL": .string("The Pyroscope URL the agent pushes to."),
@@ -281,6 +295,22 @@ extension ProfilingTargetStatus {
                     ]
                 ),
             ]
+        )
+    }
+}
+
+extension DegradedNode {
+    public static var schema: OpenAPISchema {
+        .object(
+            "A node whose agent reports itself degraded.",
+            properties: [
+                "node": .string("The node.", maxLength: 253),
+                "reason": .string(
+                    "What its agent reports, in one line of at most \(AgentLease.maxDegradationLength) characters.",
+                    maxLength: AgentLease.maxDegradationLength
+                ),
+            ],
+            required: ["node", "reason"]
         )
     }
 }
@@ -332,6 +362,12 @@ extension ProfilingTarget {
             column("Reason", "string", #".status.conditions[?(@.type=="Ready")].reason"#, "Why (not) ready."),
             column("Pods", "integer", ".status.matchedPods", "Pods the selector matches."),
             column("Nodes", "integer", ".status.agent.readyNodes", "Nodes running a ready agent."),
+            column(
+                "Degraded",
+                "integer",
+                ".status.agent.degradedNodes",
+                "Nodes running its pods whose agent is degraded (coarser attribution)."
+            ),
             column("Pyroscope", "string", ".status.pyroscopeURL", "Where profiles go.", priority: 1),
             column("Datasource", "string", ".status.grafana.name", "The Grafana datasource showing them.", priority: 1),
             column("Age", "date", ".metadata.creationTimestamp", "Age."),

@@ -272,6 +272,42 @@ public struct AgentStatus: JSONView {
         get { self.get("readyNodes") }
         set { self.set("readyNodes", newValue) }
     }
+    /// Nodes running this target's pods whose agent reports itself degraded (``AgentLease/degradedAnnotation``):
+    /// it profiles them at a coarser grain than asked, for example with samples of nested cgroups counted under
+    /// their container.
+    public var degradedNodes: Int? {
+        get { self.get("degradedNodes") }
+        set { self.set("degradedNodes", newValue) }
+    }
+    /// The first ``maxListedDegradedNodes`` of those nodes by name, with what their agent reports.
+    public var degraded: [DegradedNode]? {
+        get { self.get("degraded") }
+        set { self.set("degraded", newValue) }
+    }
+
+    /// A status lists this many degraded nodes at most, however many there are (``degradedNodes`` counts all).
+    public static let maxListedDegradedNodes = 10
+}
+
+/// A node whose agent reports itself degraded, and its report (bounded: ``AgentLease/boundedDegradation(_:)``).
+public struct DegradedNode: JSONView {
+    public var object: JSONObject
+    public init(object: JSONObject) { self.object = object }
+
+    public init(node: String, reason: String) {
+        self.object = [:]
+        self.node = node
+        self.reason = reason
+    }
+
+    public var node: String? {
+        get { self.get("node") }
+        set { self.set("node", newValue) }
+    }
+    public var reason: String? {
+        get { self.get("reason") }
+        set { self.set("reason", newValue) }
+    }
 }
 
 /// The provisioned Grafana datasource.

@@ -2,7 +2,9 @@
 //
 // Primary: ProfilingTargets. Secrets and Services map to the targets referencing them (store indexes), Pods to the
 // targets of their namespace whose selector matches, the agent DaemonSet to every target (its rollout is part of
-// each status) and to the agent key, the other owned objects to the agent key.
+// each status) and to the agent key, the other owned objects to the agent key. An agent Lease maps to every target
+// when its revision changes, to the targets with pods on its node when its degradation changes, and to none when
+// it is merely renewed.
 
 import HearthAPI
 import KubeClient
@@ -42,8 +44,10 @@ public enum ProfilingTargetController {
         let operatorNamespace = configuration.namespace
         let ownedSelector = configuration.ownedSelector
         let targets = stores.targets
+        let pods = stores.pods
+        let agentLeases = stores.agentLeases
 
-        let reportedRevisions = ReportedRevisions()
+        let reportedLeases = ReportedLeases()
 
         let controller = Controller(
             name: "profilingtarget",
@@ -106,21 +110,50 @@ public enum ProfilingTargetController {
             store: stores.agentLeases,
             configuration: .init(labelSelector: AgentLease.labelSelector)
         ) { lease in
-            reportedRevisions.changed(lease) ? targets.keys : []
+            // Called after the cache applied the event: a Lease missing from it was deleted.
+            let present = agentLeases.get(namespace: lease.metadata.namespace, name: lease.metadata.name ?? "") != nil
+            let change = reportedLeases.change(lease, present: present)
+            if change.revision { return targets.keys }
+            guard change.degradation, let node = AgentLease.node(leaseName: lease.metadata.name ?? "") else {
+                return []
+            }
+            return DegradedNodes.targets(onNode: node, pods: pods, targets: targets)
         }
         .reconcileOn(reconciler.affectedTargets)
         return (controller, reconciler)
     }
 }
 
-/// The revision each agent Lease last reported, to tell a revision change from a renewal.
-final class ReportedRevisions: Sendable {
-    private let revisions = Mutex<[String: String]>([:])
+/// What each agent Lease last reported, to tell a change of revision or degradation from a renewal.
+final class ReportedLeases: Sendable {
+    struct Report: Equatable {
+        var revision: String
+        /// Bounded, as the status shows it: a change past the bound changes no status.
+        var degradation: String?
+    }
 
-    /// Whether `lease` reports another revision than last seen (or is new).
-    func changed(_ lease: Lease) -> Bool {
+    struct Change: Equatable {
+        /// Another revision than last seen, or a new Lease.
+        var revision: Bool
+        /// A degradation set, changed or cleared (a deleted Lease clears it).
+        var degradation: Bool
+    }
+
+    private let reports = Mutex<[String: Report]>([:])
+
+    /// What `lease` changes; `present` is false when the event deleted it, which forgets it.
+    func change(_ lease: Lease, present: Bool) -> Change {
         let name = lease.metadata.name ?? ""
-        let revision = AgentLease.revision(of: lease) ?? ""
-        return self.revisions.withLock { $0.updateValue(revision, forKey: name) != revision }
+        let report = Report(
+            revision: AgentLease.revision(of: lease) ?? "",
+            degradation: present ? AgentLease.degradation(of: lease) : nil
+        )
+        let previous = self.reports.withLock { reports in
+            present ? reports.updateValue(report, forKey: name) : reports.removeValue(forKey: name)
+        }
+        return Change(
+            revision: previous?.revision != report.revision,
+            degradation: previous?.degradation != report.degradation
+        )
     }
 }

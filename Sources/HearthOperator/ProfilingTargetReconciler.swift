@@ -56,15 +56,18 @@ public struct OperatorStores: Sendable {
         )
         self.secrets = Store(transform: Self.secretWithoutBulk)
         self.services = Store(transform: Store.stripManagedFields)
-        // Only a pod's namespace and labels matter (selector matching): keep its identity and labels alone.
-        self.pods = Store(indexers: ["namespace": StoreIndex.namespace()], transform: Self.podIdentityAndLabels)
+        // Only a pod's namespace and labels (selector matching) and node (degraded agents) matter: keep those alone.
+        self.pods = Store(
+            indexers: ["namespace": StoreIndex.namespace(), "node": { pod in pod.spec.nodeName.map { [$0] } ?? [] }],
+            transform: Self.podIdentityAndLabels
+        )
         self.daemonSets = Store(transform: Store.stripManagedFields)
         self.configMaps = Store(transform: Store.stripManagedFields)
         self.ownedSecrets = Store(transform: Store.stripManagedFields)
         self.serviceAccounts = Store(transform: Store.stripManagedFields)
         self.clusterRoles = Store(transform: Store.stripManagedFields)
         self.clusterRoleBindings = Store(transform: Store.stripManagedFields)
-        self.agentLeases = Store(transform: Store.stripManagedFields)
+        self.agentLeases = Store(transform: Self.leaseWithBoundedDegradation)
     }
 
     /// Secret types that never hold a Pyroscope credential but can be large and many: Helm keeps every release
@@ -81,14 +84,15 @@ public struct OperatorStores: Sendable {
         return kept
     }
 
-    /// A pod reduced to what matching needs (name, namespace, uid, resourceVersion, labels, phase): a cluster's
-    /// pods are many, and their specs and statuses large.
+    /// A pod reduced to what matching needs (name, namespace, uid, resourceVersion, labels, phase) and its node:
+    /// a cluster's pods are many, and their specs and statuses large.
     @Sendable static func podIdentityAndLabels(_ pod: Pod) -> Pod {
         var reduced = Pod(name: pod.metadata.name ?? "", namespace: pod.metadata.namespace)
         reduced.metadata.uid = pod.metadata.uid
         reduced.metadata.resourceVersion = pod.metadata.resourceVersion
         reduced.metadata.labels = pod.metadata.labels
         if let phase = pod.status.phase { reduced.status.phase = phase }
+        if let node = pod.spec.nodeName { reduced.spec.nodeName = node }
         return reduced
     }
 
@@ -257,7 +261,8 @@ public final class ProfilingTargetReconciler: Reconciler {
                     reason: ConditionReason.applyFailed,
                     message: "\($0.message) failed: \($0.cause.map { "\($0)" } ?? "")"
                 )
-            }
+            },
+            degradedNodes: self.degradedNodes(target)
         )
         let previous = target.status
         let status = TargetStatusComputer.compute(observation, previous: previous)
@@ -308,11 +313,7 @@ public final class ProfilingTargetReconciler: Reconciler {
     }
 
     func matchedPods(_ target: ProfilingTarget) -> Int {
-        let selector = target.spec.selector ?? LabelSelector()
-        return self.stores.pods.byIndex("namespace", target.metadata.namespace ?? "").filter { pod in
-            let phase = pod.status.phase ?? ""
-            return phase != "Succeeded" && phase != "Failed" && selector.matches(pod.metadata.labels)
-        }.count
+        self.pods(of: target).count(where: { !$0.isFinished })
     }
 
     func rollout(for resolved: ResolvedTarget, now: Date = Date()) -> AgentRollout {

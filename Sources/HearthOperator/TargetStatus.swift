@@ -27,6 +27,8 @@ public struct TargetObservation: Sendable {
     public var datasource: DatasourceOutcome
     /// Writing the agent objects failed: the target cannot be part of the running configuration yet.
     public var agentProblem: TargetProblem?
+    /// Degraded agents on the nodes running the target's pods.
+    public var degradedNodes: DegradedNodes
 
     public init(
         generation: Int64,
@@ -35,7 +37,8 @@ public struct TargetObservation: Sendable {
         rollout: AgentRollout,
         matchedPods: Int,
         datasource: DatasourceOutcome = .notRequested,
-        agentProblem: TargetProblem? = nil
+        agentProblem: TargetProblem? = nil,
+        degradedNodes: DegradedNodes = .none
     ) {
         self.generation = generation
         self.resolved = resolved
@@ -44,6 +47,7 @@ public struct TargetObservation: Sendable {
         self.matchedPods = matchedPods
         self.datasource = datasource
         self.agentProblem = agentProblem
+        self.degradedNodes = degradedNodes
     }
 }
 
@@ -153,6 +157,17 @@ public enum TargetStatusComputer {
                     "\(ready)/\(desired) nodes run an agent configuration that includes this target"
                 )
             }
+        }
+
+        // AgentDegraded: independent of Ready (a degraded agent still profiles).
+        let degraded = observation.degradedNodes.condition(
+            agent: agent != nil,
+            rolledOut: conditions[type: ConditionType.agentRolledOut]
+        )
+        set(ConditionType.agentDegraded, degraded.status, degraded.reason, degraded.message)
+        if var known = agent {
+            observation.degradedNodes.report(in: &known)
+            agent = known
         }
 
         // DatasourceSynced: independent of Ready (a Grafana problem never stops profiles from flowing).

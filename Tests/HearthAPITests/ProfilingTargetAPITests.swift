@@ -34,7 +34,10 @@ struct ProfilingTargetAPITests {
         #expect(version.name == "v1alpha1")
         #expect(version.subresources?.status != nil)
         let columns = (version.additionalPrinterColumns ?? []).compactMap(\.name)
-        #expect(columns == ["Ready", "Reason", "Pods", "Nodes", "Pyroscope", "Datasource", "Age"])
+        #expect(columns == ["Ready", "Reason", "Pods", "Nodes", "Degraded", "Pyroscope", "Datasource", "Age"])
+        let degradedColumn = try #require(version.additionalPrinterColumns?.first { $0.name == "Degraded" })
+        #expect(degradedColumn.type == "integer" && degradedColumn.jsonPath == ".status.agent.degradedNodes")
+        #expect(degradedColumn.priority == nil, "kubectl get pt shows it without -o wide")
         let schema = try #require(version.schema?.openAPIV3Schema)
         let spec = try #require(schema[path: ["properties", "spec"]])
         #expect(spec["required"] == ["selector"])
@@ -46,6 +49,14 @@ struct ProfilingTargetAPITests {
         let conditions = try #require(schema[path: ["properties", "status", "properties", "conditions"]])
         #expect(conditions["x-kubernetes-list-type"] == "map")
         #expect(conditions["x-kubernetes-list-map-keys"] == ["type"])
+        // The degraded nodes an agent reports are bounded in the schema too: the API server refuses more.
+        let agent = try #require(schema[path: ["properties", "status", "properties", "agent", "properties"]])
+        #expect(agent[path: ["degradedNodes", "type"]] == "integer")
+        let degraded = try #require(agent["degraded"])
+        #expect(degraded["maxItems"] == .int(Int64(AgentStatus.maxListedDegradedNodes)))
+        #expect(degraded["x-kubernetes-list-map-keys"] == ["node"])
+        #expect(degraded[path: ["items", "properties", "reason", "maxLength"]] == 256)
+        #expect(degraded[path: ["items", "required"]] == ["node", "reason"])
     }
 
     @Test("every schema node has a type, and every object a description", arguments: [ProfilingTarget.schema.json])
@@ -125,6 +136,7 @@ struct ProfilingTargetAPITests {
             ConditionReason.datasourceNameConflict, ConditionReason.datasourceReadOnly,
             ConditionReason.datasourceSpecConflict, ConditionReason.datasourceRejected,
             ConditionReason.progressing, ConditionReason.notStalled, ConditionReason.done,
+            ConditionReason.nodesDegraded, ConditionReason.notDegraded,
         ] {
             #expect(ConditionReason.isValid(reason), "\(reason)")
         }

@@ -142,6 +142,14 @@ extension KubeTestServerProcess {
         )
     }
 
+    /// `kubectl apply --server-side` of one object written as JSON.
+    func applyJSON(_ json: String) async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("object-\(UUID().uuidString).json")
+        try Data(json.utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        try await self.mustKubectl("apply", "--server-side", "-f", file.path)
+    }
+
     func leaseHolder() async throws -> String {
         let result = try await self.kubectl(
             "get",
@@ -247,12 +255,51 @@ struct EndToEndTests {
             // kubectl get pt: the printer columns, and the wide column with the resolved URL.
             let table = try await cluster.mustKubectl("get", "pt", "-n", "shop")
             let lines = table.split(separator: "\n")
-            #expect(lines.first.map(cells) == ["NAME", "READY", "REASON", "PODS", "NODES", "AGE"], "\(table)")
+            #expect(
+                lines.first.map(cells) == ["NAME", "READY", "REASON", "PODS", "NODES", "DEGRADED", "AGE"],
+                "\(table)"
+            )
             let checkout = try #require(lines.first { $0.hasPrefix("checkout ") }, "\(table)")
-            #expect(Array(cells(checkout).prefix(5)) == ["checkout", "False", "Unreachable", "0", "2"])
+            #expect(Array(cells(checkout).prefix(6)) == ["checkout", "False", "Unreachable", "0", "2", "0"])
             let wide = try await cluster.mustKubectl("get", "pt", "checkout", "-n", "shop", "-o", "wide")
             #expect(wide.split(separator: "\n").first.map(cells)?.contains("PYROSCOPE") == true, "\(wide)")
             #expect(wide.contains("http://pyroscope.observability.svc:4040"), "\(wide)")
+
+            // A checkout pod on node-1, whose agent reports itself degraded: DEGRADED counts the node.
+            try await cluster.applyJSON(
+                #"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"checkout-1","namespace":"shop","labels":{"app":"checkout"}},"spec":{"nodeName":"node-1","containers":[{"name":"app","image":"shop/checkout:1"}]}}"#
+            )
+            try await cluster.markAgentRolledOut(nodes: 2)  // fresh Leases, however long the steps above took
+            try await cluster.mustKubectl(
+                "annotate",
+                "lease",
+                "hearth-agent-node-1",
+                "-n",
+                "hearth-system",
+                "profiling.hearth.dev/degraded=3 nested cgroups not held by the filter map"
+            )
+            let degraded = try await cluster.kubectl(
+                "wait",
+                "--for=condition=AgentDegraded",
+                "pt/checkout",
+                "-n",
+                "shop",
+                "--timeout=60s"
+            )
+            #expect(degraded.status == 0, "\(degraded.output)")
+            let degradedTable = try await cluster.mustKubectl("get", "pt", "checkout", "-n", "shop")
+            let degradedRow = try #require(degradedTable.split(separator: "\n").last, "\(degradedTable)")
+            #expect(Array(cells(degradedRow).prefix(6)) == ["checkout", "False", "Unreachable", "1", "2", "1"])
+            let listed = try await cluster.mustKubectl(
+                "get",
+                "pt",
+                "checkout",
+                "-n",
+                "shop",
+                "-o",
+                "jsonpath={.status.agent.degraded[*].node}"
+            )
+            #expect(listed == "node-1")
 
             // Metrics and health endpoints.
             let (metricsStatus, metrics) = try await replica.get(replica.metricsURL + "/metrics")

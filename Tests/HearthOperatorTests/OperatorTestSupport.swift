@@ -152,6 +152,19 @@ struct OperatorHarness {
         }
     }
 
+    /// Plays the agent of node `node-N`: renews its Lease (as of `renewed`) with the ConfigMap's revision and
+    /// `degradation`; nil removes the annotation, as the agent does once it is no longer degraded.
+    func renewAgentLease(node: Int, degradation: String?, renewed: Date = Date()) async throws {
+        let revision = try #require(try await self.agentConfiguration()).revision
+        var lease = makeAgentLease(node: "node-\(node)", revision: revision, degradation: degradation, renewed: renewed)
+        lease.metadata.namespace = self.configuration.namespace
+        _ = try await self.client.resource(Lease.self, namespace: self.configuration.namespace).apply(
+            lease,
+            fieldManager: "hearth-agent",
+            force: true
+        )
+    }
+
     func condition(_ namespace: String, _ name: String, _ type: String) async throws -> Condition? {
         try await self.target(namespace, name)?.status.condition(type)
     }

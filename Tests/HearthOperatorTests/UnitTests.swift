@@ -343,7 +343,7 @@ struct OperatorCacheTests {
         #expect(stripped.metadata.name == release.metadata.name)
     }
 
-    @Test("a cached pod keeps its identity, labels and phase only")
+    @Test("a cached pod keeps its identity, labels, phase and node only")
     func pods() {
         var pod = Pod(name: "checkout-7d9", namespace: "shop")
         pod.metadata.uid = "u-1"
@@ -351,13 +351,14 @@ struct OperatorCacheTests {
         pod.metadata.labels = ["app": "checkout"]
         pod.metadata.annotations = ["big": String(repeating: "x", count: 10_000)]
         pod.status.phase = "Running"
-        pod.object["spec"] = ["containers": [["name": "app", "image": "shop/checkout:1"]]]
+        pod.object["spec"] = ["containers": [["name": "app", "image": "shop/checkout:1"]], "nodeName": "node-7"]
         let cached = OperatorStores.podIdentityAndLabels(pod)
         #expect(cached.metadata.name == "checkout-7d9" && cached.metadata.namespace == "shop")
         #expect(cached.metadata.uid == "u-1" && cached.metadata.resourceVersion == "42")
         #expect(cached.metadata.labels == ["app": "checkout"])
         #expect(cached.status.phase == "Running")
         #expect(cached.metadata.annotations == nil)
-        #expect(cached.object["spec"] == nil)
+        #expect(cached.object["spec"] == ["nodeName": "node-7"])
+        #expect(OperatorStores.podIdentityAndLabels(Pod(name: "pending", namespace: "shop")).object["spec"] == nil)
     }
 }
