@@ -61,7 +61,8 @@ public struct ConfigurationWatcher: Service {
     public func check(previous: Data?) -> Data? {
         guard let data = FileManager.default.contents(atPath: self.path) else {
             if previous != Data() {
-                self.report("configuration file \(self.path) cannot be read (is the ConfigMap mounted?)")
+                let problem = "configuration file \(self.path) cannot be read (is the ConfigMap mounted?)"
+                self.report(problem, publicly: problem)
             }
             return Data()
         }
@@ -79,13 +80,18 @@ public struct ConfigurationWatcher: Service {
                 ]
             )
         } catch {
-            self.report("\(self.path): \(error)")
+            // The message can quote a target's values (its Pyroscope URL): the log has it, /readyz only the kind.
+            self.report(
+                "\(self.path): \(error)",
+                publicly: "configuration file \(self.path) is \(error.code.rawValue) (the agent's log says where)"
+            )
         }
         return data
     }
 
-    private func report(_ problem: String) {
-        self.state.reject(problem)
+    /// Logs `problem` and counts it; `/readyz`, which anyone on the node network can read, gets `summary` only.
+    private func report(_ problem: String, publicly summary: String) {
+        self.state.reject(summary)
         self.metrics.configErrors.increment()
         self.logger.error(
             "configuration not applied; the last good configuration stays in force",

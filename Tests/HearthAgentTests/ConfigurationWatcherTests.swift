@@ -63,13 +63,25 @@ struct ConfigurationWatcherTests {
             #expect(state.generation == generation, "a rejected file changes nothing in force")
             let (ready, message) = state.readiness()
             #expect(!ready)
-            #expect(message.contains("revision r2 stays in force") && message.contains("at targets: expected"))
+            #expect(message.contains("revision r2 stays in force") && message.contains("is malformed"))
             #expect(try metrics.expectCounter("hearth_agent_config_errors_total").totalValue == 1)
+
+            // /readyz is readable from the node network: it names the kind of problem, never a target's values.
+            let leaky = Self.configuration(revision: "r4").replacingOccurrences(
+                of: "http://pyroscope:4040",
+                with: "ftp://tenant-b.example/secret-path"
+            )
+            try volume.write([AgentConfiguration.fileName: leaky])
+            seen = watcher.check(previous: seen)
+            let rejected = state.readiness().message
+            #expect(rejected.contains("is invalid") && !rejected.contains("tenant-b") && !rejected.contains("secret"))
+            #expect(state.revision == "r2")
+            #expect(try metrics.expectCounter("hearth_agent_config_errors_total").totalValue == 2)
 
             try FileManager.default.removeItem(atPath: directory + "/" + AgentConfiguration.fileName)
             seen = watcher.check(previous: seen)
             seen = watcher.check(previous: seen)
-            #expect(try metrics.expectCounter("hearth_agent_config_errors_total").totalValue == 2)
+            #expect(try metrics.expectCounter("hearth_agent_config_errors_total").totalValue == 3)
             #expect(state.readiness().message.contains("cannot be read"))
             #expect(state.revision == "r2")
         }

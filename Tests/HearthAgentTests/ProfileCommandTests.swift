@@ -173,6 +173,16 @@ struct ProfileCommandTests {
         #expect(run.stderr.contains("--unwind-table-mib 0 is out of range: use 1 to 1024"), "stderr: \(run.stderr)")
     }
 
+    @Test("--memory-budget-mib out of range names the option, the range and the default, and records nothing")
+    func memoryBudgetValidated() throws {
+        let run = try ChildProcess.run(self.agent, ["profile", "--seconds", "1", "--memory-budget-mib", "4"])
+        #expect(run.status != 0)
+        #expect(
+            run.stderr.contains("--memory-budget-mib 4 is out of range: use 8 to 4096 (32 is the default)"),
+            "stderr: \(run.stderr)"
+        )
+    }
+
     @Test("without privileges it names the missing capability and the fix, and exits non-zero")
     func unprivileged() throws {
         let output = try self.scratch().appendingPathComponent("out.html").path
