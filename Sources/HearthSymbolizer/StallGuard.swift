@@ -22,8 +22,10 @@ import Musl
 package final class StallGuard: Sendable {
     /// How long an operation may take and how many workers may be stalled at once.
     package struct Limits: Sendable {
-        /// How long one open or read may take before it is abandoned. Default 2 seconds.
-        package var deadline: Duration = .seconds(2)
+        /// How long one open or read may take before it is abandoned. Default 500 ms: a page-cache or local-disk
+        /// read takes microseconds to milliseconds, and the unwind loader serves every process in turn, so a stall
+        /// must cost the others little. A slow but live file that is abandoned is used again once its read returns.
+        package var deadline: Duration = .milliseconds(500)
         /// The most workers that may be blocked at once; beyond it, guarded operations are refused. Default 8.
         package var maximumStalledWorkers = 8
 
