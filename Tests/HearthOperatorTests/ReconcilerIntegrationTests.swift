@@ -313,10 +313,11 @@ struct ReconcilerIntegrationTests {
     @Test("a failed apply of the agent objects (RBAC denial) shows in the target's status, and it recovers")
     func applyFailureVisible() async throws {
         try await OperatorHarness.with { h in
-            // The API server denies writes of the agent ConfigMap a few times, as RBAC without the verb would.
+            // The API server denies writes of the agent ConfigMap several times, as RBAC without the verb would: with
+            // three, the retries' backoff (a few milliseconds at first) could succeed before a poll saw the failure.
             h.server.injectFailures(
                 code: 403,
-                count: 3,
+                count: 8,
                 pathContains: "/configmaps/hearth-agent-config",
                 method: "PATCH"
             )
