@@ -29,8 +29,8 @@ public struct NativeUnwinding: Sendable, Hashable {
     public var loadsTablesOnFirstSample: Bool
     /// A module sampled this recently is not evicted (evicting code in use would only thrash).
     public var evictionGrace: Duration = .seconds(10)
-    /// The largest call frame information section read at once (``UnwindTable/Limits/maximumSectionBytes``); a module
-    /// with a larger one is unwound with frame pointers.
+    /// The largest call frame information section compiled, read in pieces (``UnwindTable/Limits/maximumSectionBytes``);
+    /// a module with a larger one is unwound with frame pointers.
     public var maximumSectionBytes: Int = UnwindTable.Limits().maximumSectionBytes
 
     public init(

@@ -93,48 +93,9 @@ final class ELFByteSource: Sendable {
             // Both values are ≤ bytes.count, checked above.
             return Array(bytes[Int(offset)..<Int(end)])
         case .file(let file):
-            // On a worker with a deadline: a file on a hung mount holds the worker, not the caller.
-            let outcome = try StallGuard.shared.run(key: .device(file.key.device), what: "reading \(what())") {
-                Self.pread(file.descriptor, offset: offset, count: Int(count))
-            }
-            switch outcome {
-            case .success(let bytes):
-                return bytes
-            case .failure(let failure) where failure.code == 0:
-                throw ELFError(code: .truncated, message: "\(what()): file shrank while reading")
-            case .failure(let failure):
-                throw ELFError(
-                    code: .io,
-                    message: "reading \(what())",
-                    cause: SystemError(function: "pread", errno: failure.code)
-                )
-            }
+            return try file.read(exactly: Int(count), at: offset, what: what())
         }
     }
-
-    /// Reads exactly `count` bytes at `offset`; fails with the errno, or 0 when the file ended first.
-    private static func pread(_ fd: Int32, offset: UInt64, count: Int) -> Result<[UInt8], ReadFailure> {
-        var failure: Int32?
-        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            var done = 0
-            while done < count {
-                let n = Glibc.pread(fd, buffer.baseAddress! + done, count - done, off_t(offset) + off_t(done))
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 {
-                    failure = n < 0 ? errno : 0
-                    break
-                }
-                done += n
-            }
-            initialized = failure == nil ? count : 0
-        }
-        return failure.map { .failure(ReadFailure(code: $0)) } ?? .success(bytes)
-    }
-}
-
-/// A failed read's errno, 0 for a file that ended early.
-private struct ReadFailure: Error {
-    var code: Int32
 }
 
 /// Bounds-checked little- or big-endian field access over a byte array.

@@ -521,6 +521,31 @@ public struct ELFFile: Sendable {
         return try self.source.read(offset: section.offset, count: section.size, what: "section \(section.name)")
     }
 
+    /// The bytes at `range` of `section`'s contents (offsets within the section), for a section read in pieces.
+    ///
+    /// - Throws: ``ELFError`` when the range lies outside the section or the file, or the read fails.
+    public func data(of section: Section, in range: Range<UInt64>) throws(ELFError) -> [UInt8] {
+        guard !section.hasNoBits, range.upperBound <= section.size else {
+            throw ELFError(
+                code: .truncated,
+                message: "bytes \(range) of section \(section.name) lie outside its \(section.size) bytes"
+            )
+        }
+        return try self.source.read(
+            offset: section.offset + range.lowerBound,
+            count: UInt64(range.count),
+            what: "section \(section.name)"
+        )
+    }
+
+    /// Throws what ``data(of:)`` would for the whole section (outside the file, too large, or a sparse file's claim
+    /// of more than it allocated) without reading it: a section read in pieces is checked whole first.
+    public func checkReadable(_ section: Section) throws(ELFError) {
+        if !section.hasNoBits {
+            try self.source.checkReadable(offset: section.offset, count: section.size, what: "section \(section.name)")
+        }
+    }
+
     /// Whether the file has a `.symtab` section (that is, it was not stripped).
     public var hasSymbolTable: Bool {
         self.sections.contains { $0.type == Section.typeSymtab && !$0.hasNoBits && $0.size > 0 }

@@ -54,25 +54,47 @@ package final class WorkloadFile: Sendable {
 
     deinit { close(self.descriptor) }
 
-    /// Up to `count` bytes at `offset`, fewer at the end of the file; read on a worker with a deadline
-    /// (``StallGuard``), so a file on a hung mount never holds the caller.
-    package func read(upTo count: Int, at offset: UInt64) throws(ELFError) -> [UInt8] {
+    /// Up to `count` bytes at `offset`, fewer only where the file ends; read on a worker with a deadline
+    /// (``StallGuard``), so a file on a hung mount never holds the caller. The one `pread` loop for workload files.
+    package func read(
+        upTo count: Int,
+        at offset: UInt64,
+        what: @autoclosure () -> String = "a workload file"
+    ) throws(ELFError) -> [UInt8] {
+        let what = what()
         // The job holds the file, so an abandoned read never runs on a descriptor closed and reused meanwhile.
-        let outcome = try StallGuard.shared.run(key: .device(self.key.device), what: "reading a workload file") {
-            [self] in
+        let outcome = try StallGuard.shared.run(key: .device(self.key.device), what: "reading \(what)") { [self] in
             let descriptor = self.descriptor
-            var bytes = [UInt8](repeating: 0, count: count)
-            while true {
-                let n = bytes.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, off_t(offset)) }
-                if n < 0 && errno == EINTR { continue }
-                guard n >= 0 else {
-                    return Result<[UInt8], SystemError>.failure(SystemError(function: "pread", errno: errno))
+            var failure: Int32?
+            var done = 0
+            let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+                while done < count {
+                    let n = pread(descriptor, buffer.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+                    if n < 0 && errno == EINTR { continue }
+                    if n < 0 { failure = errno }
+                    if n <= 0 { break }
+                    done += n
                 }
-                bytes.removeSubrange(n...)
-                return .success(bytes)
+                initialized = failure == nil ? done : 0
             }
+            return failure.map { Result<[UInt8], SystemError>.failure(SystemError(function: "pread", errno: $0)) }
+                ?? .success(bytes)
         }
-        return try outcome.mapError { ELFError(code: .io, message: "reading a workload file", cause: $0) }.get()
+        return try outcome.mapError { ELFError(code: .io, message: "reading \(what)", cause: $0) }.get()
+    }
+
+    /// Exactly `count` bytes at `offset`, as ``read(upTo:at:what:)`` reads them; a file that ends first (it shrank
+    /// since it was opened) throws ``ELFError/Code/truncated``.
+    package func read(
+        exactly count: Int,
+        at offset: UInt64,
+        what: @autoclosure () -> String
+    ) throws(ELFError) -> [UInt8] {
+        let bytes = try self.read(upTo: count, at: offset, what: what())
+        guard bytes.count == count else {
+            throw ELFError(code: .truncated, message: "\(what()): file shrank while reading")
+        }
+        return bytes
     }
 
     static func kind(_ mode: mode_t) -> String {

@@ -32,73 +32,127 @@ struct CFICompiler {
         self.logger = logger
     }
 
-    private mutating func countMalformed(_ error: CFIEntryError, at offset: Int, in section: CFISection) {
+    private mutating func countMalformed(_ error: CFIEntryError, at offset: Int, in flavor: CFISection.Flavor) {
         self.statistics.malformedFDEs += 1
         self.logger?.debug(
             "malformed call frame information",
             metadata: [
-                "cfi.section": "\(section.flavor == .ehFrame ? ".eh_frame" : ".debug_frame")",
+                "cfi.section": "\(flavor == .ehFrame ? ".eh_frame" : ".debug_frame")",
                 "cfi.offset": "\(offset)",
                 "cfi.error": "\(error)",
             ]
         )
     }
 
-    /// Adds the FDEs of `.eh_frame`, through the offsets `.eh_frame_hdr` lists when given, else by walking it.
+    /// Adds the FDEs of a section held whole in memory (see ``add(_:fdeOffsets:)-reader``).
     mutating func add(_ section: CFISection, fdeOffsets: [Int]? = nil) {
-        self.statistics.cfiBytes += section.data.count
-        var headers: [CFISection.EntryHeader] = []
-        if let fdeOffsets {
+        var reader = CFISectionReader(whole: section)
+        self.add(&reader, fdeOffsets: fdeOffsets)
+    }
+
+    /// Adds the FDEs of a section read in pieces: through the offsets `.eh_frame_hdr` lists when given (sorted,
+    /// so pieces are read in order), else by walking it. Stops at a failed read (``CFISectionReader/readFailure``).
+    mutating func add(_ reader: inout CFISectionReader, fdeOffsets: [Int]? = nil) {
+        self.statistics.cfiBytes += reader.size
+        // A CIE shared by many FDEs is parsed once; a section of many distinct CIEs can't grow the cache unbounded.
+        var interpreters: [Int: Result<CFIInterpreter, CFIEntryError>] = [:]
+        if var offsets = fdeOffsets {
             // A header table may list one FDE many times: each is compiled once.
-            let distinct = Set(fdeOffsets)
-            self.statistics.duplicateFDEEntries += fdeOffsets.count - distinct.count
-            headers.reserveCapacity(distinct.count)
-            for offset in distinct.sorted() {
+            offsets.sort()
+            var distinct = 0
+            for offset in offsets where distinct == 0 || offsets[distinct - 1] != offset {
+                offsets[distinct] = offset
+                distinct += 1
+            }
+            self.statistics.duplicateFDEEntries += offsets.count - distinct
+            for offset in offsets[..<distinct] where reader.readFailure == nil {
                 do throws(CFIEntryError) {
-                    guard let header = try section.entryHeader(at: offset), !header.isCIE else {
+                    guard let (header, view) = try reader.entry(at: offset), !header.isCIE else {
                         throw CFIEntryError("the header's table points at no FDE")
                     }
-                    headers.append(header)
+                    self.add(header, in: view, reader: &reader, interpreters: &interpreters)
                 } catch {
-                    self.countMalformed(error, at: offset, in: section)
+                    self.countMalformed(error, at: offset, in: reader.flavor)
                 }
             }
         } else {
-            let walk = section.walkFDEs()
-            headers = walk.fdes
-            if let error = walk.stoppedEarly {
-                self.countMalformed(error, at: walk.fdes.last?.end ?? 0, in: section)
+            var offset = 0
+            while offset < reader.size, reader.readFailure == nil {
+                let entry: (CFISection.EntryHeader, CFISection)?
+                do throws(CFIEntryError) {
+                    entry = try reader.entry(at: offset)
+                } catch {
+                    // A damaged length ends the walk: nothing after it can be found.
+                    self.countMalformed(error, at: offset, in: reader.flavor)
+                    break
+                }
+                guard let (header, view) = entry else {
+                    offset += 4
+                    continue
+                }
+                offset = header.end
+                if !header.isCIE {
+                    self.add(header, in: view, reader: &reader, interpreters: &interpreters)
+                }
             }
         }
-        var interpreters: [Int: Result<CFIInterpreter, CFIEntryError>] = [:]
-        for header in headers {
-            guard self.rowsKept < self.maximumRows else {
-                self.statistics.fdesOverRowLimit += 1
-                continue
-            }
-            let interpreter = interpreters[header.cieOffset] ?? Self.interpreter(for: header, in: section)
-            interpreters[header.cieOffset] = interpreter
-            do throws(CFIEntryError) {
-                var machine = try interpreter.get()
-                self.compile(header, with: &machine, in: section)
-                interpreters[header.cieOffset] = .success(machine)
-            } catch {
-                self.countMalformed(error, at: header.offset, in: section)
-            }
+        self.statistics.largestCFIPieceBytes = max(self.statistics.largestCFIPieceBytes, reader.largestPieceBytes)
+    }
+
+    private mutating func add(
+        _ header: CFISection.EntryHeader,
+        in view: CFISection,
+        reader: inout CFISectionReader,
+        interpreters: inout [Int: Result<CFIInterpreter, CFIEntryError>]
+    ) {
+        guard self.rowsKept < self.maximumRows else {
+            self.statistics.fdesOverRowLimit += 1
+            return
+        }
+        if interpreters.count >= Self.maximumCachedCIEs, interpreters[header.cieOffset] == nil {
+            interpreters.removeAll(keepingCapacity: true)
+        }
+        let interpreter = interpreters[header.cieOffset] ?? Self.interpreter(for: header, in: view, reader: &reader)
+        interpreters[header.cieOffset] = interpreter
+        do throws(CFIEntryError) {
+            var machine = try interpreter.get()
+            self.compile(header, with: &machine, in: view)
+            interpreters[header.cieOffset] = .success(machine)
+        } catch {
+            self.countMalformed(error, at: header.offset, in: reader.flavor)
         }
     }
 
+    /// CIEs whose interpreter is kept; real files have a handful.
+    static let maximumCachedCIEs = 256
+
     private static func interpreter(
         for fde: CFISection.EntryHeader,
-        in section: CFISection
+        in view: CFISection,
+        reader: inout CFISectionReader
     ) -> Result<CFIInterpreter, CFIEntryError> {
         Result { () throws(CFIEntryError) in
-            guard let header = try section.entryHeader(at: fde.cieOffset), header.isCIE else {
+            guard let (header, cieView) = try Self.entry(at: fde.cieOffset, in: view, reader: &reader), header.isCIE
+            else {
                 throw CFIEntryError("FDE at \(fde.offset) points at \(fde.cieOffset), which is not a CIE")
             }
-            let cie = try CommonInformationEntry(header: header, in: section)
-            return try CFIInterpreter(cie: cie, section: section)
+            let cie = try CommonInformationEntry(header: header, in: cieView)
+            return try CFIInterpreter(cie: cie, section: cieView)
         }
+    }
+
+    /// The entry at `offset` from `view` when it holds it, else read on its own.
+    private static func entry(
+        at offset: Int,
+        in view: CFISection,
+        reader: inout CFISectionReader
+    ) throws(CFIEntryError) -> (CFISection.EntryHeader, CFISection)? {
+        if view.held.contains(offset), let header = try? view.entryHeader(at: offset),
+            header.end <= view.held.upperBound
+        {
+            return (header, view)
+        }
+        return try reader.detachedEntry(at: offset)
     }
 
     private func isCode(_ start: UInt64, _ end: UInt64) -> Bool {
@@ -119,7 +173,7 @@ struct CFICompiler {
                 )
             }
         } catch {
-            self.countMalformed(error, at: header.offset, in: section)
+            self.countMalformed(error, at: header.offset, in: section.flavor)
             return
         }
         let signalFrame = machine.cie.isSignalFrame
@@ -131,7 +185,7 @@ struct CFICompiler {
         )
         var cfiRows = 0
         do throws(CFIEntryError) {
-            try machine.run(fde) { address, state in
+            try machine.run(fde, in: section) { address, state in
                 cfiRows += 1
                 let (rule, reason) = UnwindRule.compile(state, signalFrame: signalFrame)
                 if let last = compiled.rows.last, last.address == address {
@@ -141,7 +195,7 @@ struct CFICompiler {
             }
         } catch {
             // Rows before the damage stay; from there to the FDE's end there is no information.
-            self.countMalformed(error, at: header.offset, in: section)
+            self.countMalformed(error, at: header.offset, in: section.flavor)
             while let last = compiled.rows.last, last.address >= machine.location {
                 compiled.rows.removeLast()
             }

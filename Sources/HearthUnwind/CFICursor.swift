@@ -6,16 +6,20 @@ import HearthSymbolizer
 /// A read position inside one CFI entry (or one instruction stream) that never moves past `end`.
 struct CFICursor {
     let data: ELFBytes
+    /// The position of `data`'s first byte: a section read in pieces keeps section offsets (pointer encodings are
+    /// relative to them) while holding only the piece.
+    let base: Int
     /// The next byte to read.
     private(set) var position: Int
     /// One past the last byte this cursor may read.
     let end: Int
 
-    init(_ data: ELFBytes, from start: Int, to end: Int) {
+    init(_ data: ELFBytes, base: Int = 0, from start: Int, to end: Int) {
         self.data = data
-        self.end = max(0, min(end, data.count))
-        // A negative start can only come from damaged input: make the cursor empty rather than wrap.
-        self.position = start < 0 ? self.end : start
+        self.base = base
+        self.end = max(0, min(end, base + data.count))
+        // A start before the bytes held can only come from damaged input: make the cursor empty rather than wrap.
+        self.position = start < base ? self.end : start
     }
 
     var isAtEnd: Bool { self.position >= self.end }
@@ -39,22 +43,22 @@ struct CFICursor {
 
     mutating func u8() throws(CFIEntryError) -> UInt8 {
         let at = try self.claim(1)
-        return try self.checked { () throws(ELFError) in try self.data.u8(at) }
+        return try self.checked { () throws(ELFError) in try self.data.u8(at - self.base) }
     }
 
     mutating func u16() throws(CFIEntryError) -> UInt16 {
         let at = try self.claim(2)
-        return try self.checked { () throws(ELFError) in try self.data.u16(at) }
+        return try self.checked { () throws(ELFError) in try self.data.u16(at - self.base) }
     }
 
     mutating func u32() throws(CFIEntryError) -> UInt32 {
         let at = try self.claim(4)
-        return try self.checked { () throws(ELFError) in try self.data.u32(at) }
+        return try self.checked { () throws(ELFError) in try self.data.u32(at - self.base) }
     }
 
     mutating func u64() throws(CFIEntryError) -> UInt64 {
         let at = try self.claim(8)
-        return try self.checked { () throws(ELFError) in try self.data.u64(at) }
+        return try self.checked { () throws(ELFError) in try self.data.u64(at - self.base) }
     }
 
     /// An unsigned LEB128 value. Bits beyond 64 must be zero; longer encodings are rejected.
@@ -111,7 +115,7 @@ struct CFICursor {
             throw CFIEntryError("\(count)-byte block at \(self.position) runs past the entry's end \(self.end)")
         }
         let at = try self.claim(Int(count))
-        return self.data.bytes[at..<at + Int(count)]
+        return self.data.bytes[at - self.base..<at - self.base + Int(count)]
     }
 
     /// Moves the position forward by `count` bytes, within bounds.

@@ -8,7 +8,9 @@ struct CFIInterpreter {
     static let maximumRememberedStates = 64
 
     let cie: CommonInformationEntry
-    let section: CFISection
+    /// The section's pointer bases (for `DW_CFA_set_loc`); the interpreter keeps no section bytes, so a cached
+    /// interpreter never holds a piece of the section alive.
+    let bases: PointerBases
 
     /// The rules after the CIE's initial instructions, which `DW_CFA_restore` returns to.
     private(set) var initial = CFIState()
@@ -18,25 +20,26 @@ struct CFIInterpreter {
     private(set) var location: UInt64 = 0
     private var remembered: [CFIState] = []
 
-    /// Prepares to run FDEs of `cie`: runs its initial instructions.
+    /// Prepares to run FDEs of `cie`: runs its initial instructions, read from `section` (a view holding the CIE).
     init(cie: CommonInformationEntry, section: CFISection) throws(CFIEntryError) {
         self.cie = cie
-        self.section = section
-        try self.execute(cie.instructions, end: .max) { _, _ in }
+        self.bases = section.bases
+        try self.execute(cie.instructions, in: section, end: .max) { _, _ in }
         self.initial = self.state
     }
 
-    /// Runs `fde`'s instructions, calling `row` with each location and the rules in effect from there on (a
+    /// Runs `fde`'s instructions, read from `section` (a view holding the FDE), calling `row` with each location and the rules in effect from there on (a
     /// location may be reported more than once, the last report wins). On a thrown error the rows reported for
     /// addresses below ``location`` stay valid, and ``location`` is where the FDE stopped making sense.
     mutating func run(
         _ fde: FrameDescriptionEntry,
+        in section: CFISection,
         row: (UInt64, CFIState) -> Void
     ) throws(CFIEntryError) {
         self.state = self.initial
         self.remembered.removeAll(keepingCapacity: true)
         self.location = fde.start
-        try self.execute(fde.instructions, end: fde.end, function: fde.start, row: row)
+        try self.execute(fde.instructions, in: section, end: fde.end, function: fde.start, row: row)
         if self.location < fde.end {
             row(self.location, self.state)
         }
@@ -110,11 +113,12 @@ struct CFIInterpreter {
     // One switch over the DW_CFA opcodes; splitting it would only scatter the table.
     private mutating func execute(
         _ range: Range<Int>,
+        in section: CFISection,
         end: UInt64,
         function: UInt64? = nil,
         row: (UInt64, CFIState) -> Void
     ) throws(CFIEntryError) {
-        var cursor = CFICursor(self.section.data, from: range.lowerBound, to: range.upperBound)
+        var cursor = section.cursor(from: range.lowerBound, to: range.upperBound)
         let dataAlignment = self.cie.dataAlignment
         while !cursor.isAtEnd {
             let opcode = try cursor.u8()
@@ -136,7 +140,7 @@ struct CFIInterpreter {
             case 0x00:  // DW_CFA_nop
                 break
             case 0x01:  // DW_CFA_set_loc
-                var bases = self.section.bases
+                var bases = self.bases
                 bases.addressSize = self.cie.addressSize
                 let target = try cursor.pointer(self.cie.fdePointerEncoding, bases: bases, function: function)
                 guard try self.advance(to: target, end: end, row: row) else { return }

@@ -32,7 +32,7 @@ struct CommonInformationEntry: Sendable {
     /// Parses the CIE whose header was read by ``CFISection/entryHeader(at:)``.
     init(header: CFISection.EntryHeader, in section: CFISection) throws(CFIEntryError) {
         precondition(header.isCIE)
-        var cursor = CFICursor(section.data, from: header.bodyStart, to: header.end)
+        var cursor = section.cursor(from: header.bodyStart, to: header.end)
         self.offset = header.offset
         self.version = try cursor.u8()
         switch section.flavor {
@@ -78,7 +78,7 @@ struct CommonInformationEntry: Sendable {
         let dataLength = try cursor.uleb128()
         let dataStart = cursor.position
         try cursor.skip(dataLength)
-        var data = CFICursor(section.data, from: dataStart, to: cursor.position)
+        var data = section.cursor(from: dataStart, to: cursor.position)
         var bases = section.bases
         bases.addressSize = self.addressSize
         for letter in augmentationBytes.dropFirst() {

@@ -19,7 +19,7 @@ struct FrameDescriptionEntry: Sendable {
         in section: CFISection
     ) throws(CFIEntryError) {
         precondition(!header.isCIE)
-        var cursor = CFICursor(section.data, from: header.bodyStart, to: header.end)
+        var cursor = section.cursor(from: header.bodyStart, to: header.end)
         var bases = section.bases
         bases.addressSize = cie.addressSize
         self.offset = header.offset

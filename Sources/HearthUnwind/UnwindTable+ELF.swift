@@ -13,9 +13,15 @@ import Musl
 extension UnwindTable {
     /// What one file's call frame information may cost to compile: a file a workload controls is hostile input.
     public struct Limits: Sendable {
-        /// The largest `.eh_frame` or `.debug_frame` read (the section is read whole; a sparse file claiming more
-        /// than it has allocated is refused by the reader first). Default 32 MiB (libxul's `.eh_frame` is ~6 MiB).
-        public var maximumSectionBytes: Int = 32 << 20
+        /// The largest `.eh_frame` or `.debug_frame` compiled. It is read in pieces, so this bounds the work, not
+        /// the memory; a sparse file that claims more than it has allocated is refused before any read. Default
+        /// 64 MiB (libxul's `.eh_frame` is ~6 MiB).
+        public var maximumSectionBytes: Int = 64 << 20
+        /// How much of a CFI section is read at a time. Default 256 KiB: libxul's `.eh_frame` in 24 reads.
+        public var pieceBytes: Int = 256 << 10
+        /// The largest single CIE or FDE accepted (a larger one is counted as malformed). Real entries are well
+        /// under a kilobyte; the default, 1 MiB, bounds what one entry may add to a piece.
+        public var maximumEntryBytes: Int = 1 << 20
         /// The most rows compiled; FDEs beyond are left out and counted. Default 4M rows (swift-frontend has 2.4M).
         public var maximumRows: Int = 4 << 20
 
@@ -89,15 +95,28 @@ extension UnwindTable {
             data: elf.section(named: ".got")?.address,
             loadPointer: Self.pointerLoader(elf)
         )
-        if let ehFrame {
-            bases.section = ehFrame.address
-            let section = CFISection(data: try Self.read(ehFrame, of: elf), flavor: .ehFrame, bases: bases)
-            compiler.add(section, fdeOffsets: Self.fdeOffsets(elf: elf, ehFrame: ehFrame))
-        }
-        if let debugFrame {
-            bases.section = debugFrame.address
-            let section = CFISection(data: try Self.read(debugFrame, of: elf), flavor: .debugFrame, bases: bases)
-            compiler.add(section)
+        for (section, flavor) in [(ehFrame, CFISection.Flavor.ehFrame), (debugFrame, .debugFrame)] {
+            guard let section else { continue }
+            bases.section = section.address
+            do {
+                // Refuses a sparse file's claim before reading any of it, as reading it whole did.
+                try elf.checkReadable(section)
+            } catch {
+                throw UnwindError(code: .unreadable, message: "cannot read \(section.name)", cause: error)
+            }
+            var reader = CFISectionReader(
+                size: Int(section.size),
+                flavor: flavor,
+                bases: bases,
+                pieceBytes: limits.pieceBytes,
+                maximumEntryBytes: limits.maximumEntryBytes
+            ) { range throws(ELFError) in
+                try elf.data(of: section, in: UInt64(range.lowerBound)..<UInt64(range.upperBound))
+            }
+            compiler.add(&reader, fdeOffsets: flavor == .ehFrame ? Self.fdeOffsets(elf: elf, ehFrame: section) : nil)
+            if let failure = reader.readFailure {
+                throw UnwindError(code: .unreadable, message: "cannot read \(section.name)", cause: failure)
+            }
         }
         let (rows, range) = compiler.finish()
         self.init(key: key, addressRange: range, rows: rows, statistics: compiler.statistics)
@@ -111,14 +130,6 @@ extension UnwindTable {
                 "unwind.malformed_fdes": "\(self.statistics.malformedFDEs)",
             ]
         )
-    }
-
-    private static func read(_ section: ELFFile.Section, of elf: ELFFile) throws(UnwindError) -> ELFBytes {
-        do {
-            return ELFBytes(bytes: try elf.data(of: section), littleEndian: true)
-        } catch {
-            throw UnwindError(code: .unreadable, message: "cannot read \(section.name)", cause: error)
-        }
     }
 
     /// The `.eh_frame` offsets of the FDEs `.eh_frame_hdr` lists, or nil when there is no usable header (then
@@ -141,21 +152,19 @@ extension UnwindTable {
         }
     }
 
-    /// Reads the 8-byte pointer at a link-time address from the file, for `DW_EH_PE_indirect` (8 bytes with
-    /// `pread`, through a copy of the section holding the address narrowed to those bytes).
+    /// Reads the 8-byte pointer at a link-time address from the file, for `DW_EH_PE_indirect`.
     private static func pointerLoader(_ elf: ELFFile) -> @Sendable (UInt64) -> UInt64? {
         { address in
             guard
-                var section = elf.sections.first(where: {
+                let section = elf.sections.first(where: {
                     !$0.hasNoBits && $0.address != 0 && address >= $0.address && address &- $0.address < $0.size
                         && $0.size - (address - $0.address) >= 8
                 })
             else {
                 return nil
             }
-            section.offset &+= address - section.address
-            section.size = 8
-            guard let bytes = try? elf.data(of: section) else {
+            let offset = address - section.address
+            guard let bytes = try? elf.data(of: section, in: offset..<offset + 8) else {
                 return nil
             }
             return try? ELFBytes(bytes: bytes, littleEndian: true).u64(0)

@@ -78,6 +78,8 @@ public struct UnwindTable: Sendable {
         public var unsupported: [UnsupportedReason: Int] = [:]
         /// Bytes of `.eh_frame` and `.debug_frame` read.
         public var cfiBytes = 0
+        /// The most bytes of a CFI section held at once (a piece and a CIE read on its own), whatever its size.
+        public var largestCFIPieceBytes = 0
         /// `.eh_frame_hdr` entries naming an FDE the table listed already (compiled once).
         public var duplicateFDEEntries = 0
         /// FDEs left out because the table reached its row limit (``UnwindTable/Limits/maximumRows``).

@@ -6,8 +6,8 @@ import HearthAgent
 struct MemoryOptions: ParsableArguments {
     @Option(
         help: """
-            What the caches of workload data (symbol tables, process maps, call frame information read at once) may \
-            hold, in MiB: half for symbols, an eighth for maps, a quarter for the largest .eh_frame read. The agent's \
+            What the caches of workload data (symbol tables, process maps) may hold, in MiB: half for symbols, an \
+            eighth for maps; a quarter bounds the largest .eh_frame compiled (read in 256 KiB pieces). The agent's \
             code and runtime come on top (32, the default, keeps a busy node's agent within 64 MiB).
             """
     )

@@ -9,7 +9,7 @@ import Testing
 
 @Suite("Agent memory budget")
 struct MemoryBudgetSplitTests {
-    @Test("the default splits 32 MiB: 16 for symbols, 4 for process maps, 8 for the largest CFI read")
+    @Test("the default splits 32 MiB: 16 for symbols, 4 for process maps, 8 for the largest CFI section compiled")
     func defaultSplit() {
         let budget = MemoryBudget()
         #expect(budget.mebibytes == AgentMemoryBudget.defaultMebibytes && budget.mebibytes == 32)

@@ -118,7 +118,31 @@ private func compileAndCheck(_ bytes: [UInt8], fdeOffsets: [Int]) -> UnwindTable
         #expect(range.contains(row.address) || row.address == range.upperBound)
         #expect(row.encoded(base: range.lowerBound) != nil)
     }
+    // Read in pieces (as from a file), both ways give the same table as the section held whole.
+    for (offsets, whole, wholeRows) in [(nil, walked.statistics, rows), (fdeOffsets, indexed.statistics, indexedRows)] {
+        for pieceBytes in [1, 61] {
+            var reader = piecewiseReader(bytes, pieceBytes: pieceBytes, bases: section.bases)
+            var compiler = CFICompiler(codeRanges: [], logger: nil)
+            compiler.add(&reader, fdeOffsets: offsets)
+            #expect(compiler.finish().rows == wholeRows)
+            // Everything but the bytes held at once is the same.
+            var statistics = compiler.statistics
+            statistics.largestCFIPieceBytes = whole.largestCFIPieceBytes
+            #expect(statistics == whole)
+        }
+    }
     return walked.statistics
+}
+
+/// A reader of `bytes` as if from a file, `pieceBytes` at a time.
+func piecewiseReader(_ bytes: [UInt8], pieceBytes: Int, bases: PointerBases) -> CFISectionReader {
+    CFISectionReader(
+        size: bytes.count,
+        flavor: .ehFrame,
+        bases: bases,
+        pieceBytes: pieceBytes,
+        maximumEntryBytes: .max
+    ) { range in Array(bytes[range]) }
 }
 
 @Suite("CFI compiler on hostile input")

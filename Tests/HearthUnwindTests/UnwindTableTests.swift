@@ -74,7 +74,65 @@ struct UnwindTableTests {
         let (rows, range) = walked.finish()
         #expect(rows == indexed.rows)
         #expect(range == indexed.addressRange)
-        #expect(walked.statistics == indexed.statistics)
+        // The same but for the bytes held at once: whole here, in pieces from the file.
+        var statistics = walked.statistics
+        statistics.largestCFIPieceBytes = indexed.statistics.largestCFIPieceBytes
+        #expect(statistics == indexed.statistics)
+    }
+
+    @Test(
+        "a section read in pieces gives the table read whole, holding no more than a piece and a CIE at once",
+        arguments: [SystemLibraries.libc, SystemLibraries.libswiftCore, SystemLibraries.libstdcxx]
+    )
+    func readInPieces(path: String) throws {
+        let elf = try ELFFile(path: path)
+        let ehFrameSize = Int(try #require(elf.section(named: ".eh_frame")).size)
+        let key = UnwindTable.Key.buildID(try #require(elf.buildID))
+        var whole = UnwindTable.Limits()
+        whole.pieceBytes = 1 << 30
+        let reference = try UnwindTable(elf: elf, key: key, limits: whole)
+        #expect(reference.statistics.largestCFIPieceBytes >= ehFrameSize)
+        for pieceBytes in [4096, 256 << 10] {
+            var limits = UnwindTable.Limits()
+            limits.pieceBytes = pieceBytes
+            let table = try UnwindTable(elf: elf, key: key, limits: limits)
+            #expect(table.rows == reference.rows)
+            #expect(table.addressRange == reference.addressRange)
+            #expect(table.statistics.fdes == reference.statistics.fdes)
+            #expect(table.statistics.malformedFDEs == reference.statistics.malformedFDEs)
+            // A piece, plus a CIE read on its own (CIEs are tens of bytes).
+            #expect(table.statistics.largestCFIPieceBytes <= min(pieceBytes, ehFrameSize) + 256)
+        }
+    }
+
+    @Test("an entry above the size limit is malformed; a read that fails stops the file with the read's error")
+    func entryLimitAndReadFailure() throws {
+        let elf = try ELFFile(path: SystemLibraries.libc)
+        let key = UnwindTable.Key.buildID(try #require(elf.buildID))
+        var limits = UnwindTable.Limits()
+        limits.maximumEntryBytes = 16
+        // Every FDE of libc is larger than 16 bytes (a length, a CIE pointer and two 4-byte addresses at least).
+        let tiny = try UnwindTable(elf: elf, key: key, limits: limits)
+        #expect(tiny.statistics.fdes == 0 && tiny.statistics.malformedFDEs > 1000, "\(tiny.statistics)")
+
+        let ehFrame = try elf.data(of: try #require(elf.section(named: ".eh_frame")))
+        var reads = 0
+        var reader = CFISectionReader(
+            size: ehFrame.count,
+            flavor: .ehFrame,
+            bases: PointerBases(section: 0),
+            pieceBytes: 4096,
+            maximumEntryBytes: 1 << 20
+        ) { range throws(ELFError) in
+            reads += 1
+            guard reads < 5 else { throw ELFError(code: .io, message: "the disk went away") }
+            return Array(ehFrame[range])
+        }
+        var compiler = CFICompiler(codeRanges: [], logger: nil)
+        compiler.add(&reader)
+        #expect(reader.readFailure?.code == .io)
+        // Nothing is asked of the file after the failure.
+        #expect(reads == 5)
     }
 
     @Test("without a build id the key is the file's device and inode")
