@@ -1,7 +1,7 @@
 // NodeSampler.swift: the node agent's sampling loop. Every second it drains the kernel maps, attributes each
 // bucket by its cgroup id to a series (target, pod, container), symbolizes it and counts it; every upload interval
-// it turns each series into pprof profiles within the server's limits and hands them to the spool, one batch per
-// backend. When the configuration or the node's pods change it drains first (so samples keep the attribution
+// it hands each series' profile to a `ProfileSink` (`PyroscopeSink`: pprof within the server's limits, spooled one
+// batch per backend). When the configuration or the node's pods change it drains first (so samples keep the attribution
 // they were taken under), then reprograms the in-kernel filter with only the differences.
 //
 // Blocking work (BPF syscalls, ELF reads) runs on its own thread, never on the cooperative pool.
@@ -19,7 +19,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-/// Samples the targeted containers of this node and spools their profiles.
+/// Samples the targeted containers of this node and hands their profiles to a sink.
 public final class NodeSampler: ServiceLifecycle.Service, Sendable {
     public struct Options: Sendable {
         public var node: String
@@ -49,15 +49,10 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
         public init(node: String) { self.node = node }
     }
 
-    /// Per profile, as Grafana Pyroscope's defaults enforce them (`max-profile-stacktrace-samples`,
-    /// `max-profile-size-bytes`, uncompressed).
-    public static let maxSamplesPerProfile = 16_000
-    public static let maxProfileBytes = 4 << 20
-
     let options: Options
     let state: AgentState
     let pods: Store<Pod>
-    let spool: DeliverySpool
+    let sink: any ProfileSink
     let metrics: AgentMetrics
     let logger: Logger
     private let stop = Atomic<Bool>(false)
@@ -70,16 +65,29 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
         options: Options,
         state: AgentState,
         pods: Store<Pod>,
-        spool: DeliverySpool,
+        sink: any ProfileSink,
         metrics: AgentMetrics,
         logger: Logger
     ) {
         self.options = options
         self.state = state
         self.pods = pods
-        self.spool = spool
+        self.sink = sink
         self.metrics = metrics
         self.logger = logger
+    }
+
+    /// A sampler whose profiles go to Pyroscope through `spool`.
+    public convenience init(
+        options: Options,
+        state: AgentState,
+        pods: Store<Pod>,
+        spool: DeliverySpool,
+        metrics: AgentMetrics,
+        logger: Logger
+    ) {
+        let sink = PyroscopeSink(spool: spool, metrics: metrics, logger: logger)
+        self.init(options: options, state: state, pods: pods, sink: sink, metrics: metrics, logger: logger)
     }
 
     public func run() async throws {
@@ -372,47 +380,31 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
         )
     }
 
-    /// Builds every series' profiles and spools one batch per backend.
+    /// Builds every series' profile and hands them to the sink.
     private func upload(_ loop: inout Loop, clock: ContinuousClock) {
         let end = Date()
         let start = loop.intervalStart
         let duration = Duration.milliseconds(Int64((end.timeIntervalSince(start) * 1000).rounded()))
-        var byBackend: [AgentConfiguration.Backend: [ProfileSeries]] = [:]
         let samplesBySeries = loop.aggregator.samplesByGroup()
         // Series in a stable order (by labels), so requests are reproducible.
         let ordered = samplesBySeries.keys.map { index in
             (index, loop.series[index].labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
         }
-        for (index, _) in ordered.sorted(by: { $0.1.lexicographicallyPrecedes($1.1) }) {
+        let profiles = ordered.sorted { $0.1.lexicographicallyPrecedes($1.1) }.map { index, _ in
             let group = loop.series[index]
-            let profile = CPUProfile(
-                startTime: start,
-                duration: duration,
-                frequency: group.sampleRate,
-                samples: samplesBySeries[index] ?? [],
-                mappings: loop.aggregator.mappings(of: index)
+            return SeriesProfile(
+                backend: group.backend,
+                labels: group.labels,
+                profile: CPUProfile(
+                    startTime: start,
+                    duration: duration,
+                    frequency: group.sampleRate,
+                    samples: samplesBySeries[index] ?? [],
+                    mappings: loop.aggregator.mappings(of: index)
+                )
             )
-            do {
-                let profiles = try Self.encode(profile)
-                byBackend[group.backend, default: []].append(ProfileSeries(labels: group.labels, profiles: profiles))
-            } catch {
-                self.logger.error(
-                    "encoding a profile failed; its samples are dropped",
-                    metadata: ["series.service": "\(group.labels["service_name"] ?? "")", "error": "\(error)"]
-                )
-            }
         }
-        for (backend, series) in byBackend {
-            let dropped = self.spool.enqueue(PushBatch(backend: backend, series: series, start: start, end: end))
-            if dropped > 0 {
-                self.metrics.spoolDroppedProfiles.increment(by: dropped)
-                self.logger.warning(
-                    "spool full: dropped the oldest profiles",
-                    metadata: ["spool.dropped": "\(dropped)", "spool.limitBytes": "\(self.spool.limitBytes)"]
-                )
-            }
-        }
-        self.metrics.spoolBytes.record(self.spool.bytes)
+        self.sink.accept(profiles, start: start, end: end)
         loop.aggregator.resetCounts()
         loop.aggregator.dropExitedProcesses()
         // Series no longer in the table are forgotten with the interval.
@@ -422,32 +414,6 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
         loop.reported = FrameTotals()
         loop.intervalStart = end
         loop.lastUpload = clock.now
-    }
-
-    /// Encodes a profile as gzipped pprof, split into several profiles when it exceeds the server's limits.
-    static func encode(
-        _ profile: CPUProfile,
-        maxSamples: Int = NodeSampler.maxSamplesPerProfile,
-        maxBytes: Int = NodeSampler.maxProfileBytes
-    ) throws -> [[UInt8]] {
-        let options = PprofEncoder.Options(sampleTypes: .cpuOnly, comments: ["hearth-agent"])
-        var result: [[UInt8]] = []
-        var pending: [[ProfileSample]] = stride(from: 0, to: profile.samples.count, by: maxSamples).map {
-            Array(profile.samples[$0..<min($0 + maxSamples, profile.samples.count)])
-        }
-        while let samples = pending.popLast() {
-            var part = profile
-            part.samples = samples
-            let bytes = try PprofEncoder.encode(part, options: options)
-            if bytes.count > maxBytes, samples.count > 1 {
-                let half = samples.count / 2
-                pending.append(Array(samples[half..<samples.count]))
-                pending.append(Array(samples[0..<half]))
-                continue
-            }
-            result.append(try Gzip.compress(bytes, level: 1))
-        }
-        return result
     }
 }
 

@@ -80,11 +80,42 @@ struct ProfileLimitTests {
 
     @Test("a profile over the sample limit is split; none exceeds the limits; no sample is lost")
     func split() throws {
-        let parts = try NodeSampler.encode(Self.profile(stacks: 40_001))
+        let parts = try PyroscopeSink.encode(Self.profile(stacks: 40_001))
         #expect(parts.count == 3)
-        let bytesLimited = try NodeSampler.encode(Self.profile(stacks: 3_000), maxSamples: 16_000, maxBytes: 64 << 10)
+        let bytesLimited = try PyroscopeSink.encode(Self.profile(stacks: 3_000), maxSamples: 16_000, maxBytes: 64 << 10)
         #expect(bytesLimited.count > 1)
-        #expect(try NodeSampler.encode(Self.profile(stacks: 10)).count == 1)
+        #expect(try PyroscopeSink.encode(Self.profile(stacks: 10)).count == 1)
+    }
+
+    @Test("the Pyroscope sink spools one batch per backend, series in the order given, each within the limits")
+    func sinkBatchesByBackend() async throws {
+        let spool = DeliverySpool(limitBytes: 64 << 20)
+        let metrics = TestMetrics()
+        let sink = PyroscopeSink(spool: spool, metrics: AgentMetrics(factory: metrics), logger: Logger(label: "test"))
+        let (first, second) = (AgentConfiguration.Backend(url: "http://a"), AgentConfiguration.Backend(url: "http://b"))
+        let start = Date(timeIntervalSince1970: 1_000)
+        sink.accept(
+            [
+                SeriesProfile(backend: first, labels: ["service_name": "x"], profile: Self.profile(stacks: 20_000)),
+                SeriesProfile(backend: second, labels: ["service_name": "y"], profile: Self.profile(stacks: 5)),
+                SeriesProfile(backend: first, labels: ["service_name": "z"], profile: Self.profile(stacks: 5)),
+            ],
+            start: start,
+            end: start + 15
+        )
+        #expect(spool.count == 2)
+        var batches: [PushBatch] = []
+        while spool.count > 0, let batch = await spool.first() {
+            batches.append(batch)
+            spool.remove(batch.id)
+        }
+        let toFirst = try #require(batches.first { $0.backend == first })
+        #expect(toFirst.series.map { $0.labels["service_name"] } == ["x", "z"])
+        // 20,000 stacks are over Pyroscope's 16,000 samples a profile: two profiles in the one series.
+        #expect(toFirst.series.first?.profiles.count == 2)
+        #expect(toFirst.start == start && toFirst.end == start + 15)
+        let toSecond = try #require(batches.first { $0.backend == second })
+        #expect(toSecond.series.map { $0.labels["service_name"] } == ["y"])
     }
 }
 
