@@ -24,6 +24,7 @@ let package = Package(
     products: [
         .executable(name: "hearth-agent", targets: ["hearth-agent"]),
         .library(name: "HearthSampler", targets: ["HearthSampler"]),
+        .library(name: "HearthELF", targets: ["HearthELF"]),
         .library(name: "HearthSymbolizer", targets: ["HearthSymbolizer"]),
         .library(name: "HearthProfile", targets: ["HearthProfile"]),
         .library(name: "HearthAgent", targets: ["HearthAgent"]),
@@ -87,16 +88,23 @@ let package = Package(
         ),
         .target(
             name: "HearthSampler",
-            dependencies: ["CLibbpf", "HearthBPF", "HearthUnwind", "HearthSymbolizer", logging]
+            dependencies: ["CLibbpf", "HearthBPF", "HearthUnwind", "HearthELF", logging]
         ),
+        // Files a workload names, read as hostile input: the ELF reader (sections, symbol tables, MiniDebugInfo),
+        // /proc/PID/maps, file identity, opening inside a process's root, reads with a deadline.
+        .target(
+            name: "HearthELF",
+            dependencies: ["CSystemCalls"]
+        ),
+        // Addresses to names: the ELF symbol tables, perf maps and kallsyms, demangled, behind a byte budget.
         .target(
             name: "HearthSymbolizer",
-            dependencies: ["CDemangle", "CSystemCalls", logging]
+            dependencies: ["HearthELF", "CDemangle", logging]
         ),
         // Call frame information (.eh_frame, .debug_frame) compiled into unwind tables for the BPF unwinder.
         .target(
             name: "HearthUnwind",
-            dependencies: ["HearthSymbolizer", logging]
+            dependencies: ["HearthELF", logging]
         ),
         .target(
             name: "HearthProfile",
@@ -107,7 +115,7 @@ let package = Package(
         .target(
             name: "HearthAgent",
             dependencies: [
-                "HearthSampler", "HearthSymbolizer", "HearthProfile", "HearthAPI", "HearthTelemetry", "KubeModel",
+                "HearthSampler", "HearthELF", "HearthSymbolizer", "HearthProfile", "HearthAPI", "KubeModel",
                 "KubeClient", "KubeRuntime", asyncHTTPClient, swiftProtobuf, nioCore, nioHTTP1, serviceLifecycle,
                 metrics, logging,
             ],
@@ -182,21 +190,19 @@ let package = Package(
         // Grafana's datasource HTTP API (the operator provisions the Pyroscope datasource through it).
         .target(
             name: "GrafanaClient",
-            dependencies: ["KubeModel", asyncHTTPClient, nioCore, nioHTTP1, nioFoundationCompat, metrics, logging]
+            dependencies: ["KubeModel", asyncHTTPClient, nioCore, nioHTTP1, nioFoundationCompat, metrics]
         ),
         .target(
             name: "HearthOperator",
             dependencies: [
                 "GrafanaClient", "HearthAPI", "HearthTelemetry", "KubeModel", "KubeClient", "KubeRuntime",
-                asyncHTTPClient, nioCore,
-                nioPosix, nioHTTP1, serviceLifecycle, metrics, logging, yams,
+                asyncHTTPClient, nioCore, nioHTTP1, serviceLifecycle, metrics, logging, yams,
             ]
         ),
         .executableTarget(
             name: "hearth-operator",
             dependencies: [
-                "GrafanaClient", "HearthAPI", "HearthOperator", "HearthTelemetry", "KubeModel", "KubeClient",
-                "KubeRuntime", "CMalloc",
+                "HearthAPI", "HearthOperator", "HearthTelemetry", "KubeModel", "KubeClient", "KubeRuntime", "CMalloc",
                 argumentParser,
                 serviceLifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"), metrics, logging,
             ]
@@ -236,7 +242,7 @@ let package = Package(
         // secrets never returned), for tests (Grafana itself cannot run here).
         .target(
             name: "GrafanaTestServer",
-            dependencies: ["HTTPTestServing", "KubeModel", nioCore, nioPosix, nioHTTP1, nioFoundationCompat, logging]
+            dependencies: ["HTTPTestServing", "KubeModel", nioHTTP1, logging]
         ),
         .executableTarget(
             name: "grafana-test-server",
@@ -248,20 +254,24 @@ let package = Package(
         .target(name: "HearthTestSupport", dependencies: ["KubeClient", logging], path: "Tests/HearthTestSupport"),
         .testTarget(
             name: "HearthSamplerTests",
-            dependencies: ["HearthSampler", "HearthSymbolizer", "HearthTestSupport", logging],
+            dependencies: ["HearthSampler", "HearthELF", "HearthSymbolizer", "HearthTestSupport", logging],
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "HearthSymbolizerTests", dependencies: ["HearthSymbolizer", "HearthTestSupport"]),
+        .testTarget(
+            name: "HearthSymbolizerTests",
+            dependencies: ["HearthELF", "HearthSymbolizer", "HearthTestSupport"]
+        ),
         .testTarget(
             name: "HearthUnwindTests",
-            dependencies: ["HearthUnwind", "HearthSymbolizer", "HearthTestSupport"]
+            dependencies: ["HearthUnwind", "HearthELF", "HearthTestSupport"]
         ),
         .testTarget(name: "HearthProfileTests", dependencies: ["HearthProfile", "HearthTestSupport"]),
         .testTarget(
             name: "HearthAgentTests",
             dependencies: [
-                "HearthAgent", "HearthSampler", "HearthSymbolizer", "HearthProfile", "HearthTestSupport", "HearthAPI",
-                "KubeModel", "KubeClient", "HearthOperator", "PyroscopeTestServer", asyncHTTPClient, logging, metrics,
+                "HearthAgent", "HearthSampler", "HearthELF", "HearthSymbolizer", "HearthProfile", "HearthTestSupport",
+                "HearthAPI", "KubeModel", "KubeRuntime", "HearthOperator", "PyroscopeTestServer", asyncHTTPClient,
+                logging, metrics,
                 metricsTestKit,
                 serviceLifecycle,
             ],

@@ -8,7 +8,7 @@
 import CoreMetrics
 import Foundation
 import HearthAPI
-import HearthSymbolizer
+import HearthELF
 import Logging
 import ServiceLifecycle
 

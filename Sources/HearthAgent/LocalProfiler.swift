@@ -3,6 +3,7 @@
 // into a CPUProfile, with how many frames were named.
 
 import Foundation
+import HearthELF
 import HearthProfile
 import HearthSampler
 import HearthSymbolizer

@@ -10,6 +10,7 @@ import CoreMetrics
 import Dispatch
 import Foundation
 import HearthAPI
+import HearthELF
 import HearthProfile
 import HearthSampler
 import HearthSymbolizer

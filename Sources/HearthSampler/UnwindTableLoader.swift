@@ -4,7 +4,7 @@
 // modules sampled least recently when a new one needs their room.
 
 internal import CLibbpf
-import HearthSymbolizer
+import HearthELF
 import HearthUnwind
 import Logging
 

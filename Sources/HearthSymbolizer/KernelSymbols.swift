@@ -1,6 +1,8 @@
 // KernelSymbols.swift: kernel text symbols from `/proc/kallsyms`, sorted for binary search; each extends to the
 // next symbol but no further than a size cap, and the table is empty when `kptr_restrict` hides addresses.
 
+import HearthELF
+
 /// Kernel text symbols parsed from `/proc/kallsyms`, sorted for binary search.
 ///
 /// Each line reads `address type name [module]`. Only text symbols (types `t`, `T`, `w`, `W`) with a

@@ -2,6 +2,7 @@
 // line length, on bytes read and on the table it builds: an 11-million-line map costs its caps, not its size.
 
 #if canImport(Glibc)
+import HearthELF
 import Glibc
 #elseif canImport(Musl)
 import Musl

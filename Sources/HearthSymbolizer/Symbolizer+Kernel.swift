@@ -1,5 +1,6 @@
 // Symbolizer+Kernel.swift: kernel stacks named from `/proc/kallsyms`.
 
+import HearthELF
 import Logging
 import Synchronization
 

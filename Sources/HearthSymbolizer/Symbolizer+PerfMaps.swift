@@ -2,6 +2,7 @@
 // perf-map-agent), read inside the process's own root only, streamed within byte limits, re-read as the runtime
 // appends to it.
 
+import HearthELF
 import Logging
 import Synchronization
 

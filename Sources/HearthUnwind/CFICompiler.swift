@@ -1,7 +1,6 @@
 // CFICompiler.swift: turns the FDEs of `.eh_frame` (found through `.eh_frame_hdr` or a linear walk) and
 // `.debug_frame` into one sorted, de-duplicated row list, counting what was damaged or unsupported on the way.
 
-import HearthSymbolizer
 import Logging
 
 /// Compiles CFI sections into ``UnwindRow``s.

@@ -1,7 +1,7 @@
 // CFICursor.swift: sequential reads through call frame information (fixed-width fields, LEB128, blocks), each
 // bounded by the end of the entry being read, on top of HearthSymbolizer's bounds-checked `ELFBytes`.
 
-import HearthSymbolizer
+import HearthELF
 
 /// A read position inside one CFI entry (or one instruction stream) that never moves past `end`.
 struct CFICursor {

@@ -1,7 +1,7 @@
 // CFISection.swift: one call frame information section (`.eh_frame` or `.debug_frame`) and the framing of its
 // entries: 32- or 64-bit lengths, the CIE id / CIE pointer field, zero terminators.
 
-import HearthSymbolizer
+import HearthELF
 
 /// A view of a `.eh_frame` or `.debug_frame` section: the bytes of one piece of it (or all of it), addressed by
 /// section offset, with what is needed to decode pointers in it.

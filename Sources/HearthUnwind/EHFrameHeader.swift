@@ -1,7 +1,7 @@
 // EHFrameHeader.swift: `.eh_frame_hdr`, the linker's sorted index of FDEs, used to find every FDE without trusting
 // the lengths of the entries in between (one damaged length can't hide the rest of `.eh_frame`).
 
-import HearthSymbolizer
+import HearthELF
 
 /// The search table of a `.eh_frame_hdr` section.
 struct EHFrameHeader: Sendable {

@@ -1,7 +1,7 @@
 // UnwindTable+ELF.swift: builds an UnwindTable from an ELF file: finds `.eh_frame`, `.eh_frame_hdr` and
 // `.debug_frame` with HearthSymbolizer's reader, the bases pointer encodings refer to, and the file's key.
 
-import HearthSymbolizer
+import HearthELF
 import Logging
 
 #if canImport(Glibc)

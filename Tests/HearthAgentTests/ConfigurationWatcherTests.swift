@@ -3,7 +3,7 @@
 
 import Foundation
 import HearthAPI
-import HearthSymbolizer
+import HearthELF
 import HearthTestSupport
 import Logging
 import MetricsTestKit

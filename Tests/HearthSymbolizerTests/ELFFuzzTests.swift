@@ -5,6 +5,7 @@ import Foundation
 import HearthTestSupport
 import Testing
 
+@testable import HearthELF
 @testable import HearthSymbolizer
 
 /// Writes `value` little-endian into `bytes` at `offset`, if it fits.

@@ -4,6 +4,7 @@
 import Foundation
 import Testing
 
+@testable import HearthELF
 @testable import HearthSymbolizer
 
 @Suite("Maps, symbol tables and caches")

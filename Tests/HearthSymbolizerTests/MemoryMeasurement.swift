@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import Testing
 
+@testable import HearthELF
 @testable import HearthSymbolizer
 
 #if canImport(Glibc)

@@ -7,6 +7,7 @@ import Foundation
 import Synchronization
 import Testing
 
+@testable import HearthELF
 @testable import HearthSymbolizer
 
 @Suite("Stall guard: a file that stops answering holds a worker, never the caller")

@@ -3,6 +3,7 @@
 // process itself, and tiny caches under concurrent callers.
 
 import Foundation
+import HearthELF
 import HearthSymbolizer
 import Logging
 import Testing

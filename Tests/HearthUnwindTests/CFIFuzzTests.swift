@@ -3,7 +3,7 @@
 // rows sorted, and accounts for every FDE it finds as compiled or malformed.
 
 import Foundation
-import HearthSymbolizer
+import HearthELF
 import HearthTestSupport
 import Testing
 

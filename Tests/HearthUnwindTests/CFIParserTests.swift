@@ -4,7 +4,7 @@
 
 import Testing
 
-@testable import HearthSymbolizer
+@testable import HearthELF
 @testable import HearthUnwind
 
 @Suite("CFI reader")

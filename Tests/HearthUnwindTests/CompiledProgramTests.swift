@@ -3,7 +3,7 @@
 // and saved-RBP rules the table holds at that instruction.
 
 import Foundation
-import HearthSymbolizer
+import HearthELF
 import HearthUnwind
 import Testing
 

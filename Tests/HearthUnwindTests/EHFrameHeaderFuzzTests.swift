@@ -4,7 +4,7 @@
 // quickly and the compiler compiles that FDE once.
 
 import Foundation
-import HearthSymbolizer
+import HearthELF
 import HearthTestSupport
 import Testing
 

@@ -6,7 +6,7 @@ import Foundation
 import HearthTestSupport
 import Testing
 
-@testable import HearthSymbolizer
+@testable import HearthELF
 @testable import HearthUnwind
 
 #if canImport(Glibc)

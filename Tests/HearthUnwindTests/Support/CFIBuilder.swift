@@ -1,7 +1,7 @@
 // CFIBuilder.swift: writes `.eh_frame` / `.debug_frame` bytes by hand (CIEs, FDEs, LEB128 operands, pointer
 // encodings), so each CFI feature can be tested on a few bytes with a known answer.
 
-@testable import HearthSymbolizer
+@testable import HearthELF
 @testable import HearthUnwind
 
 /// Assembles a CFI section.

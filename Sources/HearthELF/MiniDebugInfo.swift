@@ -12,9 +12,9 @@ import Musl
 ///
 /// liblzma is loaded with `dlopen` on first use, so the symbolizer has no build-time dependency on it; where
 /// it is missing, MiniDebugInfo is simply not used.
-enum MiniDebugInfo {
+package enum MiniDebugInfo {
     /// The largest decompressed image accepted, against decompression bombs.
-    static let maximumDecompressedSize = 64 << 20
+    package static let maximumDecompressedSize = 64 << 20
 
     /// `lzma_stream_buffer_decode(memlimit, flags, allocator, in, in_pos, in_size, out, out_pos, out_size)`.
     private typealias StreamBufferDecode =
@@ -39,11 +39,11 @@ enum MiniDebugInfo {
     }()
 
     /// Whether liblzma could be loaded.
-    static var isAvailable: Bool { Self.decoder != nil }
+    package static var isAvailable: Bool { Self.decoder != nil }
 
     /// Decompresses an xz stream, or returns nil when liblzma is missing, the data is corrupt or the result
     /// would exceed ``maximumDecompressedSize``.
-    static func decompress(_ compressed: [UInt8]) -> [UInt8]? {
+    package static func decompress(_ compressed: [UInt8]) -> [UInt8]? {
         guard let decoder = Self.decoder, !compressed.isEmpty else {
             return nil
         }
@@ -81,7 +81,7 @@ enum MiniDebugInfo {
     }
 
     /// The MiniDebugInfo image embedded in `elf`, parsed, when it has one.
-    static func image(in elf: ELFFile) -> ELFFile? {
+    package static func image(in elf: ELFFile) -> ELFFile? {
         guard let section = elf.section(named: ".gnu_debugdata"), !section.hasNoBits,
             section.size <= UInt64(Self.maximumDecompressedSize),
             let compressed = try? elf.data(of: section),

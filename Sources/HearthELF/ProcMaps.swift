@@ -89,7 +89,7 @@ package enum ProcMaps {
     }
 
     /// `start-end perms offset major:minor inode [path]`; the path may contain spaces.
-    static func parseLine(_ line: ArraySlice<UInt8>) -> MemoryMapping? {
+    package static func parseLine(_ line: ArraySlice<UInt8>) -> MemoryMapping? {
         var index = line.startIndex
         func field() -> ArraySlice<UInt8>? {
             while index < line.endIndex, line[index] == 0x20 {
@@ -145,7 +145,7 @@ package enum ProcMaps {
     }
 
     /// Hex digits (either case, at most 16, no prefix) as a number; nil for anything else. Perf maps use it too.
-    static func hexValue(_ digits: ArraySlice<UInt8>) -> UInt64? {
+    package static func hexValue(_ digits: ArraySlice<UInt8>) -> UInt64? {
         guard !digits.isEmpty, digits.count <= 16 else {
             return nil
         }
@@ -236,7 +236,7 @@ package enum ProcMaps {
     }
 
     /// The index of the mapping containing `address` in `mappings` (sorted by start).
-    static func index(of address: UInt64, in mappings: [MemoryMapping]) -> Int? {
+    package static func index(of address: UInt64, in mappings: [MemoryMapping]) -> Int? {
         guard let candidate = mappings.lastIndex(atMost: address, by: \.start), address < mappings[candidate].end
         else { return nil }
         return candidate
@@ -269,7 +269,7 @@ package func readWholeFile(_ path: String, limit: Int = 256 << 20) throws(ELFErr
 }
 
 /// Reads `count` bytes of another process's memory at `address` through `/proc/PID/mem`.
-func readProcessMemory(path: String, address: UInt64, count: Int) throws(ELFError) -> [UInt8] {
+package func readProcessMemory(path: String, address: UInt64, count: Int) throws(ELFError) -> [UInt8] {
     guard let offset = off_t(exactly: address), count >= 0 else {
         throw ELFError(code: .io, message: "address \(address) out of range for \(path)")
     }

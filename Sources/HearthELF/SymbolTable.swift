@@ -1,196 +1,5 @@
-// ELFFile+Symbols.swift: function symbols from `.symtab` and `.dynsym`, and the compact sorted SymbolTable built
-// from them for address lookup: 16 bytes per function, names read from the file's string table on demand.
-
-/// One function symbol as read from a symbol table, with its name still as bytes of the string table.
-struct RawFunctionSymbol {
-    var value: UInt64
-    var size: UInt64
-    var type: UInt8
-    var binding: UInt8
-    var sectionIndex: UInt16
-    var isDynamic: Bool
-    var name: ArraySlice<UInt8>
-    /// The end address of the section the symbol is defined in, when known; bounds zero-size symbols.
-    var sectionEnd: UInt64?
-}
-
-extension ELFFile {
-    /// Which symbol tables to read.
-    struct SymbolTableKinds: OptionSet {
-        let rawValue: UInt8
-        static let symtab = SymbolTableKinds(rawValue: 1)
-        static let dynsym = SymbolTableKinds(rawValue: 2)
-        static let all: SymbolTableKinds = [.symtab, .dynsym]
-    }
-
-    /// All defined function symbols from `.symtab` and `.dynsym`, in table order.
-    ///
-    /// Only `STT_FUNC` and `STT_GNU_IFUNC` symbols that are defined in a regular section, have a nonzero
-    /// value and a non-empty name are returned; data, section, file and undefined symbols are skipped.
-    ///
-    /// - Throws: ``ELFError`` when a symbol table or its string table is malformed.
-    public func functionSymbols() throws(ELFError) -> [Symbol] {
-        var result: [Symbol] = []
-        try self.forEachFunctionSymbol(in: .all) { raw in
-            result.append(
-                Symbol(
-                    name: String(decoding: raw.name, as: UTF8.self),
-                    value: raw.value,
-                    size: raw.size,
-                    type: raw.type,
-                    binding: raw.binding,
-                    sectionIndex: raw.sectionIndex,
-                    isDynamic: raw.isDynamic
-                )
-            )
-        }
-        return result
-    }
-
-    /// Calls `body` for each defined function symbol of the selected tables.
-    func forEachFunctionSymbol(
-        in kinds: SymbolTableKinds,
-        _ body: (RawFunctionSymbol) -> Void
-    ) throws(ELFError) {
-        let is64 = self.is64Bit
-        let minimumEntrySize: UInt64 = is64 ? 24 : 16
-        for section in self.sections {
-            let isDynamic: Bool
-            switch section.type {
-            case Section.typeSymtab where kinds.contains(.symtab): isDynamic = false
-            case Section.typeDynsym where kinds.contains(.dynsym): isDynamic = true
-            default: continue
-            }
-            if section.hasNoBits || section.size == 0 {
-                continue
-            }
-            guard section.entrySize >= minimumEntrySize else {
-                throw ELFError(
-                    code: .malformed,
-                    message: "symbol table \(section.name) entry size \(section.entrySize)"
-                )
-            }
-            guard Int(exactly: section.link).map({ $0 < self.sections.count }) ?? false else {
-                throw ELFError(code: .malformed, message: "symbol table \(section.name) sh_link \(section.link)")
-            }
-            let stringSection = self.sections[Int(section.link)]
-            guard stringSection.type == Section.typeStrtab, !stringSection.hasNoBits else {
-                throw ELFError(
-                    code: .malformed,
-                    message: "symbol table \(section.name) links to non-string section \(section.link)"
-                )
-            }
-            let table = ELFBytes(bytes: try self.data(of: section), littleEndian: self.isLittleEndian)
-            let strings = ELFBytes(bytes: try self.data(of: stringSection), littleEndian: self.isLittleEndian)
-            // The table was read (≤ 512 MiB) and the stride is at most its size, so every offset fits an Int.
-            guard let stride = Int(exactly: section.entrySize), stride <= table.count else {
-                continue
-            }
-            let count = table.count / stride
-            if count < 2 {
-                continue
-            }
-            for i in 1..<count {
-                let base = i * stride
-                let entry = try ELFSymbolEntry(in: table, at: base, is64: is64)
-                guard entry.isDefinedFunction else {
-                    continue
-                }
-                let (nameOffset, info, sectionIndex, value, size, type) =
-                    (entry.nameOffset, entry.info, entry.sectionIndex, entry.value, entry.size, entry.type)
-                guard let name = strings.cString(at: Int(nameOffset)), !name.isEmpty else {
-                    continue
-                }
-                let sectionEnd = self.sectionEnd(ofIndex: sectionIndex)
-                body(
-                    RawFunctionSymbol(
-                        value: value,
-                        size: size,
-                        type: type,
-                        binding: info >> 4,
-                        sectionIndex: sectionIndex,
-                        isDynamic: isDynamic,
-                        name: name,
-                        sectionEnd: sectionEnd
-                    )
-                )
-            }
-        }
-    }
-}
-
-/// Where a symbol table's names are read from when a lookup first needs one: a string table in an open file
-/// (the descriptor stays open as long as the table is alive and closes with it) or a small byte array.
-final class NameSource: Sendable {
-    /// The longest name read; longer names (never seen outside hostile input) are cut.
-    static let maximumNameLength = 64 << 10
-
-    private let source: ELFByteSource
-    /// Where the string table starts in `source`.
-    private let offset: UInt64
-    /// The string table's size; `offset + size` lies inside `source` (checked at creation).
-    let size: UInt64
-    /// Whether to cut names at `@` (ELF symbol versions).
-    private let stripsSymbolVersions: Bool
-
-    /// A string table read on demand from `source`; nil if the table lies outside it.
-    init?(source: ELFByteSource, offset: UInt64, size: UInt64, stripsSymbolVersions: Bool) {
-        let (end, overflow) = offset.addingReportingOverflow(size)
-        guard !overflow, end <= source.size else {
-            return nil
-        }
-        self.source = source
-        self.offset = offset
-        self.size = size
-        self.stripsSymbolVersions = stripsSymbolVersions
-    }
-
-    /// Bytes this source keeps in memory (0 for a file, whose names stay on disk).
-    var residentByteCount: Int { self.source.residentByteCount }
-
-    /// Reads `count` bytes of the string table at `position`; nil on I/O errors or outside the table.
-    func bytes(at position: UInt64, count: UInt64) -> [UInt8]? {
-        guard position <= self.size, count <= self.size - position else {
-            return nil
-        }
-        return try? self.source.read(offset: self.offset + position, count: count, what: "string table")
-    }
-
-    /// The NUL-terminated name at `position`, without its symbol version; nil if it is empty, unterminated,
-    /// or can't be read. Reads a small piece first and more only for long names.
-    func name(at position: UInt64) -> String? {
-        guard position < self.size else {
-            return nil
-        }
-        var name: [UInt8] = []
-        var next = position
-        var piece: UInt64 = 512
-        while name.count < Self.maximumNameLength {
-            if next == self.size {
-                // No NUL before the end of the table.
-                return nil
-            }
-            let count = min(piece, self.size - next, UInt64(Self.maximumNameLength - name.count))
-            guard let chunk = self.bytes(at: next, count: count) else {
-                return nil
-            }
-            if let nul = chunk.firstIndex(of: 0) {
-                name.append(contentsOf: chunk[..<nul])
-                break
-            }
-            name.append(contentsOf: chunk)
-            next += count
-            piece = 4096
-        }
-        var slice = name[...]
-        // Symbol versions spelled into .symtab names (`realpath@@GLIBC_2.3`, `memcpy@GLIBC_2.2.5`, as in
-        // glibc's debug files) are not part of the function's name.
-        if self.stripsSymbolVersions, let at = slice.firstIndex(of: UInt8(ascii: "@")), at > slice.startIndex {
-            slice = slice[..<at]
-        }
-        return slice.isEmpty ? nil : String(decoding: slice, as: UTF8.self)
-    }
-}
+// SymbolTable.swift: the compact sorted table of function symbols built for address lookup: 16 bytes per
+// function, names read from their source on demand.
 
 /// A compact, sorted function table for address lookup.
 ///
@@ -199,7 +8,7 @@ final class NameSource: Sendable {
 /// one. Entries are sorted by start address and deduplicated (aliases at one address keep the best name), and
 /// every entry has an end: `start + size` for sized symbols, or the next symbol's start (bounded by the end of
 /// its section) for symbols recorded with size 0.
-struct SymbolTable: Sendable {
+package struct SymbolTable: Sendable {
     private var starts: [UInt64] = []
     /// `end - start`; `UInt32.max` means the end is in `longEnds`.
     private var lengths: [UInt32] = []
@@ -210,14 +19,14 @@ struct SymbolTable: Sendable {
     private var sources: [NameSource] = []
     private var bases: [UInt64] = []
 
-    static let empty = SymbolTable()
+    package static let empty = SymbolTable()
 
     /// The number of functions in the table.
-    var count: Int { self.starts.count }
+    package var count: Int { self.starts.count }
 
     /// Bytes held by the table, for the cache's byte budget and logs: the entries, the names kept in memory
     /// (perf maps, MiniDebugInfo and vDSO string tables) and a fixed overhead per source.
-    var byteCount: Int {
+    package var byteCount: Int {
         self.starts.count * 16 + self.longEnds.count * 48
             + self.sources.reduce(0) { $0 + $1.residentByteCount + 64 }
     }
@@ -226,7 +35,7 @@ struct SymbolTable: Sendable {
     private static let overlapSearchDepth = 16
 
     /// The function containing `address` (a link-time address), if any and if its name can be read.
-    func lookup(_ address: UInt64) -> (name: String, start: UInt64)? {
+    package func lookup(_ address: UInt64) -> (name: String, start: UInt64)? {
         guard let index = self.index(containing: address), let name = self.name(at: index) else {
             return nil
         }
@@ -242,7 +51,7 @@ struct SymbolTable: Sendable {
     }
 
     /// The index of the function containing `address` (a link-time address), if any.
-    func index(containing address: UInt64) -> Int? {
+    package func index(containing address: UInt64) -> Int? {
         // Symbols may overlap (aliases, nested functions): walk back a few from the last start at or below.
         var index = self.starts.lastIndex(atMost: address, by: { $0 }) ?? -1
         var depth = 0
@@ -257,7 +66,7 @@ struct SymbolTable: Sendable {
     }
 
     /// The raw name of the function at `index`, read from its string table; nil if it can't be read.
-    func name(at index: Int) -> String? {
+    package func name(at index: Int) -> String? {
         let reference = UInt64(self.nameReferences[index])
         for (source, base) in zip(self.sources, self.bases) where reference >= base && reference - base < source.size {
             return source.name(at: reference - base)
@@ -270,7 +79,9 @@ struct SymbolTable: Sendable {
     /// Symbol tables are read in chunks of about 64 KiB and their string tables are only scanned (to reject
     /// empty and unterminated names and rank aliases), so building costs 24 bytes per function symbol plus
     /// the final table, whatever the files' sizes.
-    struct Builder {
+    package struct Builder {
+        package init() {}
+
         /// 24 bytes.
         private struct Entry {
             var start: UInt64
@@ -297,12 +108,12 @@ struct SymbolTable: Sendable {
         private var sectionEnds: [UInt64] = [0]
         private var sectionEndIndices: [UInt64: UInt32] = [:]
         /// Whether to cut names at `@` (ELF symbol versions); off for perf maps, whose names may contain `@`.
-        var stripsSymbolVersions = true
+        package var stripsSymbolVersions = true
 
-        var count: Int { self.entries.count }
+        package var count: Int { self.entries.count }
 
         /// Bytes the builder holds so far: its entries and the names added as bytes.
-        var pendingByteCount: Int { self.entries.count * MemoryLayout<Entry>.stride + self.inlineNames.count }
+        package var pendingByteCount: Int { self.entries.count * MemoryLayout<Entry>.stride + self.inlineNames.count }
 
         private mutating func sectionEndIndex(_ end: UInt64?) -> UInt32 {
             guard let end, end != 0 else {
@@ -341,7 +152,7 @@ struct SymbolTable: Sendable {
         }
 
         /// Adds a symbol whose name is given as bytes (perf maps, tests).
-        mutating func add(_ symbol: RawFunctionSymbol) {
+        package mutating func add(_ symbol: RawFunctionSymbol) {
             var name = symbol.name
             if self.stripsSymbolVersions, let at = name.firstIndex(of: UInt8(ascii: "@")), at > name.startIndex {
                 name = name[name.startIndex..<at]
@@ -370,7 +181,7 @@ struct SymbolTable: Sendable {
         ///
         /// - Throws: ``ELFError`` when a symbol table or its string table is malformed; symbols read before
         ///   the damage are kept.
-        mutating func addFunctionSymbols(of elf: ELFFile, in kinds: ELFFile.SymbolTableKinds) throws(ELFError) {
+        package mutating func addFunctionSymbols(of elf: ELFFile, in kinds: ELFFile.SymbolTableKinds) throws(ELFError) {
             let is64 = elf.is64Bit
             let minimumEntrySize: UInt64 = is64 ? 24 : 16
             var sourceByLink: [UInt32: Int] = [:]
@@ -647,7 +458,7 @@ struct SymbolTable: Sendable {
         }
 
         /// Sorts, deduplicates and compacts the collected symbols. The builder is left empty.
-        mutating func build() -> SymbolTable {
+        package mutating func build() -> SymbolTable {
             var entries = self.entries
             self.entries = []
             var table = SymbolTable()
@@ -723,48 +534,5 @@ struct SymbolTable: Sendable {
             }
             return table
         }
-    }
-}
-
-/// One `Elf32_Sym` / `Elf64_Sym` entry, read with bounds checks.
-struct ELFSymbolEntry {
-    let nameOffset: UInt32
-    let info: UInt8
-    let sectionIndex: UInt16
-    let value: UInt64
-    let size: UInt64
-
-    init(in table: ELFBytes, at base: Int, is64: Bool) throws(ELFError) {
-        if is64 {
-            self.nameOffset = try table.u32(base)
-            self.info = try table.u8(base + 4)
-            self.sectionIndex = try table.u16(base + 6)
-            self.value = try table.u64(base + 8)
-            self.size = try table.u64(base + 16)
-        } else {
-            self.nameOffset = try table.u32(base)
-            self.value = UInt64(try table.u32(base + 4))
-            self.size = UInt64(try table.u32(base + 8))
-            self.info = try table.u8(base + 12)
-            self.sectionIndex = try table.u16(base + 14)
-        }
-    }
-
-    var type: UInt8 { self.info & 0xf }
-
-    /// A function (STT_FUNC = 2, STT_GNU_IFUNC = 10) defined in a real section: not SHN_UNDEF (0) nor a reserved
-    /// index (0xff00 and above: SHN_ABS, SHN_COMMON, SHN_XINDEX), at a nonzero address.
-    var isDefinedFunction: Bool {
-        (self.type == 2 || self.type == 10) && self.sectionIndex != 0 && self.sectionIndex < 0xff00 && self.value != 0
-    }
-}
-
-extension ELFFile {
-    /// The end address of section `index`, when it exists, has a size and does not overflow.
-    func sectionEnd(ofIndex index: UInt16) -> UInt64? {
-        guard Int(index) < self.sections.count else { return nil }
-        let home = self.sections[Int(index)]
-        let (end, overflow) = home.address.addingReportingOverflow(home.size)
-        return !overflow && home.size > 0 ? end : nil
     }
 }

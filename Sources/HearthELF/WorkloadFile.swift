@@ -25,10 +25,10 @@ package final class WorkloadFile: Sendable {
 
     /// The flags every workload file is opened with: read-only, never blocking on a FIFO or device, never becoming
     /// the agent's controlling terminal, never inherited by a child.
-    static let openFlags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC
+    package static let openFlags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC
 
     /// Takes ownership of `descriptor` when it is a regular file; closes it and throws otherwise.
-    init(descriptor: Int32, path: @autoclosure () -> String) throws(ELFError) {
+    package init(descriptor: Int32, path: @autoclosure () -> String) throws(ELFError) {
         var info = stat()
         guard fstat(descriptor, &info) == 0 else {
             let code = errno
@@ -97,7 +97,7 @@ package final class WorkloadFile: Sendable {
         return bytes
     }
 
-    static func kind(_ mode: mode_t) -> String {
+    package static func kind(_ mode: mode_t) -> String {
         switch mode & S_IFMT {
         case S_IFIFO: "a FIFO"
         case S_IFCHR: "a character device"
@@ -131,7 +131,11 @@ package final class WorkloadFile: Sendable {
         }.get()
     }
 
-    static func openUnguarded(_ path: String, inRoot root: String, useOpenat2: Bool) throws(ELFError) -> WorkloadFile {
+    package static func openUnguarded(
+        _ path: String,
+        inRoot root: String,
+        useOpenat2: Bool
+    ) throws(ELFError) -> WorkloadFile {
         let rootDescriptor = Glibc.open(root, CSystemCalls_O_PATH | O_DIRECTORY | O_CLOEXEC)
         guard rootDescriptor >= 0 else {
             throw ELFError(
@@ -200,12 +204,12 @@ package final class WorkloadFile: Sendable {
     }
 
     /// The most symbolic links one resolution follows, as the kernel's own limit (ELOOP).
-    static let maximumLinks = 40
+    package static let maximumLinks = 40
 
     /// Resolves `path` inside `root` one component at a time without following any link (`O_NOFOLLOW`): links are
     /// read and spliced into the remaining path, absolute ones restarting at `root`; `..` never climbs above it.
     /// Returns the opened descriptor of the final file.
-    static func walk(_ path: String, root: Int32, displayPath: String) throws(ELFError) -> Int32 {
+    package static func walk(_ path: String, root: Int32, displayPath: String) throws(ELFError) -> Int32 {
         func failure(_ function: String, _ code: Int32) -> ELFError {
             ELFError(
                 code: .io,

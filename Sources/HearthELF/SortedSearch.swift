@@ -4,7 +4,7 @@
 extension RandomAccessCollection where Index == Int {
     /// The index of the last element whose key is at most `value`, or nil when every key is above it. The
     /// elements must be sorted by `key`.
-    func lastIndex<Key: Comparable>(atMost value: Key, by key: (Element) -> Key) -> Int? {
+    package func lastIndex<Key: Comparable>(atMost value: Key, by key: (Element) -> Key) -> Int? {
         var low = self.startIndex
         var high = self.endIndex
         while low < high {

@@ -13,34 +13,34 @@ import Musl
 /// Every read is checked against the size recorded when the source was created; a file that shrinks
 /// afterwards makes reads fail with ``ELFError/Code/truncated`` rather than fault, which `mmap` could not
 /// promise.
-final class ELFByteSource: Sendable {
+package final class ELFByteSource: Sendable {
     private enum Storage: Sendable {
         case memory([UInt8])
         case file(WorkloadFile)
     }
 
     /// The largest single read (one section, one table) the parser performs.
-    static let maximumReadSize: UInt64 = 512 << 20
+    package static let maximumReadSize: UInt64 = 512 << 20
 
     /// How far one read may go beyond the bytes the file system allocated: a file smaller than this is read as it
     /// is; a larger read from a sparse file (a 500 MiB `.eh_frame` in an 8 KiB file) is refused before any memory
     /// is spent on it.
-    static let sparseSlack: UInt64 = 1 << 20
+    package static let sparseSlack: UInt64 = 1 << 20
 
     private let storage: Storage
     /// The size of the data in bytes.
-    let size: UInt64
+    package let size: UInt64
     /// Bytes the data really occupies: the buffer, or the blocks the file system allocated.
-    let allocatedBytes: UInt64
+    package let allocatedBytes: UInt64
 
-    init(bytes: [UInt8]) {
+    package init(bytes: [UInt8]) {
         self.storage = .memory(bytes)
         self.size = UInt64(bytes.count)
         self.allocatedBytes = self.size
     }
 
     /// Reads an opened workload file. It is kept open while the source lives.
-    init(file: WorkloadFile) {
+    package init(file: WorkloadFile) {
         self.storage = .file(file)
         self.size = file.size
         self.allocatedBytes = file.allocatedBytes
@@ -48,12 +48,12 @@ final class ELFByteSource: Sendable {
 
     /// Opens `path` read-only, without blocking (a FIFO or device is refused, never waited for). The path is
     /// resolved as the agent sees it: for a workload's files use ``init(file:)`` with ``WorkloadFile/open(_:inRoot:useOpenat2:)``.
-    convenience init(path: String) throws(ELFError) {
+    package convenience init(path: String) throws(ELFError) {
         self.init(file: try WorkloadFile.open(procfsPath: path))
     }
 
     /// Bytes this source holds in memory: the buffer's size, or 0 for a file descriptor.
-    var residentByteCount: Int {
+    package var residentByteCount: Int {
         switch self.storage {
         case .memory(let bytes): bytes.count
         case .file: 0
@@ -62,7 +62,11 @@ final class ELFByteSource: Sendable {
 
     /// Throws as ``read(offset:count:what:)`` would for the range, without reading it; returns its end.
     @discardableResult
-    func checkReadable(offset: UInt64, count: UInt64, what: @autoclosure () -> String) throws(ELFError) -> UInt64 {
+    package func checkReadable(
+        offset: UInt64,
+        count: UInt64,
+        what: @autoclosure () -> String
+    ) throws(ELFError) -> UInt64 {
         let (end, overflow) = offset.addingReportingOverflow(count)
         guard !overflow, end <= self.size else {
             throw ELFError(
@@ -83,7 +87,7 @@ final class ELFByteSource: Sendable {
     }
 
     /// Reads `count` bytes at `offset`, or throws if any part of the range lies outside the data.
-    func read(offset: UInt64, count: UInt64, what: @autoclosure () -> String) throws(ELFError) -> [UInt8] {
+    package func read(offset: UInt64, count: UInt64, what: @autoclosure () -> String) throws(ELFError) -> [UInt8] {
         let end = try self.checkReadable(offset: offset, count: count, what: what())
         if count == 0 {
             return []
@@ -160,12 +164,12 @@ public struct ELFBytes: Sendable {
     }
 
     /// An address- or offset-sized field: 8 bytes in ELF64, 4 bytes in ELF32.
-    func word(_ offset: Int, is64: Bool) throws(ELFError) -> UInt64 {
+    package func word(_ offset: Int, is64: Bool) throws(ELFError) -> UInt64 {
         is64 ? try self.u64(offset) : UInt64(try self.u32(offset))
     }
 
     /// The NUL-terminated string starting at `offset`, or nil if `offset` is out of range or no NUL follows.
-    func cString(at offset: Int) -> ArraySlice<UInt8>? {
+    package func cString(at offset: Int) -> ArraySlice<UInt8>? {
         guard offset >= 0, offset < self.bytes.count else {
             return nil
         }
