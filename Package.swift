@@ -30,6 +30,7 @@ let package = Package(
         .library(name: "HearthAgent", targets: ["HearthAgent"]),
         .library(name: "HearthUnwind", targets: ["HearthUnwind"]),
         // MARK: Kubernetes layer
+        .library(name: "HearthJSON", targets: ["HearthJSON"]),
         .library(name: "KubeModel", targets: ["KubeModel"]),
         .library(name: "KubeClient", targets: ["KubeClient"]),
         .library(name: "KubeRuntime", targets: ["KubeRuntime"]),
@@ -140,7 +141,9 @@ let package = Package(
 
         // MARK: Kubernetes layer: model, client, controller runtime, in-memory API server
 
-        .target(name: "KubeModel"),
+        // A Sendable JSON tree, its parser and typed views over it; no dependencies (GrafanaClient needs only this).
+        .target(name: "HearthJSON"),
+        .target(name: "KubeModel", dependencies: ["HearthJSON"]),
         .target(
             name: "KubeClient",
             dependencies: [
@@ -190,7 +193,7 @@ let package = Package(
         // Grafana's datasource HTTP API (the operator provisions the Pyroscope datasource through it).
         .target(
             name: "GrafanaClient",
-            dependencies: ["KubeModel", asyncHTTPClient, nioCore, nioHTTP1, nioFoundationCompat, metrics]
+            dependencies: ["HearthJSON", asyncHTTPClient, nioCore, nioHTTP1, nioFoundationCompat, metrics]
         ),
         .target(
             name: "HearthOperator",
@@ -242,7 +245,7 @@ let package = Package(
         // secrets never returned), for tests (Grafana itself cannot run here).
         .target(
             name: "GrafanaTestServer",
-            dependencies: ["HTTPTestServing", "KubeModel", nioHTTP1, logging]
+            dependencies: ["HTTPTestServing", "HearthJSON", nioHTTP1, logging]
         ),
         .executableTarget(
             name: "grafana-test-server",

@@ -2,7 +2,7 @@
 // `POST /api/datasources` and `PUT /api/datasources/uid/{uid}` (Grafana's AddDataSourceCommand and
 // UpdateDataSourceCommand).
 
-import KubeModel
+import HearthJSON
 
 /// A datasource as Grafana reports it. Secrets never come back: `secureJsonFields` only says which are set.
 public struct Datasource: Sendable, Hashable, Decodable {

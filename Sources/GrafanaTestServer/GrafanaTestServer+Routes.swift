@@ -3,7 +3,7 @@
 
 import Foundation
 import HTTPTestServing
-import KubeModel
+import HearthJSON
 import NIOHTTP1
 import Synchronization
 

@@ -9,7 +9,7 @@
 
 import Foundation
 import HTTPTestServing
-import KubeModel
+import HearthJSON
 import Logging
 import NIOHTTP1
 import Synchronization

@@ -1,5 +1,5 @@
-// JSONValue.swift: a Sendable JSON tree. Every Kubernetes object in this module is a typed view over one of
-// these, so fields Hearth does not model survive a read-modify-write untouched.
+// JSONValue.swift: a Sendable JSON tree. Every Kubernetes object (KubeModel) is a typed view over one of these, so
+// fields Hearth does not model survive a read-modify-write untouched.
 
 import Foundation
 
@@ -131,7 +131,7 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
     public init(floatLiteral value: Double) { self = .double(value) }
 }
 
-/// Shared JSON coding helpers with Kubernetes-friendly settings.
+/// Shared JSON coding helpers with the settings the Kubernetes API expects (compact, sorted keys, unescaped slashes).
 public enum KubeJSON {
     /// Encodes a value as compact JSON with sorted keys.
     public static func encode<T: Encodable>(_ value: T) throws -> Data {
