@@ -1,8 +1,10 @@
-// PyroscopePusher.swift: delivers spooled batches to Pyroscope. One `push.v1.PusherService/Push` request carries
-// every series of a backend's interval (connect protocol, application/proto, keep-alive connections), split only
-// to keep requests small. Retries 429, 5xx, 408 and transport errors with exponential backoff and jitter; never
-// retries another 4xx (the data would be refused again). A server without the push API (404) gets the legacy
-// `/ingest?format=pprof` API instead, one profile per request.
+// PyroscopePusher.swift: delivers spooled batches to Pyroscope, one delivery loop per backend (URL and tenant), so a
+// backend that is slow, down or answering 429 never delays another's profiles. One `push.v1.PusherService/Push`
+// request carries every series of a backend's interval (connect protocol, application/proto, keep-alive
+// connections), split only to keep requests small; each request has a total deadline, body included. Retries 429,
+// 5xx, 408 and transport errors with exponential backoff and jitter, waiting at least what `Retry-After` asks (up
+// to a cap); never retries another 4xx (the data would be refused again). A server without the push API (404) gets
+// the legacy `/ingest?format=pprof` API instead, one profile per request.
 
 import AsyncHTTPClient
 import CoreMetrics
@@ -20,8 +22,10 @@ public final class PyroscopePusher: ServiceLifecycle.Service, Sendable {
     public struct Configuration: Sendable {
         /// The folder holding the credential files the configuration names.
         public var credentialsDirectory: String
-        /// Timeout of one request.
+        /// The total time one request may take, from connecting to the last byte of the answer.
         public var requestTimeout: Duration = .seconds(10)
+        /// The longest `Retry-After` honoured: a backend cannot park its queue for longer.
+        public var maxRetryAfter: Duration = .seconds(300)
         /// Backoff after the first failure, doubled per failure up to ``maxBackoff``, less up to half at random.
         /// The cap is two upload intervals: delivery resumes within half a minute of Pyroscope's return.
         public var minBackoff: Duration = .milliseconds(500)
@@ -39,8 +43,8 @@ public final class PyroscopePusher: ServiceLifecycle.Service, Sendable {
         case delivered
         /// Not retried: the server refused the data (status and Grafana Pyroscope's message).
         case rejected(status: Int, message: String)
-        /// Retried later.
-        case failed(code: String, message: String)
+        /// Retried later, not before `retryAfter` when the server asked for it.
+        case failed(code: String, message: String, retryAfter: Duration? = nil)
         /// The push API is missing: use `/ingest`.
         case noPushAPI
     }
@@ -69,47 +73,57 @@ public final class PyroscopePusher: ServiceLifecycle.Service, Sendable {
 
     public func run() async throws {
         try await withGracefulShutdownHandler {
-            var failures = 0
-            while let batch = await self.spool.first() {
-                if Task.isCancelled { break }
-                switch await self.deliver(batch) {
-                case .delivered:
-                    failures = 0
-                    self.spool.remove(batch.id)
-                case .rejected(let status, let message):
-                    // Sending it again would be refused again.
-                    self.drop(batch, "Pyroscope refused profiles; they are dropped", code: "\(status)", message)
-                case .failed(let code, let message) where Task.isShuttingDownGracefully:
-                    // Stopping: one try each, no waiting for a backend that is down.
-                    self.drop(
-                        batch,
-                        "Pyroscope push failed while stopping; the profiles are dropped",
-                        code: code,
-                        message
-                    )
-                case .failed(let code, let message):
-                    failures += 1
-                    let delay = Self.backoff(failures: failures, configuration: self.configuration)
-                    let log = failures == 1 ? Logger.Level.warning : .debug
-                    self.logger.log(
-                        level: log,
-                        "Pyroscope push failed; retrying",
-                        metadata: [
-                            "pyroscope.url": "\(batch.backend.url)", "push.code": "\(code)",
-                            "push.error": "\(message.prefix(512))", "push.retryIn": "\(delay)",
-                            "push.failures": "\(failures)",
-                        ]
-                    )
-                    // A shutdown ends the wait early (the loop then tries once more and gives up).
-                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
-                case .noPushAPI:
-                    // `deliver` switches to /ingest itself; a 404 there too is a rejection.
-                    self.spool.remove(batch.id)
+            await withTaskGroup(of: Void.self) { loops in
+                // One loop per backend, started when its first batch arrives; each ends once the spool is closed
+                // and its queue is empty.
+                var known: Set<AgentConfiguration.Backend> = []
+                while let backend = await self.spool.nextBackend(notIn: known) {
+                    known.insert(backend)
+                    loops.addTask { await self.deliverAll(to: backend) }
                 }
-                self.metrics.spoolBytes.record(self.spool.bytes)
+                await loops.waitForAll()
             }
         } onGracefulShutdown: {
             self.spool.close()
+        }
+    }
+
+    /// Delivers one backend's batches in order, with its own backoff.
+    private func deliverAll(to backend: AgentConfiguration.Backend) async {
+        var failures = 0
+        while let batch = await self.spool.first(for: backend) {
+            if Task.isCancelled { break }
+            switch await self.deliver(batch) {
+            case .delivered:
+                failures = 0
+                self.spool.remove(batch.id)
+            case .rejected(let status, let message):
+                // Sending it again would be refused again.
+                self.drop(batch, "Pyroscope refused profiles; they are dropped", code: "\(status)", message)
+            case .failed(let code, let message, _) where Task.isShuttingDownGracefully:
+                // Stopping: one try each, no waiting for a backend that is down.
+                self.drop(batch, "Pyroscope push failed while stopping; the profiles are dropped", code: code, message)
+            case .failed(let code, let message, let retryAfter):
+                failures += 1
+                let backoff = Self.backoff(failures: failures, configuration: self.configuration)
+                let delay = retryAfter.map { max(backoff, min($0, self.configuration.maxRetryAfter)) } ?? backoff
+                let log = failures == 1 ? Logger.Level.warning : .debug
+                self.logger.log(
+                    level: log,
+                    "Pyroscope push failed; retrying",
+                    metadata: [
+                        "pyroscope.url": "\(batch.backend.url)", "push.code": "\(code)",
+                        "push.error": "\(message.prefix(512))", "push.retryIn": "\(delay)",
+                        "push.failures": "\(failures)",
+                    ]
+                )
+                // A shutdown ends the wait early (the loop then tries once more and gives up).
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
+            case .noPushAPI:
+                // `deliver` switches to /ingest itself; a 404 there too is a rejection.
+                self.spool.remove(batch.id)
+            }
+            self.metrics.spoolBytes.record(self.spool.bytes)
         }
     }
 
@@ -262,9 +276,14 @@ public final class PyroscopePusher: ServiceLifecycle.Service, Sendable {
         let clock = ContinuousClock()
         let start = clock.now
         do {
-            let response = try await self.client.execute(request, timeout: .init(self.configuration.requestTimeout))
-            let text = String(buffer: try await response.body.collect(upTo: 64 << 10))
-            let status = Int(response.status.code)
+            // One deadline for the whole exchange: a server that answers its head and then drips its body holds
+            // this backend's loop for `requestTimeout` at most.
+            let timeout = self.configuration.requestTimeout
+            let (status, text, retryAfter) = try await withDeadline(timeout) { [client = self.client, request] in
+                let response = try await client.execute(request, timeout: .init(timeout))
+                let text = String(buffer: try await response.body.collect(upTo: 64 << 10))
+                return (Int(response.status.code), text, response.headers.first(name: "Retry-After"))
+            }
             self.metrics.pushDuration.recordNanoseconds(Self.nanoseconds(start.duration(to: clock.now)))
             self.metrics.pushRequest(code: "\(status)")
             switch status {
@@ -275,7 +294,7 @@ public final class PyroscopePusher: ServiceLifecycle.Service, Sendable {
                 return .noPushAPI
             case 408, 429, 500..<600:
                 self.metrics.pushFailure(code: "\(status)")
-                return .failed(code: "\(status)", message: text)
+                return .failed(code: "\(status)", message: text, retryAfter: retryAfter.flatMap { Self.retryAfter($0) })
             default:
                 self.metrics.pushFailure(code: "\(status)")
                 return .rejected(status: status, message: text)
@@ -306,8 +325,45 @@ public final class PyroscopePusher: ServiceLifecycle.Service, Sendable {
         return nil
     }
 
+    /// A `Retry-After` header's delay: delta-seconds, or an HTTP date (RFC 9110 §10.2.3); nil when unreadable.
+    static func retryAfter(_ value: String, now: Date = Date()) -> Duration? {
+        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        if let seconds = Int64(trimmed), seconds >= 0 { return .seconds(seconds) }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let date = formatter.date(from: trimmed) else { return nil }
+        return .milliseconds(Int64(max(0, date.timeIntervalSince(now)) * 1000))
+    }
+
     static func nanoseconds(_ duration: Duration) -> Int64 {
         duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+    }
+}
+
+/// The request did not finish within its deadline.
+struct DeadlineExceeded: Error, CustomStringConvertible {
+    var limit: Duration
+    var description: String { "no complete answer within \(self.limit)" }
+}
+
+/// Runs `body`, cancelling it when `limit` passes first.
+func withDeadline<Value: Sendable>(
+    _ limit: Duration,
+    _ body: @escaping @Sendable () async throws -> Value
+) async throws -> Value {
+    try await withThrowingTaskGroup(of: Value?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else {
+            throw DeadlineExceeded(limit: limit)
+        }
+        return value
     }
 }
 

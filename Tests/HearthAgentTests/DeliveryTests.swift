@@ -48,6 +48,27 @@ struct DeliverySpoolTests {
         #expect(spool.count == 0 && spool.bytes == 0)
     }
 
+    @Test("a full spool drops the oldest batch of the fullest backend, never another backend's")
+    func fairDrops() async {
+        let (down, up) = (AgentConfiguration.Backend(url: "http://down"), AgentConfiguration.Backend(url: "http://up"))
+        let spool = DeliverySpool(limitBytes: 350)
+        for name in ["down-1", "down-2", "down-3"] {
+            #expect(spool.enqueue(batch(name, bytes: 100, backend: down.url)) == 0)
+        }
+        // 400 bytes: the backend that is down holds 300 of them and loses its oldest.
+        #expect(spool.enqueue(batch("up-1", bytes: 100, backend: up.url)) == 1)
+        #expect(spool.bytes(for: down) == 200 && spool.bytes(for: up) == 100)
+        #expect(await spool.first(for: up)?.series.first?.labels["service_name"] == "up-1")
+        #expect(await spool.first(for: down)?.series.first?.labels["service_name"] == "down-2")
+        // The newest batch is kept even when it alone is over the budget; the others make room.
+        #expect(spool.enqueue(batch("up-huge", bytes: 1000, backend: up.url)) == 3)
+        #expect(spool.count == 1 && spool.bytes(for: down) == 0)
+        #expect(await spool.nextBackend(notIn: []) == up)
+        #expect(await spool.nextBackend(notIn: [down]) == up)
+        spool.close()
+        #expect(await spool.nextBackend(notIn: [up]) == nil)
+    }
+
     @Test("first() waits for a batch and returns nil once closed")
     func waits() async {
         let spool = DeliverySpool(limitBytes: 1 << 20)
@@ -268,6 +289,82 @@ struct PusherTests {
 
 @Suite("Push backoff")
 struct PushBackoffTests {
+    @Test(
+        "a backend that drips its body or answers 429 with Retry-After delays no other backend's profiles",
+        .timeLimit(.minutes(2))
+    )
+    func fairDelivery() async throws {
+        let drip = try ScriptedHTTPServer(answer: .drip(interval: .milliseconds(200)))
+        let limited = try ScriptedHTTPServer(answer: .status(429, headers: ["Retry-After": "300"]))
+        defer {
+            drip.stop()
+            limited.stop()
+        }
+        try await PyroscopeTestServer.withRunning { good in
+            let metrics = TestMetrics()
+            var configuration = PyroscopePusher.Configuration(credentialsDirectory: "/nonexistent")
+            configuration.minBackoff = .milliseconds(20)
+            configuration.maxBackoff = .milliseconds(100)
+            configuration.requestTimeout = .seconds(3)
+            let spool = DeliverySpool(limitBytes: 1 << 20)
+            let pusher = PyroscopePusher(
+                spool: spool,
+                configuration: configuration,
+                metrics: AgentMetrics(factory: metrics),
+                logger: Logger(label: "test")
+            )
+            func batch(to url: String) throws -> PushBatch {
+                var batch = try PusherTests.makeBatch(good)
+                batch.backend = AgentConfiguration.Backend(url: url)
+                return batch
+            }
+            spool.enqueue(try batch(to: drip.url))
+            spool.enqueue(try batch(to: limited.url))
+            func failures(_ code: String) -> Int64 {
+                (try? metrics.expectCounter("hearth_agent_push_failures_total", [("code", code)]).totalValue) ?? 0
+            }
+            let group = ServiceGroup(services: [pusher], logger: Logger(label: "test"))
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                // The dripping answer has begun and the 429 has come: both backends' batches are still queued.
+                #expect(
+                    try await eventually(timeout: .seconds(30)) {
+                        drip.requestTimes.count == 1 && failures("429") == 1
+                    }
+                )
+                spool.enqueue(try batch(to: good.url))
+                _ = try await good.waitForSeries(count: 2, timeout: .seconds(30))
+                // Delivered while the dripping answer was still arriving.
+                #expect(failures("error") == 0, "the good backend waited for the dripping one")
+                // The next interval's batch too, whatever the other two do meanwhile.
+                spool.enqueue(try batch(to: good.url))
+                _ = try await good.waitForSeries(count: 4, timeout: .seconds(30))
+
+                // The total deadline cuts the dripping body (60,000 bytes at 5 a second): a failure, then a retry.
+                #expect(try await eventually(timeout: .seconds(30)) { drip.requestTimes.count >= 2 })
+                #expect(failures("error") >= 1)
+                // Retry-After: 300 keeps the 429 backend at one request, though the backoff alone is at most 100 ms.
+                #expect(limited.requestTimes.count == 1)
+                #expect(failures("429") == 1)
+                #expect(spool.bytes(for: AgentConfiguration.Backend(url: good.url)) == 0)
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+        }
+    }
+
+    @Test("Retry-After in seconds or as an HTTP date; anything else is ignored")
+    func retryAfterParsing() {
+        #expect(PyroscopePusher.retryAfter("120") == .seconds(120))
+        #expect(PyroscopePusher.retryAfter(" 0 ") == .seconds(0))
+        let now = Date(timeIntervalSince1970: 1_700_000_000)  // Tue, 14 Nov 2023 22:13:20 GMT
+        #expect(PyroscopePusher.retryAfter("Tue, 14 Nov 2023 22:13:50 GMT", now: now) == .seconds(30))
+        // A date in the past: retry now.
+        #expect(PyroscopePusher.retryAfter("Tue, 14 Nov 2023 22:00:00 GMT", now: now) == .zero)
+        #expect(PyroscopePusher.retryAfter("-5") == nil)
+        #expect(PyroscopePusher.retryAfter("soon") == nil)
+    }
+
     @Test("doubles from the minimum, never exceeds the cap, jitters downwards only")
     func backoff() {
         let configuration = PyroscopePusher.Configuration(credentialsDirectory: "/")
