@@ -267,6 +267,11 @@ let package = Package(
             ],
             exclude: ["Fixtures"]
         ),
+        // The agent's command line: the operator renders the DaemonSet, the agent's own parser reads its args.
+        .testTarget(
+            name: "HearthAgentCommandTests",
+            dependencies: ["hearth-agent", "HearthAPI", "HearthOperator", "KubeModel", argumentParser]
+        ),
     ]
 )
 

@@ -22,6 +22,7 @@ extension OperatorConfiguration.SecurityMode: ExpressibleByArgument {
     public static var allValueStrings: [String] { ["privileged", "capabilities"] }
 }
 
+extension AgentCommandLine.UnwindMethod: ExpressibleByArgument {}
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 @main
@@ -43,16 +44,18 @@ struct HearthOperatorCommand: AsyncParsableCommand {
     }
 }
 
-/// Flags shared by `run` and `render`: how the agent is deployed.
+/// Flags shared by `run` and `render`: how the agent is deployed (checked by ``AgentDeploymentFlags``).
 struct AgentOptions: ParsableArguments {
+    private static let defaults = AgentDeploymentFlags()
+
     @Option(help: "Namespace of the agent DaemonSet (default: POD_NAMESPACE, else hearth-system).")
     var namespace: String?
 
     @Option(help: "The agent image.")
-    var agentImage: String = OperatorConfiguration().agentImage
+    var agentImage: String = Self.defaults.agentImage
 
     @Option(help: "How the agent container is privileged.")
-    var securityMode: OperatorConfiguration.SecurityMode = .privileged
+    var securityMode: OperatorConfiguration.SecurityMode = Self.defaults.securityMode
 
     @Option(help: "A toleration KEY[=VALUE][:EFFECT], or 'all' to tolerate every taint (repeatable).")
     var toleration: [String] = []
@@ -60,22 +63,22 @@ struct AgentOptions: ParsableArguments {
     @Option(help: "A node selector KEY=VALUE (repeatable).")
     var nodeSelector: [String] = []
 
-    @Option(help: "Agent CPU request.") var cpuRequest: String = "50m"
-    @Option(help: "Agent memory request.") var memoryRequest: String = "64Mi"
-    @Option(help: "Agent CPU limit (empty for none).") var cpuLimit: String = ""
-    @Option(help: "Agent memory limit.") var memoryLimit: String = "256Mi"
+    @Option(help: "Agent CPU request.") var cpuRequest: String = Self.defaults.cpuRequest
+    @Option(help: "Agent memory request.") var memoryRequest: String = Self.defaults.memoryRequest
+    @Option(help: "Agent CPU limit (empty for none).") var cpuLimit: String = Self.defaults.cpuLimit
+    @Option(help: "Agent memory limit.") var memoryLimit: String = Self.defaults.memoryLimit
     @Option(help: "Agent priorityClassName.") var priorityClassName: String?
 
     @Option(help: "How the agent walks user stacks: eh-frame (from .eh_frame tables, the default) or frame-pointers.")
-    var agentUnwind: String = "eh-frame"
+    var agentUnwind: AgentCommandLine.UnwindMethod = Self.defaults.agentUnwind
 
     @Option(help: "Kernel memory, in MiB, for the agent's .eh_frame tables (1 to 1024).")
-    var agentUnwindTableMib: Int = 4
+    var agentUnwindTableMib: Int = Self.defaults.agentUnwindTableMiB
 
     @Option(
         help: "What the agent's caches of workload data may hold, in MiB (8 to 4096; its --memory-budget-mib)."
     )
-    var agentMemoryBudgetMib: Int = AgentMemoryBudget.defaultMebibytes
+    var agentMemoryBudgetMib: Int = Self.defaults.agentMemoryBudgetMiB
 
     @Option(help: "Default Pyroscope URL for targets without spec.pyroscope.")
     var defaultPyroscopeURL: String?
@@ -86,54 +89,38 @@ struct AgentOptions: ParsableArguments {
     @Option(help: "Default Pyroscope tenant (X-Scope-OrgID).")
     var defaultPyroscopeTenant: String?
 
+    var flags: AgentDeploymentFlags {
+        var flags = AgentDeploymentFlags()
+        flags.namespace = self.namespace
+        flags.agentImage = self.agentImage
+        flags.securityMode = self.securityMode
+        flags.tolerations = self.toleration
+        flags.nodeSelectors = self.nodeSelector
+        flags.cpuRequest = self.cpuRequest
+        flags.memoryRequest = self.memoryRequest
+        flags.cpuLimit = self.cpuLimit
+        flags.memoryLimit = self.memoryLimit
+        flags.priorityClassName = self.priorityClassName
+        flags.agentUnwind = self.agentUnwind
+        flags.agentUnwindTableMiB = self.agentUnwindTableMib
+        flags.agentMemoryBudgetMiB = self.agentMemoryBudgetMib
+        flags.defaultPyroscopeURL = self.defaultPyroscopeURL
+        flags.defaultPyroscopeService = self.defaultPyroscopeService
+        flags.defaultPyroscopeTenant = self.defaultPyroscopeTenant
+        return flags
+    }
+
     func operatorConfiguration() throws -> OperatorConfiguration {
-        var configuration = OperatorConfiguration()
-        configuration.namespace =
-            self.namespace ?? ProcessInfo.processInfo.environment["POD_NAMESPACE"] ?? configuration.namespace
-        configuration.agentImage = self.agentImage
-        configuration.securityMode = self.securityMode
-        configuration.tolerations = try self.toleration.map { text in try Toleration(flag: text) }
-        for text in self.nodeSelector {
-            let term = try NodeSelectorTerm(flag: text)
-            configuration.nodeSelector[term.key] = term.value
-        }
-        var resources = ResourceRequirements()
-        resources.requests = ["cpu": self.cpuRequest, "memory": self.memoryRequest]
-        var limits = ["memory": self.memoryLimit]
-        if !self.cpuLimit.isEmpty { limits["cpu"] = self.cpuLimit }
-        resources.limits = limits
-        configuration.resources = resources
-        configuration.priorityClassName = self.priorityClassName
-        guard ["eh-frame", "frame-pointers"].contains(self.agentUnwind) else {
-            throw ValidationError("--agent-unwind \(self.agentUnwind) is not known: use eh-frame or frame-pointers")
-        }
-        guard (1...1024).contains(self.agentUnwindTableMib) else {
-            throw ValidationError("--agent-unwind-table-mib \(self.agentUnwindTableMib) is out of range: use 1 to 1024")
-        }
-        configuration.agentUnwind = self.agentUnwind
-        configuration.agentUnwindTableMiB = self.agentUnwindTableMib
-        let budgets = AgentMemoryBudget.range
-        guard budgets.contains(self.agentMemoryBudgetMib) else {
-            throw ValidationError(
-                "--agent-memory-budget-mib \(self.agentMemoryBudgetMib) is out of range: use \(budgets.lowerBound) to \(budgets.upperBound)"
-            )
-        }
-        configuration.agentMemoryBudgetMiB = self.agentMemoryBudgetMib
-        if self.defaultPyroscopeURL != nil, self.defaultPyroscopeService != nil {
-            throw ValidationError("set at most one of --default-pyroscope-url and --default-pyroscope-service")
-        }
-        if let url = self.defaultPyroscopeURL {
-            var backend = PyroscopeBackend()
-            backend.url = url
-            backend.tenantID = self.defaultPyroscopeTenant
-            configuration.defaultBackend = backend
-        } else if let service = self.defaultPyroscopeService {
-            var backend = PyroscopeBackend()
-            backend.serviceRef = try ServiceReference(flag: service)
-            backend.tenantID = self.defaultPyroscopeTenant
-            configuration.defaultBackend = backend
-        }
-        return configuration
+        try checked { try self.flags.configuration(environment: ProcessInfo.processInfo.environment) }
+    }
+}
+
+/// `body`, with a flag error turned into ArgumentParser's usage error.
+func checked<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch {
+        throw ValidationError("\(error)")
     }
 }
 
@@ -254,42 +241,19 @@ struct Run: AsyncParsableCommand {
     )
     var grafanaCredentials: String?
 
-    @Option(help: "Timeout of one Grafana API call, seconds.") var grafanaTimeout: Int = 10
+    @Option(help: "Timeout of one Grafana API call, seconds.") var grafanaTimeout: Int = GrafanaFlags().timeoutSeconds
     @Option(help: "How often a synced datasource is compared with Grafana again (UI edits corrected), seconds.")
-    var grafanaResync: Int = 300
+    var grafanaResync: Int = GrafanaFlags().resyncSeconds
 
     @OptionGroup var agent: AgentOptions
 
     func grafanaSettings(namespace: String) throws -> GrafanaSettings? {
-        guard let url = self.grafanaURL else {
-            if self.grafanaCredentials != nil {
-                throw ValidationError("--grafana-credentials needs --grafana-url (where Grafana is)")
-            }
-            return nil
-        }
-        guard url.wholeMatch(of: /https?:\/\/[^\s\/?#]+(\/[^\s]*)?/) != nil else {
-            throw ValidationError("--grafana-url \(url): expected an http(s) URL such as http://grafana.monitoring.svc")
-        }
-        guard let credentials = self.grafanaCredentials else {
-            throw ValidationError(
-                "--grafana-url needs --grafana-credentials NAMESPACE/NAME: a Secret with key 'token' (a Grafana "
-                    + "service-account token) or keys 'username' and 'password'"
-            )
-        }
-        let parts = credentials.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count <= 2, let name = parts.last, !name.isEmpty, parts.allSatisfy({ !$0.isEmpty }) else {
-            throw ValidationError("--grafana-credentials \(credentials): expected NAMESPACE/NAME or NAME")
-        }
-        guard self.grafanaTimeout > 0, self.grafanaResync >= 10 else {
-            throw ValidationError("--grafana-timeout must be at least 1 and --grafana-resync at least 10 seconds")
-        }
-        var settings = GrafanaSettings(
-            url: url,
-            credentialsSecret: ObjectKey(namespace: parts.count == 2 ? String(parts[0]) : namespace, name: String(name))
-        )
-        settings.timeout = .seconds(self.grafanaTimeout)
-        settings.resyncPeriod = .seconds(self.grafanaResync)
-        return settings
+        var flags = GrafanaFlags()
+        flags.url = self.grafanaURL
+        flags.credentials = self.grafanaCredentials
+        flags.timeoutSeconds = self.grafanaTimeout
+        flags.resyncSeconds = self.grafanaResync
+        return try checked { try flags.settings(namespace: namespace) }
     }
 
     static func split(_ address: String) throws -> (String, Int) {
@@ -322,13 +286,9 @@ struct Run: AsyncParsableCommand {
             client = try .automatic()
         }
         client.userAgent = "hearth-operator/0.1"
-        guard self.kubeAPIQPS >= 0, self.kubeAPIBurst >= 1 else {
-            throw ValidationError(
-                "--kube-api-qps must be 0 (no client-side limit) or more and --kube-api-burst at least 1; got \(self.kubeAPIQPS) and \(self.kubeAPIBurst)"
-            )
-        }
-        client.qps = self.kubeAPIQPS
-        client.burst = self.kubeAPIBurst
+        let rate = try checked { try APIRateFlags(qps: self.kubeAPIQPS, burst: self.kubeAPIBurst) }
+        client.qps = rate.qps
+        client.burst = rate.burst
         if self.agent.namespace == nil, ProcessInfo.processInfo.environment["POD_NAMESPACE"] == nil,
             client.source == "in-cluster"
         {
