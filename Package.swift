@@ -18,6 +18,8 @@ let metrics: Target.Dependency = .product(name: "Metrics", package: "swift-metri
 let metricsTestKit: Target.Dependency = .product(name: "MetricsTestKit", package: "swift-metrics")
 let yams: Target.Dependency = .product(name: "Yams", package: "Yams")
 let prometheus: Target.Dependency = .product(name: "Prometheus", package: "swift-prometheus")
+let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
+let cryptoExtras: Target.Dependency = .product(name: "CryptoExtras", package: "swift-crypto")
 
 let package = Package(
     name: "Hearth",
@@ -53,6 +55,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // Already in the graph (through async-http-client); the operator's digests (SHA-256, PBKDF2).
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // MARK: Node agent: eBPF sampling, symbolization, profiles
@@ -189,7 +193,7 @@ let package = Package(
             dependencies: [
                 "GrafanaClient", "HearthAPI", "HearthTelemetry", "KubeModel", "KubeClient", "KubeRuntime",
                 asyncHTTPClient, nioCore,
-                nioPosix, nioHTTP1, serviceLifecycle, metrics, logging, yams,
+                nioPosix, nioHTTP1, serviceLifecycle, metrics, logging, yams, crypto, cryptoExtras,
             ]
         ),
         .executableTarget(
