@@ -104,24 +104,24 @@ let package = Package(
         ),
         .target(
             name: "HearthProfile",
-            dependencies: ["CZlib", swiftProtobuf],
+            dependencies: ["CZlib", "HearthBase", swiftProtobuf],
             exclude: ["Generated/profile.proto", "Templates"],
             plugins: ["TextEmbedPlugin"]
         ),
         .target(
             name: "HearthAgent",
             dependencies: [
-                "HearthSampler", "HearthSymbolizer", "HearthProfile", "HearthAPI", "HearthTelemetry", "KubeModel",
-                "KubeClient", "KubeRuntime", asyncHTTPClient, swiftProtobuf, nioCore, nioHTTP1, serviceLifecycle,
-                metrics, logging,
+                "HearthBase", "HearthSampler", "HearthSymbolizer", "HearthProfile", "HearthAPI", "HearthTelemetry",
+                "KubeModel", "KubeClient", "KubeRuntime", asyncHTTPClient, swiftProtobuf, nioCore, nioHTTP1,
+                serviceLifecycle, metrics, logging,
             ],
             exclude: ["Generated/push.proto", "Generated/types.proto"]
         ),
         .executableTarget(
             name: "hearth-agent",
             dependencies: [
-                "HearthAgent", "HearthSampler", "HearthSymbolizer", "HearthProfile", "HearthAPI", "HearthTelemetry",
-                "KubeClient",
+                "HearthAgent", "HearthBase", "HearthSampler", "HearthSymbolizer", "HearthProfile", "HearthAPI",
+                "HearthTelemetry", "KubeClient",
                 "CMalloc",
                 argumentParser, serviceLifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 metrics, logging,
@@ -136,18 +136,22 @@ let package = Package(
 
         // MARK: Kubernetes layer: model, client, controller runtime, in-memory API server
 
+        // What every layer shares: the CodedError protocol and Duration in other units.
+        .target(name: "HearthBase"),
+        .testTarget(name: "HearthBaseTests", dependencies: ["HearthBase"]),
+
         .target(name: "KubeModel"),
         .target(
             name: "KubeClient",
             dependencies: [
-                "KubeModel", asyncHTTPClient, nioCore, nioPosix, nioHTTP1, nioFoundationCompat, nioSSL, yams, metrics,
-                serviceLifecycle, logging,
+                "HearthBase", "KubeModel", asyncHTTPClient, nioCore, nioPosix, nioHTTP1, nioFoundationCompat, nioSSL,
+                yams, metrics, serviceLifecycle, logging,
             ]
         ),
         .target(
             name: "KubeRuntime",
             dependencies: [
-                "KubeModel", "KubeClient", serviceLifecycle, metrics, logging,
+                "HearthBase", "KubeModel", "KubeClient", serviceLifecycle, metrics, logging,
                 .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
@@ -161,7 +165,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "kube-bench",
-            dependencies: ["KubeModel", "KubeClient", "KubeRuntime", "KubeTestServer", logging]
+            dependencies: ["HearthBase", "KubeModel", "KubeClient", "KubeRuntime", "KubeTestServer", logging]
         ),
         .testTarget(name: "KubeModelTests", dependencies: ["KubeModel"]),
         .testTarget(
@@ -186,13 +190,15 @@ let package = Package(
         // Grafana's datasource HTTP API (the operator provisions the Pyroscope datasource through it).
         .target(
             name: "GrafanaClient",
-            dependencies: ["KubeModel", asyncHTTPClient, nioCore, nioHTTP1, nioFoundationCompat, metrics, logging]
+            dependencies: [
+                "HearthBase", "KubeModel", asyncHTTPClient, nioCore, nioHTTP1, nioFoundationCompat, metrics, logging,
+            ]
         ),
         .target(
             name: "HearthOperator",
             dependencies: [
-                "GrafanaClient", "HearthAPI", "HearthTelemetry", "KubeModel", "KubeClient", "KubeRuntime",
-                asyncHTTPClient, nioCore,
+                "GrafanaClient", "HearthAPI", "HearthBase", "HearthTelemetry", "KubeModel", "KubeClient",
+                "KubeRuntime", asyncHTTPClient, nioCore,
                 nioPosix, nioHTTP1, serviceLifecycle, metrics, logging, yams, crypto, cryptoExtras,
             ]
         ),
@@ -225,7 +231,9 @@ let package = Package(
         ),
         .target(
             name: "PyroscopeTestServer",
-            dependencies: ["HTTPTestServing", "CZlib", nioCore, nioPosix, nioHTTP1, nioFoundationCompat, logging]
+            dependencies: [
+                "HTTPTestServing", "CZlib", "HearthBase", nioCore, nioPosix, nioHTTP1, nioFoundationCompat, logging,
+            ]
         ),
         .executableTarget(
             name: "pyroscope-test-server",

@@ -8,6 +8,7 @@ import AsyncHTTPClient
 import CoreMetrics
 import Foundation
 import HearthAPI
+import HearthBase
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -265,7 +266,7 @@ public final class PyroscopePusher: ServiceLifecycle.Service, Sendable {
             let response = try await self.client.execute(request, timeout: .init(self.configuration.requestTimeout))
             let text = String(buffer: try await response.body.collect(upTo: 64 << 10))
             let status = Int(response.status.code)
-            self.metrics.pushDuration.recordNanoseconds(Self.nanoseconds(start.duration(to: clock.now)))
+            self.metrics.pushDuration.recordNanoseconds(start.duration(to: clock.now).nanoseconds)
             self.metrics.pushRequest(code: "\(status)")
             switch status {
             case 200..<300:
@@ -305,20 +306,10 @@ public final class PyroscopePusher: ServiceLifecycle.Service, Sendable {
         }
         return nil
     }
-
-    static func nanoseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
-    }
 }
 
 /// A credential file named by the configuration is missing or unreadable.
 struct CredentialError: Error, CustomStringConvertible {
     var message: String
     var description: String { self.message }
-}
-
-extension TimeAmount {
-    init(_ duration: Duration) {
-        self = .nanoseconds(PyroscopePusher.nanoseconds(duration))
-    }
 }
