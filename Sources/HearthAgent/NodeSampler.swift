@@ -462,11 +462,4 @@ public struct AgentError: CodedError {
     public var code: Code
     public var message: String
     public var cause: (any Error)?
-
-    public init(code: Code, message: String, cause: (any Error)? = nil) {
-        self.code = code
-        self.message = message
-        self.cause = cause
-    }
-
 }

@@ -28,10 +28,4 @@ public struct OperatorError: CodedError, Sendable {
     public var code: Code
     public var message: String
     public var cause: (any Error & Sendable)?
-
-    public init(code: Code, message: String, cause: (any Error & Sendable)? = nil) {
-        self.code = code
-        self.message = message
-        self.cause = cause
-    }
 }
