@@ -91,16 +91,16 @@ let package = Package(
         ),
         .target(
             name: "HearthSampler",
-            dependencies: ["CLibbpf", "HearthBPF", "HearthUnwind", "HearthSymbolizer", logging]
+            dependencies: ["CLibbpf", "HearthBase", "HearthBPF", "HearthUnwind", "HearthSymbolizer", logging]
         ),
         .target(
             name: "HearthSymbolizer",
-            dependencies: ["CDemangle", "CSystemCalls", logging]
+            dependencies: ["CDemangle", "CSystemCalls", "HearthBase", logging]
         ),
         // Call frame information (.eh_frame, .debug_frame) compiled into unwind tables for the BPF unwinder.
         .target(
             name: "HearthUnwind",
-            dependencies: ["HearthSymbolizer", logging]
+            dependencies: ["HearthBase", "HearthSymbolizer", logging]
         ),
         .target(
             name: "HearthProfile",
