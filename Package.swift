@@ -18,6 +18,8 @@ let metrics: Target.Dependency = .product(name: "Metrics", package: "swift-metri
 let metricsTestKit: Target.Dependency = .product(name: "MetricsTestKit", package: "swift-metrics")
 let yams: Target.Dependency = .product(name: "Yams", package: "Yams")
 let prometheus: Target.Dependency = .product(name: "Prometheus", package: "swift-prometheus")
+let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
+let cryptoExtras: Target.Dependency = .product(name: "CryptoExtras", package: "swift-crypto")
 
 let package = Package(
     name: "Hearth",
@@ -55,6 +57,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // Already in the graph (through async-http-client); the operator's digests (SHA-256, PBKDF2).
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // MARK: Node agent: eBPF sampling, symbolization, profiles
@@ -89,13 +93,13 @@ let package = Package(
         ),
         .target(
             name: "HearthSampler",
-            dependencies: ["CLibbpf", "HearthBPF", "HearthUnwind", "HearthELF", logging]
+            dependencies: ["CLibbpf", "HearthBase", "HearthBPF", "HearthUnwind", "HearthELF", logging]
         ),
         // Files a workload names, read as hostile input: the ELF reader (sections, symbol tables, MiniDebugInfo),
         // /proc/PID/maps, file identity, opening inside a process's root, reads with a deadline.
         .target(
             name: "HearthELF",
-            dependencies: ["CSystemCalls"]
+            dependencies: ["CSystemCalls", "HearthBase"]
         ),
         // Addresses to names: the ELF symbol tables, perf maps and kallsyms, demangled, behind a byte budget.
         .target(
@@ -105,28 +109,28 @@ let package = Package(
         // Call frame information (.eh_frame, .debug_frame) compiled into unwind tables for the BPF unwinder.
         .target(
             name: "HearthUnwind",
-            dependencies: ["HearthELF", logging]
+            dependencies: ["HearthBase", "HearthELF", logging]
         ),
         .target(
             name: "HearthProfile",
-            dependencies: ["CZlib", swiftProtobuf],
+            dependencies: ["CZlib", "HearthBase", swiftProtobuf],
             exclude: ["Generated/profile.proto", "Templates"],
             plugins: ["TextEmbedPlugin"]
         ),
         .target(
             name: "HearthAgent",
             dependencies: [
-                "HearthSampler", "HearthELF", "HearthSymbolizer", "HearthProfile", "HearthAPI", "KubeModel",
-                "KubeClient", "KubeRuntime", asyncHTTPClient, swiftProtobuf, nioCore, nioHTTP1, serviceLifecycle,
-                metrics, logging,
+                "HearthBase", "HearthSampler", "HearthELF", "HearthSymbolizer", "HearthProfile", "HearthAPI",
+                "KubeModel", "KubeClient", "KubeRuntime", asyncHTTPClient, swiftProtobuf, nioCore, nioHTTP1,
+                serviceLifecycle, metrics, logging,
             ],
             exclude: ["Generated/push.proto", "Generated/types.proto"]
         ),
         .executableTarget(
             name: "hearth-agent",
             dependencies: [
-                "HearthAgent", "HearthSampler", "HearthSymbolizer", "HearthProfile", "HearthAPI", "HearthTelemetry",
-                "KubeClient",
+                "HearthAgent", "HearthBase", "HearthSampler", "HearthSymbolizer", "HearthProfile", "HearthAPI",
+                "HearthTelemetry", "KubeClient",
                 "CMalloc",
                 argumentParser, serviceLifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 metrics, logging,
@@ -141,20 +145,24 @@ let package = Package(
 
         // MARK: Kubernetes layer: model, client, controller runtime, in-memory API server
 
+        // What every layer shares: the CodedError protocol and Duration in other units.
+        .target(name: "HearthBase"),
+        .testTarget(name: "HearthBaseTests", dependencies: ["HearthBase"]),
+
         // A Sendable JSON tree, its parser and typed views over it; no dependencies (GrafanaClient needs only this).
         .target(name: "HearthJSON"),
         .target(name: "KubeModel", dependencies: ["HearthJSON"]),
         .target(
             name: "KubeClient",
             dependencies: [
-                "KubeModel", asyncHTTPClient, nioCore, nioPosix, nioHTTP1, nioFoundationCompat, nioSSL, yams, metrics,
-                serviceLifecycle, logging,
+                "HearthBase", "KubeModel", asyncHTTPClient, nioCore, nioPosix, nioHTTP1, nioFoundationCompat, nioSSL,
+                yams, metrics, serviceLifecycle, logging,
             ]
         ),
         .target(
             name: "KubeRuntime",
             dependencies: [
-                "KubeModel", "KubeClient", serviceLifecycle, metrics, logging,
+                "HearthBase", "KubeModel", "KubeClient", serviceLifecycle, metrics, logging,
                 .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
@@ -168,7 +176,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "kube-bench",
-            dependencies: ["KubeModel", "KubeClient", "KubeRuntime", "KubeTestServer", logging]
+            dependencies: ["HearthBase", "KubeModel", "KubeClient", "KubeRuntime", "KubeTestServer", logging]
         ),
         .testTarget(name: "KubeModelTests", dependencies: ["KubeModel"]),
         .testTarget(
@@ -193,13 +201,16 @@ let package = Package(
         // Grafana's datasource HTTP API (the operator provisions the Pyroscope datasource through it).
         .target(
             name: "GrafanaClient",
-            dependencies: ["HearthJSON", asyncHTTPClient, nioCore, nioHTTP1, nioFoundationCompat, metrics]
+            dependencies: [
+                "HearthBase", "HearthJSON", asyncHTTPClient, nioCore, nioHTTP1, nioFoundationCompat, metrics,
+            ]
         ),
         .target(
             name: "HearthOperator",
             dependencies: [
-                "GrafanaClient", "HearthAPI", "HearthTelemetry", "KubeModel", "KubeClient", "KubeRuntime",
-                asyncHTTPClient, nioCore, nioHTTP1, serviceLifecycle, metrics, logging, yams,
+                "GrafanaClient", "HearthAPI", "HearthBase", "HearthTelemetry", "KubeModel", "KubeClient",
+                "KubeRuntime", asyncHTTPClient, nioCore, nioHTTP1, serviceLifecycle, metrics, logging, yams, crypto,
+                cryptoExtras,
             ]
         ),
         .executableTarget(
@@ -230,7 +241,9 @@ let package = Package(
         ),
         .target(
             name: "PyroscopeTestServer",
-            dependencies: ["HTTPTestServing", "CZlib", nioCore, nioPosix, nioHTTP1, nioFoundationCompat, logging]
+            dependencies: [
+                "HTTPTestServing", "CZlib", "HearthBase", nioCore, nioPosix, nioHTTP1, nioFoundationCompat, logging,
+            ]
         ),
         .executableTarget(
             name: "pyroscope-test-server",
@@ -279,6 +292,11 @@ let package = Package(
                 serviceLifecycle,
             ],
             exclude: ["Fixtures"]
+        ),
+        // The agent's command line: the operator renders the DaemonSet, the agent's own parser reads its args.
+        .testTarget(
+            name: "HearthAgentCommandTests",
+            dependencies: ["hearth-agent", "HearthAPI", "HearthOperator", "KubeModel", argumentParser]
         ),
     ]
 )

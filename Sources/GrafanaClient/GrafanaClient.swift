@@ -206,8 +206,7 @@ public struct GrafanaClient: Sendable {
             http.headers.add(name: "Content-Type", value: "application/json")
             http.body = .bytes(ByteBuffer(data: body))
         }
-        let timeout = self.configuration.timeout.components
-        let deadline = TimeAmount.nanoseconds(timeout.seconds * 1_000_000_000 + timeout.attoseconds / 1_000_000_000)
+        let deadline = TimeAmount(self.configuration.timeout)
         do {
             let response = try await self.httpClient.execute(http, timeout: deadline)
             let answer = try await response.body.collect(upTo: 4 << 20)

@@ -1,8 +1,11 @@
 // GrafanaError.swift: failures of the Grafana HTTP API, typed by status code (never by message text, which
 // changes between Grafana versions), with Grafana's own message kept for people.
 
-/// A failed call to Grafana's HTTP API.
-public struct GrafanaError: Error, Sendable, CustomStringConvertible {
+import HearthBase
+
+/// A failed call to Grafana's HTTP API. Its description is its own (the request and Grafana's answer, as people
+/// read it in a condition message), not ``CodedError``'s.
+public struct GrafanaError: CodedError, Sendable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum _Code: String {
             case badRequest, unauthorized, forbidden, notFound, conflict, serverError, unexpectedStatus

@@ -62,7 +62,7 @@ public struct GrafanaRequestRecord: Sendable, Hashable {
 }
 
 /// The test double.
-public final class GrafanaTestServer: Sendable {
+public final class GrafanaTestServer: ScopedTestServer {
     /// Which credentials the API accepts.
     public enum Authentication: Sendable, Hashable {
         case token(String)
@@ -100,6 +100,17 @@ public final class GrafanaTestServer: Sendable {
 
     /// Closes the socket and every connection: calls now fail with "connection refused", as when Grafana is down.
     public func stop() async { await self.http.stop() }
+
+    public func startOnFreePort() async throws { try await self.start() }
+
+    /// Runs a server on a free port for the duration of `body`, then stops it.
+    public static func withRunning<Result>(
+        authentication: [Authentication] = [],
+        logger: Logger = Logger(label: "grafana-test-server"),
+        _ body: (GrafanaTestServer) async throws -> Result
+    ) async throws -> Result {
+        try await GrafanaTestServer(authentication: authentication, logger: logger).whileRunning(body)
+    }
 
     public var port: Int { self.http.port }
     public var url: String { self.http.url }

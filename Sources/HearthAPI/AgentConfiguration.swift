@@ -4,6 +4,7 @@
 // folder, never by absolute path, so the same file works in a pod and in a test.
 
 import Foundation
+import KubeModel
 
 /// Everything a node agent needs to know about the targets it profiles.
 public struct AgentConfiguration: Codable, Sendable, Hashable {
@@ -91,21 +92,16 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
             }
         }
 
-        /// Whether a pod with these labels is selected.
+        /// Whether a pod with these labels is selected (by KubeModel's label selector matching, as the operator
+        /// selects; an operator the API does not define selects nothing).
         public func matches(_ labels: [String: String]) -> Bool {
-            for (key, value) in self.matchLabels ?? [:] where labels[key] != value { return false }
-            for requirement in self.matchExpressions ?? [] {
-                let value = labels[requirement.key]
-                let values = requirement.values ?? []
-                switch requirement.operator {
-                case "In": if value.map({ !values.contains($0) }) ?? true { return false }
-                case "NotIn": if let value, values.contains(value) { return false }
-                case "Exists": if value == nil { return false }
-                case "DoesNotExist": if value != nil { return false }
-                default: return false
-                }
-            }
-            return true
+            SelectorRequirement.matches(
+                SelectorRequirement.labelSelector(
+                    matchLabels: self.matchLabels,
+                    matchExpressions: (self.matchExpressions ?? []).map { ($0.key, $0.operator, $0.values ?? []) }
+                ),
+                labels
+            )
         }
     }
 

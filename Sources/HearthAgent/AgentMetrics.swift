@@ -3,6 +3,7 @@
 
 import CoreMetrics
 import Glibc
+import HearthBase
 import HearthSampler
 
 /// The agent's metrics, created once from a factory (the Prometheus registry in production, a test factory in
@@ -108,10 +109,7 @@ public struct AgentMetrics: Sendable {
             Counter(label: "hearth_agent_unwind_table_loads_total", dimensions: [("kind", kind)], factory: self.factory)
                 .increment()
             Timer(label: "hearth_agent_unwind_table_load_seconds", factory: self.factory)
-                .recordNanoseconds(
-                    Int64(load.latency.components.seconds) * 1_000_000_000 + load.latency.components.attoseconds
-                        / 1_000_000_000
-                )
+                .recordNanoseconds(load.latency.nanoseconds)
             self.hostileInput(.unwindFileOverLimits, by: load.report.filesOverLimits)
             if load.report.modulesEvicted > 0 {
                 Counter(label: "hearth_agent_unwind_modules_evicted_total", factory: self.factory)

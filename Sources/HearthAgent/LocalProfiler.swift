@@ -3,6 +3,7 @@
 // into a CPUProfile, with how many frames were named.
 
 import Foundation
+import HearthBase
 import HearthELF
 import HearthProfile
 import HearthSampler
@@ -119,7 +120,7 @@ public struct LocalProfiler: Sendable {
             }
             // Sleep in short steps so a stop request is answered quickly.
             let nap = min(self.options.drainInterval, remaining, .milliseconds(200))
-            Thread.sleep(forTimeInterval: Double(nap.components.seconds) + Double(nap.components.attoseconds) / 1e18)
+            Thread.sleep(forTimeInterval: nap.seconds)
             if aggregator.lastDrain.duration(to: clock.now) >= self.options.drainInterval
                 || start.duration(to: clock.now) >= self.options.duration
             {

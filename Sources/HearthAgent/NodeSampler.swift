@@ -10,6 +10,7 @@ import CoreMetrics
 import Dispatch
 import Foundation
 import HearthAPI
+import HearthBase
 import HearthELF
 import HearthProfile
 import HearthSampler
@@ -181,7 +182,7 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
             self.logger.error("cannot attribute samples", metadata: ["sampler.problem": "\(problem)"])
             throw AgentError(code: .noCgroup2, message: problem)
         }
-        let drainNanoseconds = Int(PyroscopePusher.nanoseconds(self.options.drainInterval))
+        let drainNanoseconds = Int(self.options.drainInterval.nanoseconds)
         while !self.stop.load(ordering: .relaxed) {
             _ = self.wakeup.wait(timeout: .now() + .nanoseconds(drainNanoseconds))
             try self.metrics.measure(.attribute) { try self.attribute(&loop, unified: unified, clock: clock) }
@@ -419,22 +420,13 @@ public final class NodeSampler: ServiceLifecycle.Service, Sendable {
 }
 
 /// Why the node agent cannot go on.
-public struct AgentError: Error, CustomStringConvertible {
-    public enum Code: String, Sendable {
+public struct AgentError: CodedError {
+    public enum Code: String, Sendable, CustomStringConvertible {
         case noCgroup2
         case samplerFailed
+        public var description: String { self.rawValue }
     }
     public var code: Code
     public var message: String
     public var cause: (any Error)?
-
-    public init(code: Code, message: String, cause: (any Error)? = nil) {
-        self.code = code
-        self.message = message
-        self.cause = cause
-    }
-
-    public var description: String {
-        "\(self.code.rawValue): \(self.message)" + (self.cause.map { ": \($0)" } ?? "")
-    }
 }

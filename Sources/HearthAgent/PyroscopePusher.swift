@@ -10,6 +10,7 @@ import AsyncHTTPClient
 import CoreMetrics
 import Foundation
 import HearthAPI
+import HearthBase
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -284,7 +285,7 @@ public final class PyroscopePusher: ServiceLifecycle.Service, Sendable {
                 let text = String(buffer: try await response.body.collect(upTo: 64 << 10))
                 return (Int(response.status.code), text, response.headers.first(name: "Retry-After"))
             }
-            self.metrics.pushDuration.recordNanoseconds(Self.nanoseconds(start.duration(to: clock.now)))
+            self.metrics.pushDuration.recordNanoseconds(start.duration(to: clock.now).nanoseconds)
             self.metrics.pushRequest(code: "\(status)")
             switch status {
             case 200..<300:
@@ -337,9 +338,6 @@ public final class PyroscopePusher: ServiceLifecycle.Service, Sendable {
         return .milliseconds(Int64(max(0, date.timeIntervalSince(now)) * 1000))
     }
 
-    static func nanoseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
-    }
 }
 
 /// The request did not finish within its deadline.
@@ -371,10 +369,4 @@ func withDeadline<Value: Sendable>(
 struct CredentialError: Error, CustomStringConvertible {
     var message: String
     var description: String { self.message }
-}
-
-extension TimeAmount {
-    init(_ duration: Duration) {
-        self = .nanoseconds(PyroscopePusher.nanoseconds(duration))
-    }
 }

@@ -1,11 +1,13 @@
 // ELFError.swift: the errors of the ELF reader (a code, what was being read, an underlying cause), and
 // SystemError, a failed system call with its errno.
 
+import HearthBase
+
 /// An error from reading or parsing an ELF file.
 ///
 /// The reader never traps on malformed input: every inconsistency is reported as an `ELFError` whose
 /// ``code`` says what kind of problem it was and whose ``message`` says where.
-public struct ELFError: Error, CustomStringConvertible {
+public struct ELFError: CodedError {
     /// The kind of problem. New codes may be added, so don't switch over them exhaustively.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: Hashable, Sendable {
@@ -69,13 +71,6 @@ public struct ELFError: Error, CustomStringConvertible {
         self.code = code
         self.message = message
         self.cause = cause
-    }
-
-    public var description: String {
-        if let cause = self.cause {
-            return "ELFError(\(self.code)): \(self.message) (cause: \(cause))"
-        }
-        return "ELFError(\(self.code)): \(self.message)"
     }
 }
 

@@ -5,6 +5,7 @@
 
 import CSystemCalls
 import Dispatch
+import HearthBase
 import Synchronization
 
 #if canImport(Glibc)
@@ -182,8 +183,7 @@ private final class Handoff<Value: Sendable>: Sendable {
     /// The value, or nil when it did not come within `timeout`: the operation is then marked abandoned and
     /// `abandon` runs, before the worker can see the mark.
     func wait(for timeout: Duration, abandon: () -> Void) -> Value? {
-        let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
-        _ = self.done.wait(timeout: .now() + .nanoseconds(Int(max(0, nanoseconds))))
+        _ = self.done.wait(timeout: .now() + .nanoseconds(Int(max(0, timeout.nanoseconds))))
         return self.outcome.withLock { outcome -> Value? in
             switch outcome {
             case .delivered(let value):

@@ -37,11 +37,6 @@ public struct AgentObjects: Sendable {
 /// Renders agent objects.
 public struct AgentRenderer: Sendable {
     public static let configKey = AgentConfiguration.fileName
-    /// Where the agent finds the configuration and credentials in its container.
-    public static let configDirectory = "/etc/hearth/config"
-    public static let credentialsDirectory = "/etc/hearth/credentials"
-    /// The agent's host cgroup2 mount, read-only: container cgroup ids are the inode numbers of its folders.
-    public static let hostCgroupDirectory = "/host/sys/fs/cgroup"
     /// The capabilities of the `capabilities` security mode, each needed (see the README, "Run in a cluster").
     public static let agentCapabilities = [
         "BPF", "PERFMON", "SYS_PTRACE", "DAC_READ_SEARCH", "CHECKPOINT_RESTORE", "SYSLOG",
@@ -175,18 +170,7 @@ public struct AgentRenderer: Sendable {
         var container = Container()
         container.name = "agent"
         container.image = configuration.agentImage
-        container.args = [
-            "run", "--config", "\(Self.configDirectory)/\(Self.configKey)", "--credentials", Self.credentialsDirectory,
-            "--cgroup-root", Self.hostCgroupDirectory,
-        ]
-        // Only what differs from the agent's defaults, so the pod template of a default install never changes.
-        if configuration.agentUnwind != "eh-frame" { container.args! += ["--unwind", configuration.agentUnwind] }
-        if configuration.agentUnwindTableMiB != 4 {
-            container.args! += ["--unwind-table-mib", "\(configuration.agentUnwindTableMiB)"]
-        }
-        if configuration.agentMemoryBudgetMiB != AgentMemoryBudget.defaultMebibytes {
-            container.args! += [AgentMemoryBudget.option, "\(configuration.agentMemoryBudgetMiB)"]
-        }
+        container.args = configuration.agentCommandLine.arguments
         func fromField(_ name: String, _ path: String) -> EnvVar {
             var variable = EnvVar()
             variable.name = name
@@ -198,10 +182,13 @@ public struct AgentRenderer: Sendable {
             return variable
         }
         // The node names the agent's pods and Lease; the agent's own namespace holds the Lease.
-        container.env = [fromField("NODE_NAME", "spec.nodeName"), fromField("POD_NAMESPACE", "metadata.namespace")]
+        container.env = [
+            fromField(AgentCommandLine.Environment.nodeName, "spec.nodeName"),
+            fromField(AgentCommandLine.Environment.podNamespace, "metadata.namespace"),
+        ]
         var port = ContainerPort()
         port.name = "http"
-        port.containerPort = 4041
+        port.containerPort = AgentCommandLine.listenPort
         port.protocol = "TCP"
         container.ports = [port]
         container.resources = configuration.resources
@@ -233,7 +220,7 @@ public struct AgentRenderer: Sendable {
         configSource.name = configuration.configMapName
         configVolume.configMap = configSource
         volumes.append(configVolume)
-        mount("config", Self.configDirectory)
+        mount("config", AgentCommandLine.Paths.configDirectory)
         var secretVolume = Volume()
         secretVolume.name = "credentials"
         var secretSource = SecretVolumeSource()
@@ -241,17 +228,17 @@ public struct AgentRenderer: Sendable {
         secretSource.defaultMode = 0o400
         secretVolume.secret = secretSource
         volumes.append(secretVolume)
-        mount("credentials", Self.credentialsDirectory)
+        mount("credentials", AgentCommandLine.Paths.credentialsDirectory)
         // The host's cgroup2 tree (pure v2 hosts; hybrid hosts have it at /sys/fs/cgroup/unified, which the agent
         // finds below this mount), read-only.
         var cgroupVolume = Volume()
         cgroupVolume.name = "host-cgroup"
         var cgroupPath = HostPathVolumeSource()
-        cgroupPath.path = "/sys/fs/cgroup"
+        cgroupPath.path = AgentCommandLine.defaultCgroupRoot
         cgroupPath.type = "Directory"
         cgroupVolume.hostPath = cgroupPath
         volumes.append(cgroupVolume)
-        mount("host-cgroup", Self.hostCgroupDirectory)
+        mount("host-cgroup", AgentCommandLine.Paths.hostCgroupDirectory)
         var tmp = Volume()
         tmp.name = "tmp"
         tmp.emptyDir = AnyObjectView()

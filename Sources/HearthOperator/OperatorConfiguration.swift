@@ -37,12 +37,9 @@ public struct OperatorConfiguration: Sendable {
         return resources
     }()
     public var priorityClassName: String?
-    /// How the agent walks user stacks (its `--unwind`): `eh-frame` or `frame-pointers`.
-    public var agentUnwind = "eh-frame"
-    /// Kernel memory for the agent's `.eh_frame` tables (its `--unwind-table-mib`).
-    public var agentUnwindTableMiB = 4
-    /// What the agent's caches of workload data may hold, in MiB (its `--memory-budget-mib`).
-    public var agentMemoryBudgetMiB = AgentMemoryBudget.defaultMebibytes
+    /// The agent's command line: the mounted paths, and the options set by `--agent-unwind`,
+    /// `--agent-unwind-table-mib` and `--agent-memory-budget-mib`.
+    public var agentCommandLine: AgentCommandLine = .inCluster
     /// Used by targets without `spec.pyroscope`.
     public var defaultBackend: PyroscopeBackend?
     /// Timeout of one Pyroscope readiness probe.

@@ -1,7 +1,9 @@
 // OperatorError.swift: errors of the operator, as a struct with an open code and a cause.
 
+import HearthBase
+
 /// An operator failure.
-public struct OperatorError: Error, Sendable, CustomStringConvertible {
+public struct OperatorError: CodedError, Sendable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum _Code: String {
             case applyFailed, deleteFailed, statusFailed, finalizerFailed, invalidInput, datasourceCleanupFailed
@@ -26,14 +28,4 @@ public struct OperatorError: Error, Sendable, CustomStringConvertible {
     public var code: Code
     public var message: String
     public var cause: (any Error & Sendable)?
-
-    public init(code: Code, message: String, cause: (any Error & Sendable)? = nil) {
-        self.code = code
-        self.message = message
-        self.cause = cause
-    }
-
-    public var description: String {
-        "OperatorError(\(self.code)): \(self.message)" + (self.cause.map { " (cause: \($0))" } ?? "")
-    }
 }

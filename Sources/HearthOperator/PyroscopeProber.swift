@@ -46,9 +46,7 @@ public struct HTTPPyroscopeProber: PyroscopeProber {
         request.method = .GET
         if let tenantID { request.headers.add(name: "X-Scope-OrgID", value: tenantID) }
         do {
-            let nanoseconds =
-                self.timeout.components.seconds * 1_000_000_000 + self.timeout.components.attoseconds / 1_000_000_000
-            let response = try await self.client.execute(request, timeout: .nanoseconds(nanoseconds))
+            let response = try await self.client.execute(request, timeout: TimeAmount(self.timeout))
             _ = try? await response.body.collect(upTo: 64 << 10)
             if response.status.code == 200 {
                 return ProbeResult(reachable: true, message: "GET \(target) answered 200")

@@ -2,6 +2,7 @@
 // and the CPUProfile that holds them, with its totals (samples, CPU time, distinct stacks).
 
 import FoundationEssentials
+import HearthBase
 
 /// One frame of a call stack: a function in a binary, or an address that could not be named.
 public struct ProfileFrame: Hashable, Sendable {
@@ -192,20 +193,4 @@ public struct CPUProfile: Sendable {
 private struct StackKey: Hashable {
     var process: String?
     var frames: [String]
-}
-
-extension Duration {
-    /// The duration in whole nanoseconds (saturating).
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = self.components
-        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return seconds < 0 ? .min : .max }
-        return scaled &+ attoseconds / 1_000_000_000
-    }
-
-    /// The duration in seconds, as a floating-point number.
-    var seconds: Double {
-        let (seconds, attoseconds) = self.components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
 }

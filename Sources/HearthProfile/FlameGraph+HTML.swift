@@ -1,6 +1,8 @@
 // FlameGraph+HTML.swift: the interactive HTML flame graph: the page template (inline CSS and JavaScript), its
 // header figures, and the merged stack tree and top functions embedded as compact JSON.
 
+import HearthBase
+
 /// The interactive HTML flame graph: a page template with inline CSS and JavaScript, and the merged stack tree
 /// embedded as compact JSON.
 enum FlameGraphHTML {

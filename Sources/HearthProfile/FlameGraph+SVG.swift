@@ -1,6 +1,8 @@
 // FlameGraph+SVG.swift: the static SVG flame graph, in the spirit of `flamegraph.pl`: frames laid out and coloured
 // in Swift with a tooltip each, and an embedded script that adds click-to-zoom and search in a browser.
 
+import HearthBase
+
 /// The static SVG flame graph, in the spirit of `flamegraph.pl`: complete without script, interactive with it.
 enum FlameGraphSVG {
     static let width = 1200.0

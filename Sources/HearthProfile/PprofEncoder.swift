@@ -2,6 +2,7 @@
 // `go tool pprof`, Grafana Pyroscope and Parca: strings interned; mappings, functions and locations deduplicated.
 
 import FoundationEssentials
+import HearthBase
 internal import SwiftProtobuf
 
 /// Encodes a ``CPUProfile`` as pprof (`perftools.profiles.Profile`), the format of `go tool pprof`, Grafana

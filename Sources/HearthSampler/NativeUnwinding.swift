@@ -3,6 +3,7 @@
 // load served in the background.
 
 internal import CLibbpf
+import HearthBase
 import HearthUnwind
 
 /// Unwinding user stacks in the kernel from `.eh_frame` tables (compiled by HearthUnwind) instead of frame pointers.
@@ -122,7 +123,7 @@ public struct UnwindTablesReport: Sendable, Hashable {
 }
 
 /// Why unwind tables could not be loaded for a process.
-public struct UnwindTablesError: Error, Sendable, CustomStringConvertible {
+public struct UnwindTablesError: CodedError, Sendable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private let name: String
         private init(_ name: String) { self.name = name }
@@ -147,11 +148,6 @@ public struct UnwindTablesError: Error, Sendable, CustomStringConvertible {
         self.code = code
         self.message = message
         self.cause = cause
-    }
-
-    public var description: String {
-        guard let cause = self.cause else { return "\(self.message) (\(self.code))" }
-        return "\(self.message) (\(self.code)): \(cause)"
     }
 }
 

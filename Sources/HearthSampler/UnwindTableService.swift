@@ -5,6 +5,7 @@
 
 internal import CLibbpf
 import Foundation
+import HearthBase
 import Logging
 import Synchronization
 
@@ -99,7 +100,7 @@ final class UnwindTableService: Sendable {
         }
         var lastTick = ContinuousClock.now
         while !self.stopRequested.load(ordering: .relaxed) {
-            let waitMilliseconds = ring == nil ? 100 : Int32(Self.tick.components.seconds * 1000)
+            let waitMilliseconds = ring == nil ? 100 : Int32(Self.tick.milliseconds)
             if let ring {
                 _ = ring_buffer__poll(ring, waitMilliseconds)  // a new request, the stop event, or the tick
             } else {
@@ -198,9 +199,4 @@ final class UnwindTableService: Sendable {
         clock_gettime(CLOCK_MONOTONIC, &now)
         return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
-}
-
-extension Duration {
-    /// Whole milliseconds.
-    var milliseconds: Int64 { self.components.seconds * 1000 + self.components.attoseconds / 1_000_000_000_000_000 }
 }

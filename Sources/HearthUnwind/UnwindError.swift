@@ -2,11 +2,13 @@
 // frame information, or is not x86-64). Damage inside one FDE is never an error: it is counted in the table's
 // statistics instead.
 
+import HearthBase
+
 /// An error that stops an ``UnwindTable`` from being built for a file.
 ///
 /// Damaged call frame information inside a readable section never produces this error: the damaged FDE's
 /// range becomes "no info" and is counted in ``UnwindTable/Statistics/malformedFDEs``.
-public struct UnwindError: Error, CustomStringConvertible {
+public struct UnwindError: CodedError {
     /// The kind of problem. New codes may be added, so don't switch over them exhaustively.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: Hashable, Sendable {
@@ -53,13 +55,6 @@ public struct UnwindError: Error, CustomStringConvertible {
         self.code = code
         self.message = message
         self.cause = cause
-    }
-
-    public var description: String {
-        if let cause = self.cause {
-            return "UnwindError(\(self.code)): \(self.message) (cause: \(cause))"
-        }
-        return "UnwindError(\(self.code)): \(self.message)"
     }
 }
 

@@ -3,6 +3,7 @@
 
 import AsyncHTTPClient
 import Foundation
+import HearthBase
 import KubeModel
 import Logging
 import Metrics
@@ -94,7 +95,7 @@ public final class KubeClient: Sendable {
                 httpConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = connections
             }
             httpConfiguration.tlsConfiguration = tls
-            httpConfiguration.timeout = .init(connect: .seconds(10), read: .nanoseconds(Int64(read.seconds * 1e9)))
+            httpConfiguration.timeout = .init(connect: .seconds(10), read: TimeAmount(read))
             httpConfiguration.decompression = .disabled
             httpConfiguration.redirectConfiguration = .disallow
             return HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: httpConfiguration)
@@ -221,7 +222,7 @@ public final class KubeClient: Sendable {
             let http = try await self.httpRequest(request)
             let response = try await self.http.execute(
                 http,
-                timeout: .nanoseconds(Int64(timeout.seconds * 1e9)),
+                timeout: TimeAmount(timeout),
                 logger: self.logger
             )
             let body = try await response.body.collect(upTo: 256 << 20)
@@ -231,7 +232,7 @@ public final class KubeClient: Sendable {
                 dimensions: [("verb", request.method.rawValue)],
                 factory: self.requestCounterFactory
             ).recordNanoseconds(
-                Int64(((ContinuousClock.now - start).seconds * 1e9).rounded())
+                (ContinuousClock.now - start).nanoseconds
             )
             let result = KubeResponse(status: Int(response.status.code), headers: response.headers, body: body)
             if response.status.code >= 400 { throw Self.error(result) }
@@ -267,7 +268,7 @@ public final class KubeClient: Sendable {
             let http = try await self.httpRequest(request)
             let response = try await self.watchHTTP.execute(
                 http,
-                timeout: .nanoseconds(Int64(timeout.seconds * 1e9)),
+                timeout: TimeAmount(timeout),
                 logger: self.logger
             )
             self.count(request.method, String(response.status.code))
@@ -321,8 +322,4 @@ public func withKubeClient<Result: Sendable>(
         try? await client.shutdown()
         throw error
     }
-}
-
-extension Duration {
-    var seconds: Double { Double(self.components.seconds) + Double(self.components.attoseconds) / 1e18 }
 }

@@ -1,9 +1,10 @@
 // KubeError.swift: typed errors decoded from metav1.Status, plus client-side failures.
 
+import HearthBase
 import KubeModel
 
 /// An error from the Kubernetes API or from the client.
-public struct KubeError: Error, Sendable, CustomStringConvertible {
+public struct KubeError: CodedError, Sendable {
     /// The kind of error (open set).
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum _Code: String {
@@ -95,13 +96,8 @@ public struct KubeError: Error, Sendable, CustomStringConvertible {
         self.init(code: code, message: status?.message ?? "HTTP \(httpStatus)", httpStatus: httpStatus, status: status)
     }
 
-    public var description: String {
-        var text = "KubeError(\(self.code)"
-        if let httpStatus { text += ", \(httpStatus)" }
-        text += "): \(self.message)"
-        if let cause { text += " (cause: \(cause))" }
-        return text
-    }
+    /// The code, and the HTTP status when the server answered: `KubeError(notFound, 404): …`.
+    public var codeDescription: String { "\(self.code)" + (self.httpStatus.map { ", \($0)" } ?? "") }
 
     /// Whether retrying the same call later can succeed (429, 5xx, timeouts, transport failures).
     public var isRetryable: Bool {

@@ -1,5 +1,6 @@
 // RateLimiter.swift: client-side QPS and burst (token bucket), like client-go's flowcontrol.
 
+import HearthBase
 import Synchronization
 
 /// A token bucket: `burst` tokens, refilled at `qps` per second. Callers reserve a token and wait for it.
@@ -24,7 +25,7 @@ public final class RateLimiter: Sendable {
         guard self.qps > 0 else { return .zero }
         return self.state.withLock { state in
             let elapsed = now - state.last
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = elapsed.seconds
             state.tokens = min(Double(self.burst), state.tokens + max(0, seconds) * self.qps)
             state.last = now
             state.tokens -= 1

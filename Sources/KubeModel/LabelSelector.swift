@@ -22,31 +22,22 @@ public struct LabelSelector: JSONView {
         set { self.set("matchExpressions", newValue) }
     }
 
-    /// The selector as requirements (an empty selector matches everything).
-    public var requirements: [SelectorRequirement] {
-        var result: [SelectorRequirement] = (self.matchLabels ?? [:]).sorted { $0.key < $1.key }.map {
-            SelectorRequirement(key: $0.key, operator: .equals, values: [$0.value])
-        }
-        for expression in self.matchExpressions ?? [] {
-            let op: SelectorRequirement.Operator
-            switch expression.operator {
-            case "In": op = .in
-            case "NotIn": op = .notIn
-            case "Exists": op = .exists
-            default: op = .doesNotExist
-            }
-            result.append(SelectorRequirement(key: expression.key ?? "", operator: op, values: expression.values ?? []))
-        }
-        return result
+    /// The selector as requirements (an empty selector matches everything); nil when an expression has an operator
+    /// the API does not define (such a selector is invalid and selects nothing).
+    public var requirements: [SelectorRequirement]? {
+        SelectorRequirement.labelSelector(
+            matchLabels: self.matchLabels,
+            matchExpressions: (self.matchExpressions ?? []).map { ($0.key ?? "", $0.operator ?? "", $0.values ?? []) }
+        )
     }
 
     /// Whether the labels match.
     public func matches(_ labels: [String: String]?) -> Bool {
-        self.requirements.allSatisfy { $0.matches(labels ?? [:]) }
+        SelectorRequirement.matches(self.requirements, labels ?? [:])
     }
 
-    /// The selector in query-string syntax (`app=x,tier in (a,b)`).
-    public var selectorString: String { self.requirements.map(\.description).joined(separator: ",") }
+    /// The selector in query-string syntax (`app=x,tier in (a,b)`); nil when it is invalid.
+    public var selectorString: String? { self.requirements?.map(\.description).joined(separator: ",") }
 }
 
 /// metav1.LabelSelectorRequirement.
@@ -87,6 +78,45 @@ public struct SelectorRequirement: Sendable, Hashable, CustomStringConvertible {
         self.key = key
         self.operator = op
         self.values = values
+    }
+
+    /// A `metav1.LabelSelectorRequirement`: `In`, `NotIn`, `Exists` or `DoesNotExist`; nil for any other operator.
+    public init?(key: String, labelSelectorOperator op: String, values: [String]) {
+        switch op {
+        case "In": self.init(key: key, operator: .in, values: values)
+        case "NotIn": self.init(key: key, operator: .notIn, values: values)
+        case "Exists": self.init(key: key, operator: .exists, values: values)
+        case "DoesNotExist": self.init(key: key, operator: .doesNotExist, values: values)
+        default: return nil
+        }
+    }
+
+    /// The requirements of a `metav1.LabelSelector`'s fields: `matchLabels` as equalities (sorted by key), then
+    /// the expressions; nil when an expression's operator is not one the API defines. The one place label
+    /// selectors are read, by the operator (``LabelSelector``) and the agent (its configuration's selectors).
+    public static func labelSelector(
+        matchLabels: [String: String]?,
+        matchExpressions: [(key: String, operator: String, values: [String])]
+    ) -> [SelectorRequirement]? {
+        var result = (matchLabels ?? [:]).sorted { $0.key < $1.key }.map {
+            SelectorRequirement(key: $0.key, operator: .equals, values: [$0.value])
+        }
+        for expression in matchExpressions {
+            guard
+                let requirement = SelectorRequirement(
+                    key: expression.key,
+                    labelSelectorOperator: expression.operator,
+                    values: expression.values
+                )
+            else { return nil }
+            result.append(requirement)
+        }
+        return result
+    }
+
+    /// Whether `labels` meet every requirement; an invalid selector (nil) matches nothing.
+    public static func matches(_ requirements: [SelectorRequirement]?, _ labels: [String: String]) -> Bool {
+        requirements?.allSatisfy { $0.matches(labels) } ?? false
     }
 
     public func matches(_ labels: [String: String]) -> Bool {

@@ -1,6 +1,7 @@
 // Controller.swift: watches a primary kind plus owned and mapped kinds, and calls reconcile(key) with
 // controller-runtime's result semantics and metric names.
 
+import HearthBase
 import KubeClient
 import KubeModel
 import Logging
@@ -289,7 +290,7 @@ public struct Controller<Primary: KubeObject>: ServiceLifecycle.Service {
                 ).increment()
                 result = "error"
             }
-            time.recordNanoseconds(WorkQueue<ObjectKey>.nanoseconds(.now - start))
+            time.recordNanoseconds((.now - start).nanoseconds)
             Counter(
                 label: "controller_runtime_reconcile_total",
                 dimensions: dimensions + [("result", result)],

@@ -1,6 +1,7 @@
 // EventRecorder.swift: events.k8s.io/v1 Events, with repeats aggregated into an EventSeries.
 
 import Foundation
+import HearthBase
 import KubeClient
 import KubeModel
 import Logging
@@ -34,7 +35,7 @@ public final class EventRecorder: Sendable {
         self.controller = controller
         self.instance = instance
         self.logger = logger
-        self.seriesWindow = Double(seriesWindow.components.seconds)
+        self.seriesWindow = seriesWindow.seconds
     }
 
     /// `Normal` or `Warning`.

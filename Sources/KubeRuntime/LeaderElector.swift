@@ -1,6 +1,7 @@
 // LeaderElector.swift: coordination.k8s.io/v1 Lease leader election (controller-runtime defaults 15 s / 10 s / 2 s).
 
 import Foundation
+import HearthBase
 import KubeClient
 import KubeModel
 import Logging
@@ -168,7 +169,7 @@ public final class LeaderElector: Sendable {
     func tryAcquireOrRenew() async -> Bool {
         let now = Date()
         let identity = self.configuration.identity
-        let durationSeconds = Int(self.configuration.leaseDuration.components.seconds)
+        let durationSeconds = Int(self.configuration.leaseDuration.seconds)
         do {
             guard var lease = try await self.leases.getIfExists(self.configuration.leaseName) else {
                 var lease = Lease(name: self.configuration.leaseName, namespace: self.configuration.namespace)

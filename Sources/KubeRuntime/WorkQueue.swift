@@ -3,6 +3,7 @@
 
 import Foundation
 import HeapModule
+import HearthBase
 import Metrics
 import Synchronization
 
@@ -168,7 +169,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
         var total = 0.0
         var longest = 0.0
         for age in ages {
-            let seconds = Double(Self.nanoseconds(age)) / 1e9
+            let seconds = age.seconds
             total += seconds
             longest = max(longest, seconds)
         }
@@ -277,7 +278,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
             case .finished:
                 return nil
             case .item(let key, let addedAt):
-                if let addedAt { self.queueDuration.recordNanoseconds(Self.nanoseconds(now - addedAt)) }
+                if let addedAt { self.queueDuration.recordNanoseconds((now - addedAt).nanoseconds) }
                 self.depthGauge.record(self.depth)
                 return key
             case .wait(let generation, let until):
@@ -285,10 +286,6 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
                 await self.waitForChange(generation: generation, until: until)
             }
         }
-    }
-
-    static func nanoseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
     }
 
     private func waitForChange(generation: Int, until: ContinuousClock.Instant?) async {
@@ -327,7 +324,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
             }
             return (state.drainedWaiters(), started)
         }
-        if let started { self.workDuration.recordNanoseconds(Self.nanoseconds(self.clock.now - started)) }
+        if let started { self.workDuration.recordNanoseconds((self.clock.now - started).nanoseconds) }
         self.updateUnfinishedWork()
         for waiter in waiters { waiter.resume() }
     }

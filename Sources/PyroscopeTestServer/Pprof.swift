@@ -2,6 +2,7 @@
 // validation (pkg/validation ValidateProfile, plus the structural checks that decoding and normalization imply).
 
 import Foundation
+import HearthBase
 
 /// Why the server refused a request: the connect code and the message Pyroscope would send.
 struct Rejection: Error, Sendable, CustomStringConvertible {
@@ -95,8 +96,8 @@ enum PprofDecoder {
             // Pyroscope compares at millisecond precision: valid when strictly inside the window.
             // A zero limit disables that side of the window.
             let millis = raw.timeNanos / 1_000_000
-            let from = (nowNanos - limits.rejectOlderThan.wholeNanoseconds) / 1_000_000
-            let to = (nowNanos + limits.rejectNewerThan.wholeNanoseconds) / 1_000_000
+            let from = (nowNanos - limits.rejectOlderThan.nanoseconds) / 1_000_000
+            let to = (nowNanos + limits.rejectNewerThan.nanoseconds) / 1_000_000
             let afterFrom = limits.rejectOlderThan == .zero || millis > from
             let beforeTo = limits.rejectNewerThan == .zero || millis < to
             if !(afterFrom && beforeTo) {
@@ -393,15 +394,5 @@ enum PprofDecoder {
 
     private static func formatMillis(_ millis: Int64) -> String {
         Date(timeIntervalSince1970: Double(millis) / 1000).formatted(.iso8601)
-    }
-}
-
-extension Duration {
-    /// The duration in whole nanoseconds (saturating).
-    var wholeNanoseconds: Int64 {
-        let (seconds, attoseconds) = self.components
-        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return seconds < 0 ? .min : .max }
-        return scaled &+ attoseconds / 1_000_000_000
     }
 }

@@ -19,7 +19,7 @@ import Synchronization
 /// Every knob may change while the server runs. Check order on the ingestion routes: response delay, ``isDown``
 /// (503), ``failNext(count:status:connectCode:)``, authentication (401), body size (413), then the request
 /// itself. A rejected push stores nothing: Pyroscope validates every profile of a request before accepting any.
-public final class PyroscopeTestServer: Sendable {
+public final class PyroscopeTestServer: ScopedTestServer {
     struct Failure: Sendable {
         var remaining: Int
         var status: Int
@@ -105,17 +105,10 @@ public final class PyroscopeTestServer: Sendable {
         logger: Logger = Logger(label: "pyroscope-test-server"),
         _ body: (PyroscopeTestServer) async throws -> Result
     ) async throws -> Result {
-        let server = PyroscopeTestServer(logger: logger)
-        try await server.start()
-        do {
-            let result = try await body(server)
-            await server.stop()
-            return result
-        } catch {
-            await server.stop()
-            throw error
-        }
+        try await PyroscopeTestServer(logger: logger).whileRunning(body)
     }
+
+    public func startOnFreePort() async throws { try await self.start() }
 
     /// The bound port (0 before ``start(host:port:)``).
     public var port: Int { self.http.port }

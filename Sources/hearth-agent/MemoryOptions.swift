@@ -1,10 +1,12 @@
 // MemoryOptions.swift: the one memory figure of `profile` and `run`: what the caches of workload data may hold.
 
 import ArgumentParser
+import HearthAPI
 import HearthAgent
 
 struct MemoryOptions: ParsableArguments {
     @Option(
+        name: .customLong(AgentCommandLine.Option.memoryBudgetMiB.name),
         help: """
             What the caches of workload data (symbol tables, process maps) may hold, in MiB: half for symbols, an \
             eighth for maps; a quarter bounds the largest .eh_frame compiled (read in 256 KiB pieces). The agent's \
@@ -14,14 +16,7 @@ struct MemoryOptions: ParsableArguments {
     var memoryBudgetMib: Int = MemoryBudget.defaultMebibytes
 
     func validate() throws {
-        guard MemoryBudget.range.contains(self.memoryBudgetMib) else {
-            throw ValidationError(
-                """
-                --memory-budget-mib \(self.memoryBudgetMib) is out of range: use \(MemoryBudget.range.lowerBound) to \
-                \(MemoryBudget.range.upperBound) (\(MemoryBudget.defaultMebibytes) is the default)
-                """
-            )
-        }
+        try checked { try AgentCommandLine.check(memoryBudgetMiB: self.memoryBudgetMib) }
     }
 
     var memoryBudget: MemoryBudget { MemoryBudget(mebibytes: self.memoryBudgetMib) }

@@ -4,6 +4,7 @@
 
 import ArgumentParser
 import Foundation
+import HearthAPI
 import HearthAgent
 import HearthProfile
 import HearthSampler

@@ -3,6 +3,7 @@
 
 import Foundation
 import HearthAgent
+import HearthBase
 import Synchronization
 
 /// A one-line progress display on standard error, redrawn in place on a terminal; quiet otherwise.
@@ -12,8 +13,8 @@ final class ProgressLine: Sendable {
 
     func update(_ progress: LocalProfiler.Progress) {
         guard self.isTerminal else { return }
-        let elapsed = seconds(progress.elapsed)
-        let total = seconds(progress.duration)
+        let elapsed = progress.elapsed.seconds
+        let total = progress.duration.seconds
         let width = 24
         let filled = total > 0 ? min(width, Int(Double(width) * elapsed / total)) : width
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
@@ -32,10 +33,6 @@ final class ProgressLine: Sendable {
 
     func finish() {
         if self.drawn.load(ordering: .relaxed) { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-    }
-
-    private func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }
 

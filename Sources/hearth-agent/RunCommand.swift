@@ -1,6 +1,7 @@
 // RunCommand.swift: `hearth-agent run`, the node agent: checks its flags, then runs the configuration watcher, the
 // pod informer, the node Lease, the sampler, the Pyroscope pusher and the /metrics, /healthz and /readyz endpoint
-// in one ServiceGroup. Also the duration flag syntax (`15s`, `2m30s`).
+// in one ServiceGroup. The options the operator sets are the contract's (`AgentCommandLine`): `commandLine` is what
+// this command parsed, as that type.
 
 import ArgumentParser
 import Foundation
@@ -17,48 +18,6 @@ import UnixSignals
 // Log levels by name, so a typo is an error instead of silently meaning `info`.
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
-/// `15s`, `1m`, `500ms`, `2m30s`.
-struct DurationArgument: ExpressibleByArgument {
-    var duration: Duration
-
-    init?(argument: String) {
-        var total = Duration.zero
-        var number = ""
-        var rest = Substring(argument)
-        guard !rest.isEmpty else { return nil }
-        while let first = rest.first {
-            if first.isNumber || first == "." {
-                number.append(first)
-                rest = rest.dropFirst()
-                continue
-            }
-            guard let value = Double(number) else { return nil }
-            let unit: Duration
-            if rest.hasPrefix("ms") {
-                unit = .milliseconds(1)
-                rest = rest.dropFirst(2)
-            } else if rest.hasPrefix("s") {
-                unit = .seconds(1)
-                rest = rest.dropFirst()
-            } else if rest.hasPrefix("m") {
-                unit = .seconds(60)
-                rest = rest.dropFirst()
-            } else if rest.hasPrefix("h") {
-                unit = .seconds(3600)
-                rest = rest.dropFirst()
-            } else {
-                return nil
-            }
-            total += unit * value
-            number = ""
-        }
-        guard number.isEmpty else { return nil }
-        self.duration = total
-    }
-
-    var defaultValueDescription: String { "\(self.duration)" }
-}
-
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
@@ -73,14 +32,20 @@ struct RunCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The agent configuration file (the operator's targets.json).")
+    @Option(
+        name: .customLong(AgentCommandLine.Option.config.name),
+        help: "The agent configuration file (the operator's targets.json)."
+    )
     var config: String
 
-    @Option(help: "The folder holding the credential files the configuration names.")
+    @Option(
+        name: .customLong(AgentCommandLine.Option.credentials.name),
+        help: "The folder holding the credential files the configuration names."
+    )
     var credentials: String
 
     @Option(help: "Where to serve /metrics, /healthz and /readyz (HOST:PORT; :PORT for every address).")
-    var listen: String = ":4041"
+    var listen: String = ":\(AgentCommandLine.listenPort)"
 
     @Option(help: "How often profiles are sent to Pyroscope (e.g. 15s, 1m).")
     var uploadInterval: DurationArgument = DurationArgument(argument: "15s")!
@@ -91,8 +56,11 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "The namespace of the node Lease (default: $POD_NAMESPACE, else the service account's).")
     var namespace: String?
 
-    @Option(help: "The host's cgroup file system (its cgroup2 part is found there or in unified/).")
-    var cgroupRoot: String = "/sys/fs/cgroup"
+    @Option(
+        name: .customLong(AgentCommandLine.Option.cgroupRoot.name),
+        help: "The host's cgroup file system (its cgroup2 part is found there or in unified/)."
+    )
+    var cgroupRoot: String = AgentCommandLine.defaultCgroupRoot
 
     @Option(help: "The most compressed profile bytes kept while Pyroscope is unreachable; the oldest go first.")
     var spoolBytes: Int = 8 << 20
@@ -103,9 +71,35 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Log level.")
     var logLevel: Logger.Level = .info
 
-    var resolvedNodeName: String? { self.nodeName ?? ProcessInfo.processInfo.environment["NODE_NAME"] }
+    var resolvedNodeName: String? {
+        self.nodeName ?? ProcessInfo.processInfo.environment[AgentCommandLine.Environment.nodeName]
+    }
 
+    /// The options the operator sets, as the contract's type.
+    var commandLine: AgentCommandLine {
+        AgentCommandLine(
+            config: self.config,
+            credentials: self.credentials,
+            cgroupRoot: self.cgroupRoot,
+            unwind: self.unwinding.unwind,
+            unwindTableMiB: self.unwinding.unwindTableMib,
+            memoryBudgetMiB: self.memory.memoryBudgetMib
+        )
+    }
+
+    /// The values on their own; what they name on this machine is checked by ``checkEnvironment()``.
     func validate() throws {
+        _ = try Self.split(self.listen)
+        guard self.uploadInterval.duration >= .seconds(1), self.uploadInterval.duration <= .seconds(3600) else {
+            throw ValidationError("--upload-interval must be between 1s and 1h, got \(self.uploadInterval.duration)")
+        }
+        guard self.spoolBytes >= 64 << 10 else {
+            throw ValidationError("--spool-bytes must be at least 65536, got \(self.spoolBytes)")
+        }
+    }
+
+    /// The files, folders and node name the options name, before anything starts.
+    func checkEnvironment() throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: self.config, isDirectory: &isDirectory), !isDirectory.boolValue
         else {
@@ -116,18 +110,11 @@ struct RunCommand: AsyncParsableCommand {
         else {
             throw ValidationError("--credentials \(self.credentials): no such folder (mount the agent Secret there)")
         }
-        _ = try Self.split(self.listen)
-        guard self.uploadInterval.duration >= .seconds(1), self.uploadInterval.duration <= .seconds(3600) else {
-            throw ValidationError("--upload-interval must be between 1s and 1h, got \(self.uploadInterval.duration)")
-        }
         guard let node = self.resolvedNodeName, !node.isEmpty else {
             throw ValidationError("--node-name is not set and $NODE_NAME is empty: pass the name of this node")
         }
         guard FileManager.default.fileExists(atPath: self.cgroupRoot) else {
             throw ValidationError("--cgroup-root \(self.cgroupRoot): no such folder (mount the host's /sys/fs/cgroup)")
-        }
-        guard self.spoolBytes >= 64 << 10 else {
-            throw ValidationError("--spool-bytes must be at least 65536, got \(self.spoolBytes)")
         }
     }
 
@@ -139,6 +126,7 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        try self.checkEnvironment()
         let level = self.logLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -160,7 +148,7 @@ struct RunCommand: AsyncParsableCommand {
         var client = try ClientConfiguration.automatic()
         client.userAgent = "hearth-agent/0.1"
         let namespace =
-            self.namespace ?? ProcessInfo.processInfo.environment["POD_NAMESPACE"]
+            self.namespace ?? ProcessInfo.processInfo.environment[AgentCommandLine.Environment.podNamespace]
             ?? (client.source == "in-cluster" ? client.namespace : "hearth-system")
         let (host, port) = try Self.split(self.listen)
         let state = AgentState()

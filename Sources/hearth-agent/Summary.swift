@@ -3,6 +3,7 @@
 
 import Foundation
 import HearthAgent
+import HearthBase
 import HearthProfile
 import HearthSampler
 import HearthSymbolizer
@@ -82,9 +83,7 @@ struct Summary: Codable {
         var byPID: [String: Int64] = [:]
         for sample in profile.samples { byPID[sample.labels["pid"] ?? "?", default: 0] += sample.count }
         self.output = output
-        self.durationSeconds =
-            Double(profile.duration.components.seconds)
-            + Double(profile.duration.components.attoseconds) / 1e18
+        self.durationSeconds = profile.duration.seconds
         self.frequency = profile.frequency
         self.samples = profile.totalSamples
         self.uniqueStacks = profile.uniqueStackCount
@@ -127,8 +126,7 @@ struct Summary: Codable {
                     modulesEvicted: load.report.modulesEvicted,
                     modulesOverBudget: load.report.modulesOverBudget,
                     rows: load.report.rowsWritten,
-                    millisecondsFromFirstSample: Double(load.latency.components.attoseconds) / 1e15
-                        + Double(load.latency.components.seconds) * 1000
+                    millisecondsFromFirstSample: load.latency.seconds * 1000
                 )
             },
             truncated: report.counters.unwindTruncated,
@@ -175,8 +173,7 @@ enum SummaryText {
         let profile = report.profile
         var lines: [String] = []
         lines.append(TopFunctions.renderTable(TopFunctions.compute(profile, limit: top)))
-        let seconds =
-            Double(profile.duration.components.seconds) + Double(profile.duration.components.attoseconds) / 1e18
+        let seconds = profile.duration.seconds
         lines.append(
             String(
                 format: "Samples:        %@ in %.1f s at %d Hz, %d processes, %d unique stacks%@",

@@ -2,6 +2,7 @@
 // Method: see BENCHMARKS-kube.md. Build and run in release: `swift build -c release --product kube-bench`.
 
 import Foundation
+import HearthBase
 import KubeClient
 import KubeModel
 import KubeRuntime
@@ -67,10 +68,6 @@ func crd() -> CustomResourceDefinition {
     version.schema = schema
     crd.spec.versions = [version]
     return crd
-}
-
-func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
 
 var logger = Logger(label: "kube-bench")
@@ -142,9 +139,9 @@ try await KubeTestServer.withRunning(configuration: serverConfiguration, logger:
                         round + 1,
                         round == 0 ? "ADDED" : "MODIFIED",
                         events,
-                        seconds(end - start),
-                        seconds(seeded - start),
-                        Double(events) / seconds(end - start)
+                        (end - start).seconds,
+                        (seeded - start).seconds,
+                        Double(events) / (end - start).seconds
                     )
                 )
             }
@@ -162,7 +159,7 @@ try await KubeTestServer.withRunning(configuration: serverConfiguration, logger:
             String(
                 format: "list %d objects (pages of 500) into a Store: %.3f s",
                 relistStore.count,
-                seconds(.now - listStart)
+                (ContinuousClock.now - listStart).seconds
             )
         )
     }

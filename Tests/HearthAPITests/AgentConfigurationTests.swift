@@ -3,6 +3,7 @@
 
 import Foundation
 import HearthAPI
+import KubeModel
 import Testing
 
 @Suite("AgentConfiguration contract")
@@ -117,5 +118,22 @@ struct AgentConfigurationTests {
         #expect(exists.matches(["env": ""]) && !exists.matches([:]))
         let absent = AgentConfiguration.Selector(matchExpressions: [.init(key: "env", operator: "DoesNotExist")])
         #expect(absent.matches([:]) && !absent.matches(["env": "x"]))
+    }
+
+    @Test("the agent's selectors and the operator's LabelSelector agree, an unknown operator included")
+    func selectorsAgreeWithLabelSelector() {
+        let labelSets: [[String: String]] = [[:], ["env": "dev"], ["env": "prod"], ["env": ""], ["app": "x"]]
+        for op in ["In", "NotIn", "Exists", "DoesNotExist", "Equals", ""] {
+            let values: [String]? = op == "Exists" || op == "DoesNotExist" ? nil : ["dev"]
+            let agent = AgentConfiguration.Selector(matchExpressions: [.init(key: "env", operator: op, values: values)])
+            let kube = LabelSelector(
+                matchExpressions: [LabelSelectorRequirement(key: "env", operator: op, values: values)]
+            )
+            for labels in labelSets {
+                #expect(agent.matches(labels) == kube.matches(labels), "\(op) \(labels)")
+            }
+        }
+        let unknown = AgentConfiguration.Selector(matchExpressions: [.init(key: "env", operator: "Equals")])
+        #expect(!unknown.matches([:]) && !unknown.matches(["env": "x"]))
     }
 }

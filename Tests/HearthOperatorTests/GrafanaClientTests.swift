@@ -15,16 +15,11 @@ func withGrafanaServer<Result>(
     authentication: [GrafanaTestServer.Authentication] = [.token("glsa_good")],
     _ body: (GrafanaTestServer) async throws -> Result
 ) async throws -> Result {
-    let server = GrafanaTestServer(authentication: authentication, logger: testLogger("grafana-test-server"))
-    try await server.start()
-    do {
-        let result = try await body(server)
-        await server.stop()
-        return result
-    } catch {
-        await server.stop()
-        throw error
-    }
+    try await GrafanaTestServer.withRunning(
+        authentication: authentication,
+        logger: testLogger("grafana-test-server"),
+        body
+    )
 }
 
 @Suite("GrafanaClient against the Grafana API double")

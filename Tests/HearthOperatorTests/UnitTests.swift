@@ -280,9 +280,9 @@ struct AgentRenderingTests {
         )
         // The agent's unwinding defaults add nothing to the template; another choice is passed on.
         #expect(container.args?.contains("--unwind") == false)
-        configuration.agentUnwind = "frame-pointers"
-        configuration.agentUnwindTableMiB = 16
-        configuration.agentMemoryBudgetMiB = 96
+        configuration.agentCommandLine.unwind = .framePointers
+        configuration.agentCommandLine.unwindTableMiB = 16
+        configuration.agentCommandLine.memoryBudgetMiB = 96
         let changed = AgentRenderer(configuration: configuration).render([resolver.resolve(target)])
         let changedArgs = try #require(changed.daemonSet.spec.template.spec.containers?.first?.args)
         #expect(

@@ -2,6 +2,7 @@
 // small hand-made one and a large generated one (100,000 samples over 20,000 stacks by default).
 
 import FoundationEssentials
+import HearthTestSupport
 
 @testable import HearthProfile
 
@@ -92,7 +93,7 @@ enum Fixtures {
     /// busy machine: each process walks a random call graph (so stacks share long prefixes, as real ones do),
     /// some stacks end in syscalls into the kernel, some in unresolved JIT code.
     static func large(sampleCount: Int = 100_000, stackCount: Int = 20_000, seed: UInt64 = 7) -> CPUProfile {
-        var random = SplitMix64(seed: seed)
+        var random = SeededGenerator(state: seed)
         let processes = ["checkout-api", "postgres", "envoy", "node-exporter", "kubelet"]
         let areas = [
             "HTTPServer", "Router", "JSONCodec", "Storage", "Cache", "Pricing", "Inventory", "Auth", "Metrics",

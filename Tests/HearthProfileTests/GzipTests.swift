@@ -1,6 +1,7 @@
-// GzipTests.swift: gzip round trips, concatenated members, truncated and corrupt input, and the size limit; also
-// the SplitMix64 generator the HearthProfile tests share.
+// GzipTests.swift: gzip round trips, concatenated members, truncated and corrupt input, and the size limit (random
+// input from HearthTestSupport's SeededGenerator).
 
+import HearthTestSupport
 import Testing
 
 @testable import HearthProfile
@@ -9,7 +10,7 @@ import Testing
 struct GzipTests {
     @Test("compress then decompress returns the input", arguments: [0, 1, 100, 70_000, 1_000_003])
     func roundTrip(size: Int) throws {
-        var generator = SplitMix64(seed: UInt64(size))
+        var generator = SeededGenerator(state: UInt64(size))
         // Half random, half repetitive, so both stored and compressed blocks occur.
         let bytes = (0..<size).map { index in index % 2 == 0 ? UInt8(truncatingIfNeeded: generator.next()) : 7 }
         let compressed = try Gzip.compress(bytes)
@@ -39,18 +40,5 @@ struct GzipTests {
         let compressed = try Gzip.compress(Array(repeating: 0, count: 1 << 20))
         let error = try #require(throws: GzipError.self) { try Gzip.decompress(compressed, maximumSize: 1000) }
         #expect(error.code == .tooLarge)
-    }
-}
-
-/// A small deterministic generator so tests are reproducible.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { self.state = seed }
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -102,12 +102,16 @@ struct KubeModelTests {
         #expect(!selector.matches(["app": "checkout", "tier": "web", "canary": "1"]))
         #expect(LabelSelector().matches(nil))
         #expect(selector.selectorString == "app=checkout,tier in (web,api),!canary")
-        let parsed = try Selector(parsing: selector.selectorString)
+        let parsed = try Selector(parsing: try #require(selector.selectorString))
         #expect(parsed.matches(["app": "checkout", "tier": "api"]))
         #expect(
             try Selector(parsing: "a==1, b!=2, c notin (x, y), d").matches(["a": "1", "b": "3", "c": "z", "d": ""])
         )
         #expect(throws: KubeModelError.self) { try Selector(parsing: "a b") }
+        // An operator the API does not define makes the selector invalid: it selects nothing, even with no labels.
+        let unknown = LabelSelector(matchExpressions: [LabelSelectorRequirement(key: "tier", operator: "Equals")])
+        #expect(!unknown.matches(nil) && !unknown.matches(["tier": "web"]))
+        #expect(unknown.selectorString == nil)
     }
 
     @Test("conditions keep lastTransitionTime unless the status flips")
