@@ -31,6 +31,9 @@ public struct Watcher<Object: KubeObject>: AsyncSequence, Sendable {
         public var minTimeoutSeconds: Int = 150
         public var bookmarks: Bool = true
         public var backoff: Backoff = Backoff()
+        /// Told of every failed list or watch (what failed, and why), before the retry: a controller keeps the
+        /// last one to name it when its caches never sync.
+        public var onFailure: (@Sendable (String, any Error) -> Void)?
 
         public init(labelSelector: String? = nil, fieldSelector: String? = nil) {
             self.labelSelector = labelSelector
@@ -82,6 +85,7 @@ public struct Watcher<Object: KubeObject>: AsyncSequence, Sendable {
 
         mutating func fail(_ what: String, _ error: any Error) async -> Bool {
             self.failures += 1
+            self.configuration.onFailure?(what, error)
             let delay = self.backoff.next()
             // Libraries log at info or below; attempts 1, 2, 4, 8, ... at info, the rest at debug, so an outage
             // that lasts hours logs a few dozen lines, not one per retry.
