@@ -206,6 +206,44 @@ struct ControllerTests {
         }
     }
 
+    @Test("watches(mapsFirstList: false) maps nothing of the first list, and every later change")
+    func firstListNotMapped() async throws {
+        try await withServerAndClient { server, client in
+            let secrets = client.resource(Secret.self, namespace: "default")
+            for index in 0..<3 { _ = try await secrets.create(Secret(name: "s\(index)", namespace: "default")) }
+            let mapped = Locked<[String]>([])
+            let reconciled = Locked<[String]>([])
+            let controller = Controller(
+                name: "first-list",
+                watching: client.resource(ConfigMap.self, namespace: "default"),
+                logger: testLogger(),
+                reconciler: ReconcileFunction { key in
+                    reconciled.withLock { $0.append(key.name) }
+                    return .done
+                }
+            )
+            .watches(secrets, mapsFirstList: false) { secret in
+                mapped.withLock { $0.append(secret.metadata.name ?? "") }
+                return [ObjectKey(namespace: "default", name: "from-\(secret.metadata.name ?? "")")]
+            }
+            let group = ServiceGroup(configuration: .init(services: [controller], logger: testLogger()))
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                _ = try await client.resource(ConfigMap.self, namespace: "default").create(
+                    ConfigMap(name: "primary", namespace: "default")
+                )
+                #expect(await eventually { reconciled.value.contains("primary") })
+                #expect(mapped.value.isEmpty, "the first list was mapped: \(mapped.value)")
+                _ = try await secrets.create(Secret(name: "later", namespace: "default"))
+                #expect(await eventually { reconciled.value.contains("from-later") })
+                #expect(mapped.value == ["later"])
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+            _ = server
+        }
+    }
+
     @Test("services added with running(_:) start only once every cache synced, and stop with the controller")
     func runningServices() async throws {
         try await withServerAndClient { server, client in
