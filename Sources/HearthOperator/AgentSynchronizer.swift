@@ -386,16 +386,21 @@ public final class AgentSynchronizer: Sendable {
 }
 
 /// Which agents' Leases are fresh, checked once per renewal interval: a Lease goes stale without any event (its
-/// agent stopped renewing it), and a stale one renewed again may bring no news either.
+/// agent stopped renewing it), and a stale one renewed again brings no news to the Lease watch either (same
+/// revision). Leases that appear or go are watch events already, so only a known Lease's flip counts.
 final class FreshLeases: Sendable {
-    let last = Mutex<Set<String>?>(nil)
+    let last = Mutex<[String: Bool]?>(nil)
 
-    /// Whether the set of fresh Leases changed since the last check (the first check only records it).
+    /// Whether a Lease seen at the last check went stale, or fresh again, since (the first check only records).
     func changed(_ leases: [Lease], now: Date = Date()) -> Bool {
-        let fresh = Set(leases.filter { AgentLease.isFresh($0, now: now) }.compactMap(\.metadata.name))
+        var fresh: [String: Bool] = [:]
+        for lease in leases {
+            if let name = lease.metadata.name { fresh[name] = AgentLease.isFresh(lease, now: now) }
+        }
         return self.last.withLock { last in
             defer { last = fresh }
-            return last.map { $0 != fresh } ?? false
+            guard let previous = last else { return false }
+            return fresh.contains { name, isFresh in previous[name].map { $0 != isFresh } ?? false }
         }
     }
 }

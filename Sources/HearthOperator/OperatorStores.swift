@@ -46,10 +46,21 @@ public struct OperatorStores: Sendable {
         )
         self.secrets = Store(transform: Self.secretWithoutBulk)
         self.services = Store(transform: Store.stripManagedFields)
-        // Only a pod's namespace and labels (selector matching) and node (degraded agents) matter: keep those alone.
+        // Only a pod's namespace and labels (selector matching) and node (degraded agents) matter: keep those alone,
+        // as compact JSON (a cluster has tens of thousands). A target reads its pods through the label index of its
+        // most selective matchLabels pair, so it parses its own pods, not its namespace's.
         self.pods = Store(
-            indexers: ["namespace": StoreIndex.namespace(), "node": { pod in pod.spec.nodeName.map { [$0] } ?? [] }],
-            transform: Self.podIdentityAndLabels
+            indexers: [
+                "namespace": StoreIndex.namespace(), "node": { pod in pod.spec.nodeName.map { [$0] } ?? [] },
+                "label": { pod in
+                    let namespace = pod.metadata.namespace ?? ""
+                    return (pod.metadata.labels ?? [:]).map {
+                        Self.labelIndexValue(namespace: namespace, $0.key, $0.value)
+                    }
+                },
+            ],
+            transform: Self.podIdentityAndLabels,
+            representation: .compactJSON
         )
         self.daemonSets = Store(transform: Store.stripManagedFields)
         self.configMaps = Store(transform: Store.stripManagedFields)
@@ -60,6 +71,25 @@ public struct OperatorStores: Sendable {
         self.leaseRoles = Store(transform: Store.stripManagedFields)
         self.leaseRoleBindings = Store(transform: Store.stripManagedFields)
         self.agentLeases = Store(transform: Self.leaseWithBoundedDegradation)
+    }
+
+    /// The "label" index value of a pod's label.
+    static func labelIndexValue(namespace: String, _ key: String, _ value: String) -> String {
+        "\(namespace)/\(key)=\(value)"
+    }
+
+    /// The pods of `namespace` that `selector` selects: through the label index when it has matchLabels (the pair
+    /// with the fewest pods), else every pod of the namespace.
+    func pods(in namespace: String, selectedBy selector: LabelSelector) -> [Pod] {
+        let candidates: [Pod]
+        let values = (selector.matchLabels ?? [:]).map { Self.labelIndexValue(namespace: namespace, $0.key, $0.value) }
+        if let fewest = values.min(by: { self.pods.count(byIndex: "label", $0) < self.pods.count(byIndex: "label", $1) }
+        ) {
+            candidates = self.pods.byIndex("label", fewest)
+        } else {
+            candidates = self.pods.byIndex("namespace", namespace)
+        }
+        return candidates.filter { selector.matches($0.metadata.labels) }
     }
 
     /// Secret types that never hold a Pyroscope credential but can be large and many: Helm keeps every release

@@ -167,10 +167,7 @@ final class TargetReconciler: Sendable {
 
     /// The pods a target selects, from the cache.
     func pods(of target: ProfilingTarget) -> [Pod] {
-        let selector = target.spec.selector ?? LabelSelector()
-        return self.stores.pods.byIndex("namespace", target.metadata.namespace ?? "").filter {
-            selector.matches($0.metadata.labels)
-        }
+        self.stores.pods(in: target.metadata.namespace ?? "", selectedBy: target.spec.selector ?? LabelSelector())
     }
 
     /// The degraded agents among the nodes running a target's pods.

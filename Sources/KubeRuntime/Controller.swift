@@ -275,7 +275,8 @@ public struct Controller<Primary: KubeObject>: ServiceLifecycle.Service {
                     relisted = []
                     store.apply(event)
                 case .initApply(let object):
-                    if listedBefore || mapsFirstList { relisted.append(object) }
+                    // As the store keeps it (a pod without its spec): a relist may hold thousands until done.
+                    if listedBefore || mapsFirstList { relisted.append(store.transform(object)) }
                     store.apply(event)
                 case .initDone:
                     store.apply(event)

@@ -105,7 +105,7 @@ struct BackendProbeTests {
         #expect(prober.count == 7)
     }
 
-    @Test("the fresh Lease set changes when a Lease goes stale, is renewed again, or appears; not otherwise")
+    @Test("a known Lease going stale or fresh again is a change; one appearing or going is not (its watch event is)")
     func freshLeases() {
         let now = Date(timeIntervalSince1970: 1_800_000_000)
         let fresh = FreshLeases()
@@ -119,6 +119,9 @@ struct BackendProbeTests {
         #expect(!fresh.changed([renewed0, node1], now: now.addingTimeInterval(62)))
         let renewed1 = makeAgentLease(node: "node-1", degradation: nil, renewed: now.addingTimeInterval(70))
         #expect(fresh.changed([renewed0, renewed1], now: now.addingTimeInterval(71)))
+        let node2 = makeAgentLease(node: "node-2", degradation: nil, renewed: now.addingTimeInterval(72))
+        #expect(!fresh.changed([renewed0, renewed1, node2], now: now.addingTimeInterval(73)))
+        #expect(!fresh.changed([renewed0, node2], now: now.addingTimeInterval(74)))
     }
 }
 
@@ -205,5 +208,47 @@ struct IdleOperatorTests {
             await h.reconcileAndSettle([AgentKey])
             #expect(h.operatorWrites.isEmpty, "\(h.operatorWrites.map { "\($0.method) \($0.path)" })")
         }
+    }
+}
+
+@Suite("Pods of a target")
+struct PodLookupTests {
+    @Test("the label index finds the same pods as filtering the namespace, for any selector")
+    func labelIndexMatchesFilter() {
+        let stores = OperatorStores()
+        stores.pods.apply(.initStarted)
+        for index in 0..<60 {
+            var pod = makePod(
+                "pod-\(index)",
+                namespace: index % 2 == 0 ? "shop" : "other",
+                app: "app-\(index % 5)",
+                node: "node-\(index % 3)"
+            )
+            pod.metadata.labels?["tier"] = index % 3 == 0 ? "web" : "batch"
+            stores.pods.apply(.initApply(OperatorStores.podIdentityAndLabels(pod)))
+        }
+        stores.pods.apply(.initDone)
+        let selectors = [
+            LabelSelector(matchLabels: ["app": "app-1"]),
+            LabelSelector(matchLabels: ["app": "app-2", "tier": "web"]),
+            LabelSelector(matchLabels: ["app": "none"]),
+            LabelSelector(),
+            LabelSelector(
+                matchLabels: ["tier": "batch"],
+                matchExpressions: [LabelSelectorRequirement(key: "app", operator: "In", values: ["app-3", "app-4"])]
+            ),
+        ]
+        for namespace in ["shop", "other", "empty"] {
+            for selector in selectors {
+                let expected = stores.pods.byIndex("namespace", namespace).filter {
+                    selector.matches($0.metadata.labels)
+                }
+                let found = stores.pods(in: namespace, selectedBy: selector)
+                #expect(found.compactMap(\.metadata.name).sorted() == expected.compactMap(\.metadata.name).sorted())
+            }
+        }
+        // app-1 is pods 1, 6, 11 … 56: six in each namespace.
+        #expect(stores.pods(in: "shop", selectedBy: LabelSelector(matchLabels: ["app": "app-1"])).count == 6)
+        #expect(stores.pods(in: "other", selectedBy: LabelSelector(matchLabels: ["app": "app-1"])).count == 6)
     }
 }
