@@ -14,7 +14,12 @@ Method
   4. Play the DaemonSet controller and the agents: report the agent rolled out on 3 nodes, and each node's agent
      Lease with the configuration revision of the ConfigMap; time until every target is Ready.
   5. Peak RSS is the operator's VmHWM from /proc; CPU time is its utime + stime from /proc/PID/stat.
-  6. With --grafana, every target also asks for a Grafana datasource (spec.grafana without a uid: all share the
+  6. Idle: once every target is Ready, nothing changes for --idle-seconds; the operator's CPU, reconciles and
+     requests in that window are counted. With --backends N the targets share N stub Pyroscopes (target i uses
+     backend i % N), so time-based work done per backend instead of per target shows here.
+  7. With --pods N, N pods (N / targets per target, labelled to match it, spread over 3 nodes) exist in the
+     cluster before the operator starts: they are listed, cached and matched during the cold start.
+  8. With --grafana, every target also asks for a Grafana datasource (spec.grafana without a uid: all share the
      stub backend, so one datasource) and the operator runs with --grafana-url pointing at grafana-test-server
      (the API double of the tests); its Grafana calls are read from hearth_grafana_requests_total.
 Results are printed as Markdown (for BENCHMARKS.md) and as JSON with --json.
@@ -192,13 +197,17 @@ def main():
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-build", action="store_true", help="use the binaries already in --build")
     parser.add_argument("--grafana", action="store_true", help="every target asks for a Grafana datasource")
+    parser.add_argument("--backends", type=int, default=1, help="stub Pyroscopes the targets share")
+    parser.add_argument("--pods", type=int, default=0, help="pods in the cluster, matched by the targets")
+    parser.add_argument("--idle-seconds", type=int, default=60, help="idle window once every target is Ready")
     args = parser.parse_args()
+    swift = os.environ.get("SWIFT", "swift")
     if not args.no_build:
         print("building release binaries", file=sys.stderr)
         subprocess.run(["bash", os.path.join(ROOT, "scripts", "build-release.sh"), "hearth-operator"], check=True,
                        stdout=subprocess.DEVNULL)
         for product in ["kube-test-server", "grafana-test-server"] if args.grafana else ["kube-test-server"]:
-            subprocess.run(["swift", "build", "-c", "release", "--product", product], cwd=ROOT, check=True,
+            subprocess.run([swift, "build", "-c", "release", "--product", product], cwd=ROOT, check=True,
                            stdout=subprocess.DEVNULL)
 
     scratch = tempfile.mkdtemp(prefix="hearth-operator-bench-")
@@ -224,9 +233,11 @@ def main():
             check=True, capture_output=True,
         )
 
-        pyroscope = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StubPyroscope)
-        threading.Thread(target=pyroscope.serve_forever, daemon=True).start()
-        pyroscope_url = f"http://127.0.0.1:{pyroscope.server_address[1]}"
+        pyroscope_urls = []
+        for _ in range(args.backends):
+            pyroscope = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StubPyroscope)
+            threading.Thread(target=pyroscope.serve_forever, daemon=True).start()
+            pyroscope_urls.append(f"http://127.0.0.1:{pyroscope.server_address[1]}")
 
         for name in ["hearth-system"] + [f"team-{i}" for i in range(args.namespaces)]:
             api.call("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
@@ -254,11 +265,27 @@ def main():
                     "spec": {
                         "selector": {"matchLabels": {"app": f"app-{i}"}}, "sampleRate": 99,
                         "labels": {"team": f"team-{i % args.namespaces}"},
-                        "pyroscope": {"url": pyroscope_url},
+                        "pyroscope": {"url": pyroscope_urls[i % args.backends]},
                         **({"grafana": {}} if args.grafana else {}),
                     },
                 },
             )
+
+        if args.pods:
+            print(f"creating {args.pods} pods", file=sys.stderr)
+        for p in range(args.pods):
+            i = p % args.targets
+            namespace = f"team-{i % args.namespaces}"
+            api.call("POST", f"/api/v1/namespaces/{namespace}/pods", {
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": f"app-{i}-{p // args.targets}", "namespace": namespace,
+                             "labels": {"app": f"app-{i}", "pod-template-hash": "5d8f7c9b6"}},
+                "spec": {"nodeName": f"node-{p % 3}", "containers": [{
+                    "name": "app", "image": f"registry.example.com/team/app-{i}:1.0",
+                    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+                    "env": [{"name": "MODE", "value": "production"}],
+                }]},
+            })
 
         # Followers: statuses of targets, and the agent configuration.
         reconciled, ready, configured = set(), set(), [0]
@@ -354,6 +381,19 @@ def main():
         peak_rss, _ = proc_stats(operator.pid)
         ready_records, _ = operator_requests(api, log_before_rollout)
 
+        # Idle: every target Ready, nothing changes.
+        time.sleep(5)
+        print(f"idle for {args.idle_seconds} s", file=sys.stderr)
+        _, log_idle = operator_requests(api)
+        _, idle_cpu_before = proc_stats(operator.pid)
+        idle_reconciles_before = reconcile_total(metrics_url)
+        time.sleep(args.idle_seconds)
+        idle_reconciles = reconcile_total(metrics_url) - idle_reconciles_before
+        _, idle_cpu_after = proc_stats(operator.pid)
+        idle_records, _ = operator_requests(api, log_idle)
+        idle_cpu_per_minute = (idle_cpu_after - idle_cpu_before) * 60 / args.idle_seconds
+        peak_rss, _ = proc_stats(operator.pid)
+
         steady_writes = [r for r in steady_records if r["method"] in WRITE_METHODS]
         lease_writes = [r for r in steady_writes if "/leases/" in r["path"]]
         other_writes = [r for r in steady_writes if "/leases/" not in r["path"]]
@@ -361,7 +401,9 @@ def main():
             operator_log = log.read()
 
         result = {
-            "targets": args.targets, "namespaces": args.namespaces,
+            "targets": args.targets, "namespaces": args.namespaces, "backends": args.backends, "pods": args.pods,
+            "idleSeconds": args.idle_seconds, "idleCPUSecondsPerMinute": round(idle_cpu_per_minute, 3),
+            "idleReconciles": int(idle_reconciles), "idleRequestsByVerb": by_verb(idle_records),
             "coldStartSeconds": round(cold_seconds, 3),
             "coldStartRequests": len(cold_records), "coldStartRequestsByVerb": by_verb(cold_records),
             "coldStartCPUSeconds": round(cold_cpu, 2), "serverCPUSecondsAtColdStart": round(server_cpu, 2), "coldStartPeakRSSMiB": round(cold_rss, 1),
@@ -392,7 +434,9 @@ def main():
             f"| steady state: writes per minute (targets, agent objects, Events) | {result['steadyWritesPerMinute']} | 0 |\n"
             f"| steady state: Lease renewals per minute (leader election) | {result['steadyLeaseRenewalsPerMinute']} | |\n"
             f"| steady state: operator CPU | {result['steadyCPUSeconds']} s | |\n"
-            f"| operator peak RSS (VmHWM) | {result['peakRSSMiB']} MiB | ≤ 40 MiB |\n"
+            f"| idle ({args.idle_seconds} s, every target Ready, {args.backends} backends): operator CPU per minute | {result['idleCPUSecondsPerMinute']} s | ≤ 0.5 s |\n"
+            f"| idle: reconciles, requests | {result['idleReconciles']}, {result['idleRequestsByVerb']} | |\n"
+            f"| operator peak RSS (VmHWM) | {result['peakRSSMiB']} MiB | ≤ 40 MiB ({args.pods} pods: ≤ 48 MiB) |\n"
             f"| operator memory at the end | {result['memoryAtEndMiB']} | |\n"
             + (f"| Grafana API calls during the cold start (every target asks for the one shared datasource) | {cold_grafana} | |\n"
                f"| Grafana API calls in the steady state | {steady_grafana} | |\n" if args.grafana else "")

@@ -22,8 +22,6 @@ public struct AgentObjects: Sendable {
     public var daemonSet: DaemonSet
     /// The configuration's revision (``AgentConfiguration/revision``), which agents report in their Leases.
     public var revision: String
-    /// Target key → fingerprint of its entry, for "is this target in the running configuration".
-    public var entries: [ObjectKey: String]
 
     /// Every object as JSON, in apply order.
     public var all: [JSONValue] {
@@ -140,10 +138,6 @@ public struct AgentRenderer: Sendable {
         spec.template = template
         daemonSet.spec = spec
 
-        var entries: [ObjectKey: String] = [:]
-        for target in included {
-            if let entry = target.entry { entries[target.key] = Self.fingerprint(entry) }
-        }
         return AgentObjects(
             serviceAccount: serviceAccount,
             clusterRole: clusterRole,
@@ -153,8 +147,7 @@ public struct AgentRenderer: Sendable {
             configMap: configMap,
             secret: secret,
             daemonSet: daemonSet,
-            revision: config.revision,
-            entries: entries
+            revision: config.revision
         )
     }
 

@@ -44,7 +44,6 @@ final class DatasourceSynchronizer: Sendable {
     struct State: Sendable {
         var entries: [String: Entry] = [:]
         var digests: [String: String] = [:]
-        var lastSweep: ContinuousClock.Instant?
         /// Grafana did not answer: until then no datasource asks it again (reconcile workers never queue up
         /// behind one timeout after another).
         var unreachableUntil: ContinuousClock.Instant?
@@ -133,7 +132,11 @@ final class DatasourceSynchronizer: Sendable {
         }
         let previous = self.state.withLock { $0.entries[desired.uid] }
         let drift = previous.map { $0.syncedOnce && $0.fingerprint == fingerprint } ?? false
+        let started = ContinuousClock.now
         let (outcome, corrected, userProblem) = await self.apply(desired)
+        // The outcome holds from when Grafana answered (or timed out), not from when it was asked: a call as long
+        // as the backoff would otherwise be stale on arrival, and the next reconcile would ask again at once.
+        let answered = now + (ContinuousClock.now - started)
         let failures = outcome.isSynced ? 0 : (previous?.fingerprint == fingerprint ? (previous?.failures ?? 0) : 0) + 1
         let retryAfter: Duration
         if outcome.isSynced || userProblem {
@@ -150,7 +153,7 @@ final class DatasourceSynchronizer: Sendable {
                 owner: target,
                 fingerprint: fingerprint,
                 outcome: outcome,
-                nextCheck: now + retryAfter,
+                nextCheck: answered + retryAfter,
                 failures: failures,
                 syncedOnce: outcome.isSynced || (previous?.fingerprint == fingerprint && previous?.syncedOnce == true)
             )
@@ -322,15 +325,6 @@ final class DatasourceSynchronizer: Sendable {
         }
         try await self.grafana.deleteDatasource(uid: uid)
         self.logger.info("deleted Grafana datasource", metadata: ["grafana.uid": "\(uid)"])
-    }
-
-    /// Whether a sweep is due (once per resync period); marks it started.
-    func claimSweep(now: ContinuousClock.Instant = .now) -> Bool {
-        self.state.withLock { state in
-            if let last = state.lastSweep, now - last < self.settings.resyncPeriod { return false }
-            state.lastSweep = now
-            return true
-        }
     }
 
     /// Deletes Hearth's datasources that no target asks for any more (a removed spec.grafana, a target deleted

@@ -97,24 +97,6 @@ extension OperatorStores {
     }
 }
 
-extension ProfilingTargetReconciler {
-    /// The pods a target selects, from the cache.
-    func pods(of target: ProfilingTarget) -> [Pod] {
-        let selector = target.spec.selector ?? LabelSelector()
-        return self.stores.pods.byIndex("namespace", target.metadata.namespace ?? "").filter {
-            selector.matches($0.metadata.labels)
-        }
-    }
-
-    /// The degraded agents among the nodes running the target's pods.
-    func degradedNodes(_ target: ProfilingTarget, now: Date = Date()) -> DegradedNodes {
-        let namespace = self.configuration.namespace
-        return DegradedNodes.among(self.pods(of: target), now: now) { name in
-            self.stores.agentLeases.get(namespace: namespace, name: name)
-        }
-    }
-}
-
 extension Pod {
     /// Succeeded or Failed: its containers are gone, so no agent profiles it.
     var isFinished: Bool { self.status.phase == "Succeeded" || self.status.phase == "Failed" }

@@ -44,11 +44,12 @@ public struct OperatorConfiguration: Sendable {
     public var defaultBackend: PyroscopeBackend?
     /// Timeout of one Pyroscope readiness probe.
     public var probeTimeout: Duration = .seconds(3)
-    /// How long a probe result is reused.
+    /// How long a reconcile reuses a backend's probe result.
     public var probeCacheTTL: Duration = .seconds(30)
-    /// Re-reconcile (re-probe) interval for targets that are not Ready yet.
+    /// How often a backend that did not answer is probed again (once for all its targets; those whose status
+    /// the result changes are reconciled).
     public var notReadyRequeue: Duration = .seconds(30)
-    /// Re-reconcile (re-probe) interval for Ready targets.
+    /// How often a backend that answered is probed again.
     public var readyRequeue: Duration = .seconds(300)
     /// Concurrent reconciles.
     public var workers: Int = 4

@@ -1,10 +1,13 @@
-// ProfilingTargetController.swift: the controller wiring: what is watched and which keys each change enqueues.
+// ProfilingTargetController.swift: the controller wiring: what is watched, which keys each change enqueues, and
+// which reconciler a key goes to (``OperatorReconciler``: the agent key to ``AgentSynchronizer``, targets to
+// ``TargetReconciler``).
 //
 // Primary: ProfilingTargets. Secrets and Services map to the targets referencing them (store indexes), Pods to the
 // targets of their namespace whose selector matches, the agent DaemonSet to every target (its rollout is part of
-// each status) and to the agent key, the other owned objects to the agent key. An agent Lease maps to every target
-// when its revision changes, to the targets with pods on its node when its degradation changes, and to none when
-// it is merely renewed.
+// each status) and to the agent key, the other owned objects (RBAC included) to the agent key. An agent Lease maps
+// to every target when its revision changes, to the targets with pods on its node when its degradation changes,
+// and to none when it is merely renewed. Periodic tasks (backend probes, stale Leases, the Grafana sweep) run beside
+// the workers and enqueue only the targets whose status they change.
 
 import HearthAPI
 import KubeClient
@@ -15,10 +18,55 @@ import Metrics
 import ServiceLifecycle
 import Synchronization
 
+/// The controller's reconciler: the agent key goes to the ``AgentSynchronizer``, every other key (a target's) to the
+/// ``TargetReconciler``.
+public final class OperatorReconciler: Reconciler {
+    public let stores: OperatorStores
+    public let agent: AgentSynchronizer
+    let target: TargetReconciler
+    let probes: BackendProbes
+    let reconcileCount = Mutex(0)
+
+    init(stores: OperatorStores, agent: AgentSynchronizer, target: TargetReconciler, probes: BackendProbes) {
+        self.stores = stores
+        self.agent = agent
+        self.target = target
+        self.probes = probes
+    }
+
+    public func reconcile(_ key: ObjectKey) async throws -> ReconcileResult {
+        defer { self.reconcileCount.withLock { $0 += 1 } }
+        if key == AgentKey {
+            try await self.agent.sync()
+            return .done
+        }
+        return try await self.target.reconcile(key)
+    }
+
+    /// Reconciles finished so far (tests and benchmarks).
+    public var reconciles: Int { self.reconcileCount.withLock { $0 } }
+
+    /// The number of agent syncs so far.
+    public var agentSyncs: Int { self.agent.syncs }
+}
+
+/// A task run once per period until cancelled (the controller runs it while it leads).
+struct PeriodicTask: ServiceLifecycle.Service {
+    let period: Duration
+    let body: @Sendable () async -> Void
+
+    func run() async throws {
+        while !Task.isCancelled {
+            try await Task.sleep(for: self.period)
+            await self.body()
+        }
+    }
+}
+
 /// Builds the controller for ProfilingTargets.
 public enum ProfilingTargetController {
-    /// The controller (a Service) and its reconciler. It opens 11 watches: the client's
-    /// `maxConcurrentWatches` must allow them (the default does).
+    /// The controller (a Service) and its reconciler. It opens 13 watches: the client's
+    /// `maxConcurrentWatches` must allow them (the default, 32, does).
     public static func make(
         client: KubeClient,
         configuration: OperatorConfiguration,
@@ -27,17 +75,46 @@ public enum ProfilingTargetController {
         logger: Logger,
         metricsFactory: any MetricsFactory = MetricsSystem.factory,
         controllerConfiguration: Controller<ProfilingTarget>.Configuration? = nil
-    ) -> (controller: Controller<ProfilingTarget>, reconciler: ProfilingTargetReconciler) {
+    ) -> (controller: Controller<ProfilingTarget>, reconciler: OperatorReconciler) {
         let stores = OperatorStores()
-        let reconciler = ProfilingTargetReconciler(
+        let (keys, enqueue) = AsyncStream.makeStream(of: ObjectKey.self)
+        // The agent is synced once at start, before the targets (its key is queued first): drift while no
+        // operator ran is corrected, and the first targets find the configuration they are in.
+        enqueue.yield(AgentKey)
+        let agent = AgentSynchronizer(
             client: client,
             configuration: configuration,
             stores: stores,
-            prober: prober,
-            recorder: recorder,
-            logger: logger,
-            metricsFactory: metricsFactory
+            enqueue: enqueue,
+            logger: logger
         )
+        let probes = BackendProbes(
+            prober,
+            ttl: configuration.probeCacheTTL,
+            readyPeriod: configuration.readyRequeue,
+            notReadyPeriod: configuration.notReadyRequeue
+        )
+        let datasources = configuration.grafana.map { settings in
+            DatasourceSynchronizer(
+                settings: settings,
+                operatorNamespace: configuration.namespace,
+                kube: client,
+                logger: logger,
+                metricsFactory: metricsFactory
+            )
+        }
+        let target = TargetReconciler(
+            client: client,
+            configuration: configuration,
+            stores: stores,
+            agent: agent,
+            probes: probes,
+            datasources: datasources,
+            recorder: recorder,
+            enqueue: enqueue,
+            logger: logger
+        )
+        let reconciler = OperatorReconciler(stores: stores, agent: agent, target: target, probes: probes)
         var settings = controllerConfiguration ?? Controller<ProfilingTarget>.Configuration()
         if controllerConfiguration == nil { settings.maxConcurrentReconciles = configuration.workers }
         let watchNamespace = configuration.watchNamespace
@@ -48,8 +125,9 @@ public enum ProfilingTargetController {
         let agentLeases = stores.agentLeases
 
         let reportedLeases = ReportedLeases()
+        let freshLeases = FreshLeases()
 
-        let controller = Controller(
+        var controller = Controller(
             name: "profilingtarget",
             watching: client.resource(ProfilingTarget.self, namespace: watchNamespace),
             store: stores.targets,
@@ -68,7 +146,9 @@ public enum ProfilingTargetController {
                 \.objectKey
             )
         }
-        .watches(client.resource(Pod.self, namespace: watchNamespace), store: stores.pods) { pod in
+        // Pods are many: their first list maps nothing, since every target is reconciled at start anyway.
+        .watches(client.resource(Pod.self, namespace: watchNamespace), store: stores.pods, mapsFirstList: false) {
+            pod in
             targets.byIndex("namespace", pod.metadata.namespace ?? "").filter { target in
                 (target.spec.selector ?? LabelSelector()).matches(pod.metadata.labels)
             }.map(\.objectKey)
@@ -106,6 +186,16 @@ public enum ProfilingTargetController {
             configuration: .init(labelSelector: ownedSelector)
         ) { _ in [AgentKey] }
         .watches(
+            client.resource(Role.self, namespace: operatorNamespace),
+            store: stores.leaseRoles,
+            configuration: .init(labelSelector: ownedSelector)
+        ) { _ in [AgentKey] }
+        .watches(
+            client.resource(RoleBinding.self, namespace: operatorNamespace),
+            store: stores.leaseRoleBindings,
+            configuration: .init(labelSelector: ownedSelector)
+        ) { _ in [AgentKey] }
+        .watches(
             client.resource(Lease.self, namespace: operatorNamespace),
             store: stores.agentLeases,
             configuration: .init(labelSelector: AgentLease.labelSelector)
@@ -119,7 +209,26 @@ public enum ProfilingTargetController {
             }
             return DegradedNodes.targets(onNode: node, pods: pods, targets: targets)
         }
-        .reconcileOn(reconciler.affectedTargets)
+        .reconcileOn(keys)
+        // Time-based work, once per period for all targets: backends probed again, Leases gone stale (or renewed
+        // after going stale) without an event. Only the targets whose status that changes are reconciled.
+        .running(
+            PeriodicTask(period: max(.seconds(1), min(configuration.notReadyRequeue, configuration.readyRequeue) / 6)) {
+                for key in await probes.refresh() { enqueue.yield(key) }
+            }
+        )
+        .running(
+            PeriodicTask(period: AgentLease.renewInterval) {
+                if freshLeases.changed(agentLeases.list(namespace: operatorNamespace)) {
+                    for key in targets.keys { enqueue.yield(key) }
+                }
+            }
+        )
+        if let datasources {
+            controller = controller.running(
+                DatasourceSweep(synchronizer: datasources, targets: targets, resolver: target.resolver)
+            )
+        }
         return (controller, reconciler)
     }
 }

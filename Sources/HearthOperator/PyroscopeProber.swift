@@ -1,8 +1,9 @@
-// PyroscopeProber.swift: is Pyroscope ready? `GET <url>/ready` with a timeout; injectable for tests, cached per
-// URL so a thousand targets sharing one backend cost one probe per TTL.
+// PyroscopeProber.swift: is Pyroscope ready? `GET <url>/ready` with a timeout; injectable for tests; results kept
+// per backend and refreshed once per period, however many targets share it.
 
 import AsyncHTTPClient
 import Foundation
+import KubeModel
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -61,30 +62,128 @@ public struct HTTPPyroscopeProber: PyroscopeProber {
     }
 }
 
-/// Reuses results per (URL, tenant) for a TTL.
-final class CachingProber: Sendable {
-    struct Entry {
-        var result: ProbeResult
-        var at: ContinuousClock.Instant
+/// Probe results per backend (URL and tenant), shared by the targets that use it. A reconcile reuses a result
+/// younger than the TTL; ``refresh(now:)`` probes each backend again once per period (the ready period while it
+/// answers, the not-ready one while it does not) and names the targets whose status a changed result changes. So
+/// a thousand targets on ten backends cost ten probes a period, and no target is reconciled just to probe.
+final class BackendProbes: Sendable {
+    struct Backend: Hashable, Sendable {
+        var url: String
+        var tenantID: String?
     }
+
+    struct Entry {
+        /// Nil until the first probe answered.
+        var result: ProbeResult?
+        var at: ContinuousClock.Instant
+        var users: Set<ObjectKey> = []
+    }
+
+    struct State {
+        var entries: [Backend: Entry] = [:]
+        var backendOf: [ObjectKey: Backend] = [:]
+        /// The probe under way per backend: targets asking meanwhile wait for it instead of probing again.
+        var inFlight: [Backend: Task<ProbeResult, Never>] = [:]
+    }
+
     let prober: any PyroscopeProber
     let ttl: Duration
-    let cache = Mutex<[String: Entry]>([:])
+    let readyPeriod: Duration
+    let notReadyPeriod: Duration
+    let state = Mutex(State())
 
-    init(_ prober: any PyroscopeProber, ttl: Duration) {
+    init(_ prober: any PyroscopeProber, ttl: Duration, readyPeriod: Duration, notReadyPeriod: Duration) {
         self.prober = prober
         self.ttl = ttl
+        self.readyPeriod = readyPeriod
+        self.notReadyPeriod = notReadyPeriod
     }
 
-    func probe(url: String, tenantID: String?) async -> ProbeResult {
-        let key = url + "\u{1}" + (tenantID ?? "")
-        let now = ContinuousClock.now
-        if let entry = self.cache.withLock({ $0[key] }), now - entry.at < self.ttl { return entry.result }
-        let result = await self.prober.probe(url: url, tenantID: tenantID)
-        self.cache.withLock { $0[key] = Entry(result: result, at: .now) }
-        return result
+    /// The backend's result for `target` (which now uses it), probing when the cached one is older than the TTL
+    /// (targets asking meanwhile share that probe); and the other users to reconcile when the result changed.
+    func probe(
+        url: String,
+        tenantID: String?,
+        for target: ObjectKey,
+        now: ContinuousClock.Instant = .now
+    ) async -> (result: ProbeResult, othersChanged: [ObjectKey]) {
+        let backend = Backend(url: url, tenantID: tenantID)
+        enum Next {
+            case cached(ProbeResult)
+            case join(Task<ProbeResult, Never>)
+            case lead(Task<ProbeResult, Never>)
+        }
+        let prober = self.prober
+        let next = self.state.withLock { state -> Next in
+            self.use(backend, by: target, in: &state)
+            if let entry = state.entries[backend], let result = entry.result, now - entry.at < self.ttl {
+                return .cached(result)
+            }
+            if let running = state.inFlight[backend] { return .join(running) }
+            let task = Task { await prober.probe(url: url, tenantID: tenantID) }
+            state.inFlight[backend] = task
+            return .lead(task)
+        }
+        switch next {
+        case .cached(let result): return (result, [])
+        case .join(let task): return (await task.value, [])
+        case .lead(let task):
+            let result = await task.value
+            let others = self.record(result, for: backend, at: .now, endingProbe: true)
+            return (result, others.filter { $0 != target })
+        }
     }
 
-    /// Forgets every result (a Service changed).
-    func invalidate() { self.cache.withLock { $0.removeAll() } }
+    /// `target` no longer probes (gone, invalid, suspended, or its backend is unresolved).
+    func forget(_ target: ObjectKey) {
+        self.state.withLock { state in
+            guard let backend = state.backendOf.removeValue(forKey: target) else { return }
+            state.entries[backend]?.users.remove(target)
+            if state.entries[backend]?.users.isEmpty == true { state.entries.removeValue(forKey: backend) }
+        }
+    }
+
+    /// Probes every backend whose period passed; returns the targets of those whose result changed.
+    func refresh(now: ContinuousClock.Instant = .now) async -> [ObjectKey] {
+        let due = self.state.withLock { state in
+            state.entries.filter { _, entry in
+                guard let result = entry.result else { return false }
+                return now - entry.at >= (result.reachable ? self.readyPeriod : self.notReadyPeriod)
+            }.map { $0.key }
+        }
+        var changed: Set<ObjectKey> = []
+        for backend in due {
+            let result = await self.prober.probe(url: backend.url, tenantID: backend.tenantID)
+            changed.formUnion(self.record(result, for: backend, at: .now))
+        }
+        return changed.sorted()
+    }
+
+    /// Stores a result; the backend's users when it differs from the one before.
+    func record(
+        _ result: ProbeResult,
+        for backend: Backend,
+        at: ContinuousClock.Instant,
+        endingProbe: Bool = false
+    ) -> [ObjectKey] {
+        self.state.withLock { state in
+            if endingProbe { state.inFlight.removeValue(forKey: backend) }
+            guard var entry = state.entries[backend] else { return [] }
+            // A first result is no news for other targets: each probed (or waits for) its own.
+            let changed = entry.result != nil && entry.result != result
+            entry.result = result
+            entry.at = at
+            state.entries[backend] = entry
+            return changed ? Array(entry.users) : []
+        }
+    }
+
+    private func use(_ backend: Backend, by target: ObjectKey, in state: inout State) {
+        if let previous = state.backendOf.updateValue(backend, forKey: target), previous != backend {
+            state.entries[previous]?.users.remove(target)
+            if state.entries[previous]?.users.isEmpty == true { state.entries.removeValue(forKey: previous) }
+        }
+        if state.entries[backend] == nil { state.entries[backend] = Entry(result: nil, at: .now) }
+        state.entries[backend]?.users.insert(target)
+    }
 }

@@ -7,6 +7,7 @@ import KubeModel
 import Logging
 import Metrics
 import ServiceLifecycle
+import Synchronization
 
 /// What a reconcile asks for next.
 public struct ReconcileResult: Sendable, Hashable {
@@ -25,6 +26,33 @@ public struct ReconcileResult: Sendable, Hashable {
 public struct TerminalError: Error, Sendable {
     public var cause: any Error & Sendable
     public init(_ cause: any Error & Sendable) { self.cause = cause }
+}
+
+/// A controller failure that no retry fixes: the process should stop and say why.
+public struct ControllerError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum _Code: String { case cacheSyncTimeout }
+        private let code: _Code
+        private init(_ code: _Code) { self.code = code }
+        /// A cache did not complete its first list in time (controller-runtime's "failed to wait for caches to
+        /// sync"): a list the RBAC forbids, a missing CRD, an unreachable server.
+        public static let cacheSyncTimeout = Code(.cacheSyncTimeout)
+        public var description: String { self.code.rawValue }
+    }
+
+    public var code: Code
+    public var message: String
+    public var cause: (any Error & Sendable)?
+
+    public init(code: Code, message: String, cause: (any Error & Sendable)? = nil) {
+        self.code = code
+        self.message = message
+        self.cause = cause
+    }
+
+    public var description: String {
+        "ControllerError(\(self.code)): \(self.message)" + (self.cause.map { " (cause: \($0))" } ?? "")
+    }
 }
 
 /// Level-triggered reconciliation of one object, read from the store by key.
@@ -49,11 +77,33 @@ public struct Controller<Primary: KubeObject>: ServiceLifecycle.Service {
         public var resyncPeriod: Duration = .seconds(36_000)
         public var watcher = Watcher<Primary>.Configuration()
         public var rateLimit = WorkQueue<ObjectKey>.RateLimit()
+        /// How long workers wait for every cache's first list before the controller fails, naming the caches
+        /// that did not list and their last error (controller-runtime's CacheSyncTimeout, 2 min).
+        public var cacheSyncTimeout: Duration = .seconds(120)
         public init() {}
     }
 
     typealias Source = @Sendable (WorkQueue<ObjectKey>, Logger) async -> Void
-    typealias SyncWait = @Sendable () async -> Void
+
+    /// One cache the workers wait for: its name for errors, and the last failure of its watcher.
+    struct CacheSync: Sendable {
+        var name: String
+        var wait: @Sendable () async -> Void
+        var synced: @Sendable () -> Bool
+        var lastFailure: WatchFailure
+    }
+
+    /// Why the controller stopped by itself.
+    final class FailureBox: Sendable {
+        let error = Mutex<ControllerError?>(nil)
+    }
+
+    /// The last failed list or watch of one watcher, as text.
+    final class WatchFailure: Sendable {
+        let last = Mutex<String?>(nil)
+        func record(_ what: String, _ error: any Error) { self.last.withLock { $0 = "\(what): \(error)" } }
+        var description: String? { self.last.withLock { $0 } }
+    }
 
     public let name: String
     public let store: Store<Primary>
@@ -64,8 +114,11 @@ public struct Controller<Primary: KubeObject>: ServiceLifecycle.Service {
     let logger: Logger
     let metricsFactory: any MetricsFactory
     var sources: [Source] = []
-    /// One per cache: workers start once every one has returned.
-    var cacheSyncs: [SyncWait] = []
+    /// One per watched kind: workers start once every one has listed.
+    var cacheSyncs: [CacheSync] = []
+    /// Services that run beside the workers while the controller runs, started once the caches synced.
+    var services: [any ServiceLifecycle.Service] = []
+    let primaryFailure = WatchFailure()
 
     public init(
         name: String,
@@ -89,20 +142,94 @@ public struct Controller<Primary: KubeObject>: ServiceLifecycle.Service {
     }
 
     /// Also watches a kind and maps each of its objects to primary keys.
+    ///
+    /// `mapsFirstList: false` skips the map for the objects of the first list: right for a map that only names
+    /// primary objects, which the primary's own first list enqueues anyway. Ten thousand pods then cost no
+    /// selector matching at start.
     public func watches<Other: KubeObject>(
         _ resource: ResourceClient<Other>,
         store: Store<Other> = Store(),
         configuration: Watcher<Other>.Configuration = .init(),
+        mapsFirstList: Bool = true,
         map: @escaping @Sendable (Other) -> [ObjectKey]
     ) -> Self {
         var copy = self
-        copy.sources.append { queue, logger in
-            await Self.reflect(Watcher(resource, configuration: configuration, logger: logger), into: store) { object in
+        let failure = WatchFailure()
+        var configuration = configuration
+        configuration.onFailure = { what, error in failure.record(what, error) }
+        copy.sources.append { [configuration] queue, logger in
+            await Self.reflect(
+                Watcher(resource, configuration: configuration, logger: logger),
+                into: store,
+                mapsFirstList: mapsFirstList
+            ) { object in
                 for key in map(object) { queue.add(key) }
             }
         }
-        copy.cacheSyncs.append { await store.waitUntilSynced() }
+        copy.cacheSyncs.append(
+            CacheSync(
+                name: Self.describe(resource, labelSelector: configuration.labelSelector),
+                wait: { await store.waitUntilSynced() },
+                synced: { store.hasSynced },
+                lastFailure: failure
+            )
+        )
         return copy
+    }
+
+    /// Also runs `service` while the controller runs: started once every cache synced (so it reads complete
+    /// caches), cancelled when the controller stops. Periodic work that only the leader may do goes here.
+    public func running(_ service: some ServiceLifecycle.Service) -> Self {
+        var copy = self
+        copy.services.append(service)
+        return copy
+    }
+
+    static func describe<Object: KubeObject>(_ resource: ResourceClient<Object>, labelSelector: String?) -> String {
+        var name = resource.type.qualifiedName
+        name +=
+            resource.namespace.map { " in namespace \($0)" } ?? (resource.type.namespaced ? " (all namespaces)" : "")
+        if let labelSelector { name += " with labels \(labelSelector)" }
+        return name
+    }
+
+    /// Waits for every cache's first list, at most `cacheSyncTimeout`; past it, the error naming those that did not
+    /// list.
+    func cacheSyncFailure() async -> ControllerError? {
+        let primaryStore = self.store
+        let caches =
+            [
+                CacheSync(
+                    name: Self.describe(self.primary, labelSelector: self.configuration.watcher.labelSelector),
+                    wait: { await primaryStore.waitUntilSynced() },
+                    synced: { primaryStore.hasSynced },
+                    lastFailure: self.primaryFailure
+                )
+            ] + self.cacheSyncs
+        let timeout = self.configuration.cacheSyncTimeout
+        let synced = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                for cache in caches { await cache.wait() }
+                return !Task.isCancelled
+            }
+            group.addTask {
+                do { try await Task.sleep(for: timeout) } catch { return true }
+                return false
+            }
+            let first = await group.next() ?? true
+            group.cancelAll()
+            return first
+        }
+        guard !synced, !Task.isCancelled else { return nil }
+        let missing = caches.filter { !$0.synced() }.map { cache in
+            cache.name + (cache.lastFailure.description.map { " (last error: \($0))" } ?? " (no error reported)")
+        }
+        guard !missing.isEmpty else { return nil }
+        return ControllerError(
+            code: .cacheSyncTimeout,
+            message: "controller \(self.name): caches not synced after \(timeout): "
+                + missing.joined(separator: "; ")
+        )
     }
 
     /// Also reconciles the keys an external source yields (controller-runtime's `source.Channel`, kube-rs's
@@ -135,10 +262,12 @@ public struct Controller<Primary: KubeObject>: ServiceLifecycle.Service {
     static func reflect<Object: KubeObject>(
         _ watcher: Watcher<Object>,
         into store: Store<Object>,
+        mapsFirstList: Bool = true,
         changed: @Sendable (Object) -> Void
     ) async {
         var relisted: [Object] = []
         var previous: [ObjectKey] = []
+        var listedBefore = false
         do {
             for try await event in watcher {
                 switch event {
@@ -147,10 +276,12 @@ public struct Controller<Primary: KubeObject>: ServiceLifecycle.Service {
                     relisted = []
                     store.apply(event)
                 case .initApply(let object):
-                    relisted.append(object)
+                    // As the store keeps it (a pod without its spec): a relist may hold thousands until done.
+                    if listedBefore || mapsFirstList { relisted.append(store.transform(object)) }
                     store.apply(event)
                 case .initDone:
                     store.apply(event)
+                    listedBefore = true
                     let seen = Set(
                         relisted.map { ObjectKey(namespace: $0.metadata.namespace, name: $0.metadata.name ?? "") }
                     )
@@ -182,11 +313,18 @@ public struct Controller<Primary: KubeObject>: ServiceLifecycle.Service {
             factory: self.metricsFactory
         )
         .record(self.configuration.maxConcurrentReconciles)
+        let primaryFailure = self.primaryFailure
+        let watcherConfiguration = {
+            var configuration = self.configuration.watcher
+            configuration.onFailure = { what, error in primaryFailure.record(what, error) }
+            return configuration
+        }()
+        let failure = FailureBox()
         try await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask {
                     await Self.reflect(
-                        Watcher(self.primary, configuration: self.configuration.watcher, logger: logger),
+                        Watcher(self.primary, configuration: watcherConfiguration, logger: logger),
                         into: self.store
                     ) { object in
                         queue.add(ObjectKey(namespace: object.metadata.namespace, name: object.metadata.name ?? ""))
@@ -206,14 +344,28 @@ public struct Controller<Primary: KubeObject>: ServiceLifecycle.Service {
                 }
                 // Workers start once every cache has listed (controller-runtime's WaitForCacheSync), so a
                 // reconcile never sees a half-filled cache.
+                // A cache that never lists (a list the RBAC forbids) fails the controller loudly, naming it.
                 group.addTask {
-                    await self.store.waitUntilSynced()
-                    for sync in self.cacheSyncs { await sync() }
+                    if let error = await self.cacheSyncFailure() {
+                        logger.error("\(error.message)")
+                        failure.error.withLock { $0 = error }
+                        queue.shutdown()
+                        return
+                    }
                     guard !Task.isCancelled else { return }
                     logger.debug("caches synced; starting workers")
                     await withDiscardingTaskGroup { workers in
                         for _ in 0..<max(1, self.configuration.maxConcurrentReconciles) {
                             workers.addTask { await self.worker() }
+                        }
+                        for service in self.services {
+                            workers.addTask {
+                                do {
+                                    try await service.run()
+                                } catch {
+                                    logger.warning("\(type(of: service)) ended", metadata: ["error": "\(error)"])
+                                }
+                            }
                         }
                     }
                 }
@@ -229,6 +381,7 @@ public struct Controller<Primary: KubeObject>: ServiceLifecycle.Service {
         } onGracefulShutdown: {
             queue.shutdown()
         }
+        if let error = failure.error.withLock({ $0 }) { throw error }
     }
 
     func worker() async {

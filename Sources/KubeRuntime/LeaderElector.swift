@@ -73,13 +73,16 @@ public final class LeaderElector: Sendable {
     public var isLeader: Bool { self.observed.withLock { $0.leading } }
 
     /// Campaigns, runs `work` while leading, and campaigns again after losing the lease. Returns when cancelled or
-    /// on graceful shutdown (releasing the lease). `work` is cancelled the moment leadership is lost.
+    /// on graceful shutdown (releasing the lease). `work` is cancelled the moment leadership is lost. When `work`
+    /// fails (a controller whose caches never synced), leadership ends, the lease is released and the error is
+    /// thrown: a leader that does no work must not keep the lease from a replica that could.
     public func run(whileLeading work: @escaping @Sendable () async throws -> Void) async throws {
+        let failure = WorkFailure()
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             guard await self.acquire() else { break }
             self.logger.info("became leader")
             self.setLeading(true)
-            let lost = await self.lead(work)
+            let lost = await self.lead(work, failure: failure)
             self.setLeading(false)
             if !lost { break }
             self.logger.info("lost leadership")
@@ -89,6 +92,12 @@ public final class LeaderElector: Sendable {
             // and wait for it (at most two retry periods).
             await Task { await self.releaseWithin(self.configuration.retryPeriod * 2) }.value
         }
+        if let error = failure.error.withLock({ $0 }) { throw error }
+    }
+
+    /// Why the work of a leader failed.
+    final class WorkFailure: Sendable {
+        let error = Mutex<(any Error)?>(nil)
     }
 
     func setLeading(_ leading: Bool) {
@@ -123,10 +132,18 @@ public final class LeaderElector: Sendable {
     }
 
     /// Runs the work alongside the renew loop. Returns true when leadership was lost, false on cancellation.
-    func lead(_ work: @escaping @Sendable () async throws -> Void) async -> Bool {
+    func lead(_ work: @escaping @Sendable () async throws -> Void, failure: WorkFailure) async -> Bool {
         await withTaskGroup(of: Bool?.self) { group in
             group.addTask {
-                do { try await work() } catch { self.logger.info("leader work ended", metadata: ["error": "\(error)"]) }
+                do {
+                    try await work()
+                } catch {
+                    guard !Task.isCancelled else { return nil }
+                    self.logger.error("leader work failed; giving up leadership", metadata: ["error": "\(error)"])
+                    failure.error.withLock { $0 = error }
+                    // Not lost: stop leading, release the lease, and fail.
+                    return false
+                }
                 return nil
             }
             group.addTask {

@@ -203,6 +203,11 @@ public final class Store<Object: KubeObject>: Sendable {
     public var count: Int { self.state.withLock { $0.objects.count } }
 
     /// Objects whose index `name` contains `value`.
+    /// How many objects an index value holds, without reading them.
+    public func count(byIndex name: String, _ value: String) -> Int {
+        self.state.withLock { $0.indexes[name]?[value]?.count ?? 0 }
+    }
+
     public func byIndex(_ name: String, _ value: String) -> [Object] {
         self.state.withLock { state in
             (state.indexes[name]?[value] ?? []).sorted().compactMap { state.objects[$0] }

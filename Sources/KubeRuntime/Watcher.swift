@@ -31,6 +31,9 @@ public struct Watcher<Object: KubeObject>: AsyncSequence, Sendable {
         public var minTimeoutSeconds: Int = 150
         public var bookmarks: Bool = true
         public var backoff: Backoff = Backoff()
+        /// Told of every failed list or watch (what failed, and why), before the retry: a controller keeps the
+        /// last one to name it when its caches never sync.
+        public var onFailure: (@Sendable (String, any Error) -> Void)?
 
         public init(labelSelector: String? = nil, fieldSelector: String? = nil) {
             self.labelSelector = labelSelector
@@ -59,6 +62,9 @@ public struct Watcher<Object: KubeObject>: AsyncSequence, Sendable {
     public struct AsyncIterator: AsyncIteratorProtocol {
         enum State {
             case needList
+            /// A list in progress: the next page's continue token. Pages are handed out as they arrive, so a list
+            /// of 10,000 objects never holds more than one page of them before the store transforms them.
+            case listing(continueToken: String)
             case needWatch
             case watching(WatchEventStream<Object>.AsyncIterator)
         }
@@ -82,6 +88,7 @@ public struct Watcher<Object: KubeObject>: AsyncSequence, Sendable {
 
         mutating func fail(_ what: String, _ error: any Error) async -> Bool {
             self.failures += 1
+            self.configuration.onFailure?(what, error)
             let delay = self.backoff.next()
             // Libraries log at info or below; attempts 1, 2, 4, 8, ... at info, the rest at debug, so an outage
             // that lasts hours logs a few dozen lines, not one per retry.
@@ -114,24 +121,35 @@ public struct Watcher<Object: KubeObject>: AsyncSequence, Sendable {
                 self.pending.removeAll(keepingCapacity: true)
                 self.pendingIndex = 0
                 switch self.state {
-                case .needList:
+                case .needList, .listing:
+                    var options = ListOptions(
+                        labelSelector: self.configuration.labelSelector,
+                        fieldSelector: self.configuration.fieldSelector
+                    )
+                    options.limit = self.configuration.pageSize
+                    let first: Bool
+                    if case .listing(let token) = self.state {
+                        options.continueToken = token
+                        first = false
+                    } else {
+                        first = true
+                    }
                     do {
-                        let (items, resourceVersion) = try await self.resource.listAll(
-                            ListOptions(
-                                labelSelector: self.configuration.labelSelector,
-                                fieldSelector: self.configuration.fieldSelector
-                            ),
-                            pageSize: self.configuration.pageSize
-                        )
-                        self.resourceVersion = resourceVersion
-                        self.pending = [.initStarted] + items.map { .initApply($0) } + [.initDone]
-                        self.state = .needWatch
-                        self.succeeded()
-                        self.logger.debug(
-                            "listed",
-                            metadata: ["k8s.count": "\(items.count)", "k8s.rv": "\(resourceVersion)"]
-                        )
+                        let page = try await self.resource.list(options)
+                        if first { self.resourceVersion = page.metadata.resourceVersion ?? "" }
+                        self.pending = (first ? [.initStarted] : []) + page.items.map { .initApply($0) }
+                        if let token = page.metadata.continue, !token.isEmpty {
+                            self.state = .listing(continueToken: token)
+                        } else {
+                            self.pending.append(.initDone)
+                            self.state = .needWatch
+                            self.succeeded()
+                            self.logger.debug("listed", metadata: ["k8s.rv": "\(self.resourceVersion)"])
+                        }
                     } catch {
+                        // A later page failed (its token may have expired): the list starts over, and its
+                        // initStarted discards what the store received of this one.
+                        self.state = .needList
                         if !(await self.fail("list", error)) { return nil }
                     }
                 case .needWatch:

@@ -238,6 +238,9 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
     /// Items waiting (not processing, not delayed).
     public var depth: Int { self.state.withLock { $0.depth } }
 
+    /// Items waiting for their delay (a requeue after, or a failure backoff).
+    public var delayedCount: Int { self.state.withLock { $0.delayed.count } }
+
     /// Items being processed.
     public var processingCount: Int { self.state.withLock { $0.processing.count } }
 

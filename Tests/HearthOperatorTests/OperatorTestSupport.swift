@@ -30,7 +30,7 @@ struct OperatorHarness {
     let server: KubeTestServer
     /// The test's own client (user agent `tests/1.0`).
     let client: KubeClient
-    let reconciler: ProfilingTargetReconciler
+    let reconciler: OperatorReconciler
     let queue: WorkQueue<ObjectKey>
     let configuration: OperatorConfiguration
     let prober: StubProber

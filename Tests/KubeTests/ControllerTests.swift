@@ -12,6 +12,13 @@ import MetricsTestKit
 import ServiceLifecycle
 import Testing
 
+/// A Service from a closure.
+struct ServiceFunction: ServiceLifecycle.Service {
+    let body: @Sendable () async throws -> Void
+    init(_ body: @escaping @Sendable () async throws -> Void) { self.body = body }
+    func run() async throws { try await self.body() }
+}
+
 /// Keeps one ConfigMap per Gizmo (server-side apply, owned) and a Ready condition.
 struct GizmoReconciler: Reconciler {
     let client: KubeClient
@@ -167,6 +174,105 @@ struct ControllerTests {
                 try metrics.expectCounter("workqueue_retries_total", [("name", "flaky"), ("controller", "flaky")])
                     .totalValue == 2
             )
+        }
+    }
+
+    @Test("a cache whose list the server forbids fails the controller after the sync timeout, naming it and the 403")
+    func cacheSyncTimeout() async throws {
+        try await withServerAndClient { server, client in
+            // RBAC without list on Secrets: every list of them is refused, so that cache never syncs.
+            server.injectFailures(code: 403, count: 1_000_000, pathContains: "/secrets", method: "GET")
+            let calls = Locked(0)
+            var configuration = Controller<ConfigMap>.Configuration()
+            configuration.cacheSyncTimeout = .milliseconds(500)
+            let controller = Controller(
+                name: "forbidden",
+                watching: client.resource(ConfigMap.self, namespace: "default"),
+                configuration: configuration,
+                logger: testLogger(),
+                reconciler: ReconcileFunction { _ in
+                    calls.withLock { $0 += 1 }
+                    return .done
+                }
+            )
+            .watches(client.resource(Secret.self, namespace: "default")) { _ in [] }
+            let error = await #expect(throws: ControllerError.self) { try await controller.run() }
+            #expect(error?.code == .cacheSyncTimeout)
+            let message = error?.message ?? ""
+            #expect(message.contains("secrets in namespace default"), "\(message)")
+            #expect(message.contains("403"), "\(message)")
+            #expect(!message.contains("configmaps"), "the ConfigMap cache synced: \(message)")
+            #expect(calls.value == 0, "no worker starts on incomplete caches")
+        }
+    }
+
+    @Test("watches(mapsFirstList: false) maps nothing of the first list, and every later change")
+    func firstListNotMapped() async throws {
+        try await withServerAndClient { server, client in
+            let secrets = client.resource(Secret.self, namespace: "default")
+            for index in 0..<3 { _ = try await secrets.create(Secret(name: "s\(index)", namespace: "default")) }
+            let mapped = Locked<[String]>([])
+            let reconciled = Locked<[String]>([])
+            let controller = Controller(
+                name: "first-list",
+                watching: client.resource(ConfigMap.self, namespace: "default"),
+                logger: testLogger(),
+                reconciler: ReconcileFunction { key in
+                    reconciled.withLock { $0.append(key.name) }
+                    return .done
+                }
+            )
+            .watches(secrets, mapsFirstList: false) { secret in
+                mapped.withLock { $0.append(secret.metadata.name ?? "") }
+                return [ObjectKey(namespace: "default", name: "from-\(secret.metadata.name ?? "")")]
+            }
+            let group = ServiceGroup(configuration: .init(services: [controller], logger: testLogger()))
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                _ = try await client.resource(ConfigMap.self, namespace: "default").create(
+                    ConfigMap(name: "primary", namespace: "default")
+                )
+                #expect(await eventually { reconciled.value.contains("primary") })
+                #expect(mapped.value.isEmpty, "the first list was mapped: \(mapped.value)")
+                _ = try await secrets.create(Secret(name: "later", namespace: "default"))
+                #expect(await eventually { reconciled.value.contains("from-later") })
+                #expect(mapped.value == ["later"])
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+            _ = server
+        }
+    }
+
+    @Test("services added with running(_:) start only once every cache synced, and stop with the controller")
+    func runningServices() async throws {
+        try await withServerAndClient { server, client in
+            let configMaps = client.resource(ConfigMap.self, namespace: "default")
+            _ = try await configMaps.create(ConfigMap(name: "seen", namespace: "default"))
+            let store = Store<ConfigMap>()
+            let sawAtStart = Locked<[String]?>(nil)
+            let controller = Controller(
+                name: "periodic",
+                watching: configMaps,
+                store: store,
+                logger: testLogger(),
+                reconciler: ReconcileFunction { _ in .done }
+            )
+            .running(
+                ServiceFunction {
+                    sawAtStart.withLock { $0 = store.keys.map(\.name) }
+                    try await Task.sleep(for: .seconds(3600))
+                }
+            )
+            let group = ServiceGroup(configuration: .init(services: [controller], logger: testLogger()))
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                #expect(await eventually { sawAtStart.value != nil })
+                #expect(sawAtStart.value == ["seen"])
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+            _ = server
         }
     }
 

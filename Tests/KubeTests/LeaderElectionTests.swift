@@ -134,4 +134,18 @@ struct LeaderElectionTests {
             #expect(ContinuousClock.now - start < .seconds(8))
         }
     }
+
+    @Test("a leader whose work fails releases the lease and throws the work's error")
+    func failedWorkEndsLeadership() async throws {
+        struct CachesNeverSynced: Error {}
+        try await withServerAndClient { _, client in
+            let a = self.elector(client, "a", fast: false)
+            await #expect(throws: CachesNeverSynced.self) {
+                try await a.run(whileLeading: { throw CachesNeverSynced() })
+            }
+            #expect(!a.isLeader)
+            let released = try await client.resource(Lease.self, namespace: "default").get("hearth-operator")
+            #expect(released.spec.holderIdentity == nil)
+        }
+    }
 }

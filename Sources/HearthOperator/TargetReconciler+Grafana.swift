@@ -1,14 +1,15 @@
-// ProfilingTargetReconciler+Grafana.swift: the target's side of datasource provisioning: what it asks for, the
-// outcome for its status, removal before its finalizer goes, and the periodic sweep of unused datasources.
-// Grafana never blocks the agent or the Pyroscope wiring: these run after them and only add to the status.
+// TargetReconciler+Grafana.swift: the target's side of datasource provisioning: what it asks for, the outcome for
+// its status, removal before its finalizer goes; and the periodic sweep of datasources no target asks for, a task of
+// its own. Grafana never blocks the agent or the Pyroscope wiring: these run after them and only add to the status.
 
 import GrafanaClient
 import HearthAPI
 import KubeModel
 import KubeRuntime
 import Logging
+import ServiceLifecycle
 
-extension ProfilingTargetReconciler {
+extension TargetReconciler {
     /// The datasource outcome for a live target, and when to look again (nil: no reason to).
     func syncDatasource(
         _ target: ProfilingTarget,
@@ -51,7 +52,6 @@ extension ProfilingTargetReconciler {
                 note: "Grafana datasource \(desired.uid) differed in \(corrected.joined(separator: ", ")); restored"
             )
         }
-        await self.sweepDatasourcesIfDue()
         return (outcome, retryAfter)
     }
 
@@ -87,15 +87,37 @@ extension ProfilingTargetReconciler {
         }
     }
 
-    /// The uids live targets ask for, or nil when one cannot be known yet (then nothing may be swept).
+    /// The uids live targets ask for.
     func datasourceUIDsInUse(excluding excluded: ObjectKey? = nil) -> Set<String> {
-        self.knownDatasourceUIDs(excluding: excluded) ?? []
+        DatasourceSweep.knownUIDs(in: self.stores.targets, resolver: self.resolver, excluding: excluded) ?? []
+    }
+}
+
+/// Deletes Hearth's datasources that no target asks for any more (a removed spec.grafana, a target deleted while
+/// cleanup was skipped), once per resync period: at start, then periodically, whatever the targets do.
+struct DatasourceSweep: ServiceLifecycle.Service {
+    let synchronizer: DatasourceSynchronizer
+    let targets: Store<ProfilingTarget>
+    let resolver: TargetResolver
+
+    func run() async throws {
+        while !Task.isCancelled {
+            // Never while a uid is unknown: its datasource may be one a target asks for.
+            if let wanted = Self.knownUIDs(in: self.targets, resolver: self.resolver) {
+                await self.synchronizer.sweep(keeping: wanted)
+            }
+            try await Task.sleep(for: self.synchronizer.settings.resyncPeriod)
+        }
     }
 
-    func knownDatasourceUIDs(excluding excluded: ObjectKey? = nil) -> Set<String>? {
-        let resolver = self.resolver
+    /// The uids live targets ask for, or nil when one cannot be known yet (then nothing may be swept).
+    static func knownUIDs(
+        in targets: Store<ProfilingTarget>,
+        resolver: TargetResolver,
+        excluding excluded: ObjectKey? = nil
+    ) -> Set<String>? {
         var uids: Set<String> = []
-        for target in self.stores.targets.byIndex("grafana", "true")
+        for target in targets.byIndex("grafana", "true")
         where target.objectKey != excluded && !target.metadata.isBeingDeleted {
             switch DesiredDatasource.of(target, resolved: resolver.resolve(target)) {
             case .known(let desired)?: uids.insert(desired.uid)
@@ -107,11 +129,5 @@ extension ProfilingTargetReconciler {
             }
         }
         return uids
-    }
-
-    func sweepDatasourcesIfDue() async {
-        guard let synchronizer = self.datasources, synchronizer.claimSweep() else { return }
-        guard let wanted = self.knownDatasourceUIDs() else { return }
-        await synchronizer.sweep(keeping: wanted)
     }
 }
