@@ -63,7 +63,12 @@ public final class DeliverySpool: Sendable {
         }
 
         mutating func removeFirst(of backend: AgentConfiguration.Backend) -> PushBatch {
-            let batch = self.queues[backend]!.removeFirst()
+            self.remove(at: 0, of: backend)
+        }
+
+        /// Takes a batch out of its backend's queue, keeping the byte counts and dropping an emptied queue.
+        mutating func remove(at index: Int, of backend: AgentConfiguration.Backend) -> PushBatch {
+            let batch = self.queues[backend]!.remove(at: index)
             self.account(batch, sign: -1)
             if self.queues[backend]!.isEmpty { self.queues[backend] = nil }
             return batch
@@ -154,9 +159,7 @@ public final class DeliverySpool: Sendable {
         self.state.withLock { state in
             for (backend, batches) in state.queues {
                 if let index = batches.firstIndex(where: { $0.id == id }) {
-                    let batch = state.queues[backend]!.remove(at: index)
-                    state.account(batch, sign: -1)
-                    if state.queues[backend]!.isEmpty { state.queues[backend] = nil }
+                    _ = state.remove(at: index, of: backend)
                     return
                 }
             }
